@@ -1,0 +1,1 @@
+"""A GGUF inference engine orchestrated in Python; see engine/ops.py for the backend seam."""

@@ -1,0 +1,231 @@
+"""The op interface: the one seam between model files and backends.
+
+A model file (engine/models/*.py) describes a forward pass as a list of calls on an
+``Ops`` object.  It never touches NumPy arrays or GPU buffers directly, so the same
+forward pass runs on every backend:
+
+    NumPy  (engine/backends/numpy_ops.py)  - the reference; every GPU kernel is checked against it
+    Vulkan (engine/backends/vulkan_ops.py) - GLSL compute shaders through Kompute (kp)
+    CUDA / Metal                            - later, behind the same methods
+
+Programs, not eager calls
+-------------------------
+Ops are *recorded*, then *run*:
+
+    with ops.record() as prog:          # model code calls ops.matmul(...), ops.rope(...), ...
+        model.forward(ops, state)
+    ops.set_step(n_tokens=1, pos=17)    # per-step values go into a small host-written buffer
+    ops.run(prog)                       # run the whole recorded pass (again and again)
+
+The Vulkan backend records every call into one kp.Sequence once and re-submits it for
+each token (never re-recording); the NumPy backend records Python closures.  Because a
+program is replayed, no op may capture per-step values at record time: positions and
+token counts are read at run time from the step buffer (``ops.set_step``), sampling
+parameters from the sampling buffer (``ops.set_sampling``).
+
+Buffers and shapes
+------------------
+Activation buffers are 2-D float32 ``[rows, width]`` made by ``ops.tensor``.  ``rows`` is
+a *capacity* (the largest batch a program handles); each op processes only the first
+``n_tokens`` rows, read from the step buffer at run time.  KV-cache buffers are
+``[n_ctx, n_kv_head * head_dim]`` and are indexed by absolute position.  Weights are
+uploaded once by ``ops.weight`` from a GGUF tensor and keep their quantised type; a
+weight of GGUF shape ``(ne0=in, ne1=out)`` is used as the matrix ``W[out, in]``.
+
+All ops write into an ``out`` buffer the caller allocated; ``out`` may alias an input
+only where the docstring says so.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Iterator, Optional, Sequence
+
+import numpy as np
+
+# Layout of the int32 step buffer written by Ops.set_step (host -> device each step).
+STEP_N_TOKENS = 0   # rows of this batch that are real (<= the program's capacity)
+STEP_POS = 1        # absolute position of row 0 in the sequence (= tokens already in the KV cache)
+STEP_N_KV = 2       # pos + n_tokens: KV entries visible to the last row
+STEP_SIZE = 8
+
+# Layout of the float32 sampling buffer written by Ops.set_sampling.
+SAMPLE_TEMP = 0
+SAMPLE_TOP_K = 1            # <= 0 or >= n_vocab: no top-k cut
+SAMPLE_TOP_P = 2
+SAMPLE_MIN_P = 3
+SAMPLE_REPEAT_PENALTY = 4
+SAMPLE_REPEAT_LAST_N = 5    # how many of the newest history entries the penalty looks at
+SAMPLE_UNIFORM = 6          # the random number in [0, 1) used for this step's draw
+SAMPLE_N_HISTORY = 7        # valid entries in the history buffer (newest last)
+SAMPLE_SIZE = 8
+
+
+@dataclass
+class Tensor:
+    """A backend buffer of shape ``[rows, width]`` (float32 unless ``dtype`` says int32)."""
+    rows: int
+    width: int
+    dtype: str = "f32"      # 'f32' | 'i32'
+    name: str = ""
+    handle: Any = None      # the backend's own object (np.ndarray, kp.Tensor, ...)
+
+
+@dataclass
+class Weight:
+    """A model weight on the backend: GGUF type kept, shape ``[rows=out, width=in]``.
+
+    1-D GGUF tensors (norm weights, biases) have rows == 1.
+    """
+    rows: int
+    width: int
+    ggml_type: int          # gguf.GGMLQuantizationType value
+    name: str = ""
+    handle: Any = None
+
+
+class Program:
+    """A recorded list of ops; run it with ``Ops.run``.  Backends subclass it."""
+
+
+class Ops(ABC):
+    """What every backend implements.  See the module docstring for the contract."""
+
+    name: str = "abstract"      # 'cpu' | 'kompute' | 'cuda' | 'metal': the SDK's `backend`
+    device_name: Optional[str] = None
+
+    # ---------------------------------------------------------------- memory
+    @abstractmethod
+    def tensor(self, rows: int, width: int, dtype: str = "f32", name: str = "") -> Tensor:
+        """A zero-filled buffer [rows, width]."""
+
+    @abstractmethod
+    def weight(self, name: str, ggml_type: int, shape: Sequence[int], raw: np.ndarray) -> Weight:
+        """Upload one GGUF tensor.  ``shape`` is GGUF order (ne0, ne1, ...); ``raw`` its bytes (uint8)
+        or its elements (f32/f16), exactly as gguf.GGUFReader returns ``tensor.data``."""
+
+    @abstractmethod
+    def write(self, t: Tensor, values: np.ndarray, row: int = 0) -> None:
+        """Copy host values into rows ``row..`` of ``t`` now (outside any program)."""
+
+    @abstractmethod
+    def read(self, t: Tensor, rows: Optional[int] = None) -> np.ndarray:
+        """Copy the first ``rows`` rows (default all) of ``t`` back to the host now."""
+
+    # ---------------------------------------------------------------- programs
+    @abstractmethod
+    @contextmanager
+    def record(self) -> Iterator[Program]:
+        """Collect every op called inside the ``with`` block into a Program."""
+
+    @abstractmethod
+    def run(self, program: Program) -> None:
+        """Execute a recorded program (after set_step / set_sampling) and wait for it."""
+
+    @abstractmethod
+    def set_step(self, n_tokens: int, pos: int) -> None:
+        """Write the step buffer (STEP_*) read by the next run."""
+
+    @abstractmethod
+    def set_sampling(self, temp: float, top_k: int, top_p: float, min_p: float,
+                     repeat_penalty: float, repeat_last_n: int, uniform: float,
+                     n_history: int) -> None:
+        """Write the sampling buffer (SAMPLE_*) read by ``sample`` in the next run."""
+
+    # ---------------------------------------------------------------- ops
+    # Every op below processes rows [0, n_tokens) of its row-wise operands.
+
+    @abstractmethod
+    def get_rows(self, out: Tensor, table: Weight, ids: Tensor) -> None:
+        """out[t, :] = dequant(table[ids[t, 0], :])  (embedding lookup; ids is i32 [rows, 1])."""
+
+    @abstractmethod
+    def rms_norm(self, out: Tensor, x: Tensor, weight: Optional[Weight], eps: float,
+                 group: int = 0) -> None:
+        """Each contiguous group of ``group`` values (default: the whole row) of x is scaled to unit RMS,
+        then multiplied by ``weight`` (width == group), if given.  out may alias x."""
+
+    @abstractmethod
+    def layer_norm(self, out: Tensor, x: Tensor, weight: Optional[Weight], bias: Optional[Weight],
+                   eps: float) -> None:
+        """Row-wise (x - mean) / sqrt(var + eps) * weight + bias.  out may alias x."""
+
+    @abstractmethod
+    def matmul(self, out: Tensor, w: Weight, x: Tensor, bias: Optional[Weight] = None,
+               w_row0: int = 0, out_col0: int = 0, n_out: int = 0) -> None:
+        """out[t, out_col0 + j] = sum_k W[w_row0 + j, k] * x[t, k] (+ bias[w_row0 + j]) for j < n_out
+        (default n_out: all of W's rows).  The row window lets fused weights (phi3's QKV,
+        gate-up) be split without copies."""
+
+    @abstractmethod
+    def rope(self, x: Tensor, n_head: int, head_dim: int, n_rot: int, freq_base: float,
+             neox: bool, freq_scale: float = 1.0, freq_factors: Optional[Weight] = None) -> None:
+        """Rotate, in place, the first ``n_rot`` dims of each head of row t by angle
+        (pos + t) * freq_scale * freq_base^(-2i/n_rot) / freq_factors[i].
+        neox=False pairs dims (2i, 2i+1) (llama's GGUF layout); neox=True pairs (i, i + n_rot/2)."""
+
+    @abstractmethod
+    def store_kv(self, cache: Tensor, src: Tensor) -> None:
+        """cache[pos + t, :] = src[t, :]  (pos from the step buffer)."""
+
+    @abstractmethod
+    def attention(self, out: Tensor, q: Tensor, k_cache: Tensor, v_cache: Tensor,
+                  n_head: int, n_kv_head: int, head_dim: int, scale: float,
+                  causal: bool = True, window: int = 0, softcap: float = 0.0,
+                  seq_ids: Optional[Tensor] = None) -> None:
+        """Multi-head attention with grouped KV heads (head h reads kv head h // (n_head // n_kv_head)).
+        Query row t sits at position p = pos + t and sees cache rows j with j <= p (causal) and, when
+        window > 0, p - j < window.  Non-causal (BERT): row t sees rows [0, n_tokens) of k/v, which
+        then hold the batch itself; with ``seq_ids`` (i32 [rows, 1]) row t sees only rows of its own sequence,
+        so several embedding chunks share one batch.  softcap > 0: scores = softcap * tanh(scores / softcap)."""
+
+    @abstractmethod
+    def add(self, out: Tensor, a: Tensor, b: Tensor) -> None:
+        """out = a + b (element-wise).  out may alias a or b."""
+
+    @abstractmethod
+    def add_weight(self, out: Tensor, a: Tensor, w: Weight) -> None:
+        """out[t, :] = a[t, :] + w[0, :]  (bias or a broadcast row, e.g. BERT's position/type rows)."""
+
+    @abstractmethod
+    def scale(self, out: Tensor, x: Tensor, s: float) -> None:
+        """out = x * s.  out may alias x."""
+
+    @abstractmethod
+    def mul_weight(self, out: Tensor, x: Tensor, w: Weight) -> None:
+        """out[t, :] = x[t, :] * w[0, :].  out may alias x."""
+
+    @abstractmethod
+    def glu(self, out: Tensor, gate: Tensor, up: Tensor, kind: str) -> None:
+        """out = act(gate) * up with kind 'silu' (SwiGLU) or 'gelu' (GeGLU, tanh approximation)."""
+
+    @abstractmethod
+    def gelu(self, out: Tensor, x: Tensor) -> None:
+        """out = gelu(x), tanh approximation (as ggml)."""
+
+    @abstractmethod
+    def softmax(self, out: Tensor, x: Tensor) -> None:
+        """Row-wise softmax (for the op harness and for logits to probabilities)."""
+
+    @abstractmethod
+    def copy_rows(self, out: Tensor, x: Tensor, src_row: int = -1, n_rows: int = 1) -> None:
+        """out[0:n_rows] = x[r:r + n_rows] with r = src_row, or r = n_tokens + src_row when negative
+        (so -1 picks the last real row: only it needs the LM head during prompt processing)."""
+
+    @abstractmethod
+    def mean_pool(self, out: Tensor, x: Tensor, seq_starts: Tensor, n_seqs: int) -> None:
+        """out[s, :] = mean of x rows [seq_starts[s], seq_starts[s + 1]) for s < n_seqs
+        (seq_starts is i32 [n_seqs + 1, 1]); embedding models pool several chunks per batch."""
+
+    @abstractmethod
+    def l2_normalize(self, out: Tensor, x: Tensor, n_rows: int) -> None:
+        """out[r] = x[r] / max(||x[r]||, 1e-12) for r < n_rows.  out may alias x."""
+
+    @abstractmethod
+    def sample(self, out_token: Tensor, logits: Tensor, history: Tensor) -> None:
+        """One token id from logits row 0 into out_token[0, 0] (i32), with llama.cpp's semantics and the
+        sampling buffer's parameters: repeat penalty over the last repeat_last_n entries of ``history``
+        (i32 [cap, 1], newest at n_history - 1; logit > 0 divided, else multiplied), then greedy when
+        temp <= 0 or top_k == 1, else top_k -> top_p -> min_p -> temperature -> softmax -> the draw
+        that picks the first token whose cumulative probability exceeds uniform."""
