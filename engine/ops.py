@@ -229,3 +229,11 @@ class Ops(ABC):
         (i32 [cap, 1], newest at n_history - 1; logit > 0 divided, else multiplied), then greedy when
         temp <= 0 or top_k == 1, else top_k -> top_p -> min_p -> temperature -> softmax -> the draw
         that picks the first token whose cumulative probability exceeds uniform."""
+
+    @abstractmethod
+    def advance(self, ids: Tensor, token: Tensor, history: Tensor) -> None:
+        """Feed a sampled token back for the next decode step, entirely on the device, so several decode
+        steps can be recorded into one program (one submission, one read of k token ids):
+        ids[0, 0] = token[0, 0]; history[n_history, 0] = token[0, 0]; then in the step buffer
+        pos += n_tokens, n_tokens = 1, n_kv = pos + 1, and in the sampling buffer n_history += 1.
+        ``token`` may be a row of a [k, 1] buffer that collects the k tokens of a multi-step program."""
