@@ -223,17 +223,18 @@ class Ops(ABC):
         """out[r] = x[r] / max(||x[r]||, 1e-12) for r < n_rows.  out may alias x."""
 
     @abstractmethod
-    def sample(self, out_token: Tensor, logits: Tensor, history: Tensor) -> None:
-        """One token id from logits row 0 into out_token[0, 0] (i32), with llama.cpp's semantics and the
+    def sample(self, out_token: Tensor, logits: Tensor, history: Tensor, slot: int = 0) -> None:
+        """One token id from logits row 0 into out_token[slot, 0] (i32), with llama.cpp's semantics and the
         sampling buffer's parameters: repeat penalty over the last repeat_last_n entries of ``history``
         (i32 [cap, 1], newest at n_history - 1; logit > 0 divided, else multiplied), then greedy when
         temp <= 0 or top_k == 1, else top_k -> top_p -> min_p -> temperature -> softmax -> the draw
         that picks the first token whose cumulative probability exceeds uniform."""
 
     @abstractmethod
-    def advance(self, ids: Tensor, token: Tensor, history: Tensor) -> None:
+    def advance(self, ids: Tensor, tokens: Tensor, history: Tensor, slot: int = 0) -> None:
         """Feed a sampled token back for the next decode step, entirely on the device, so several decode
         steps can be recorded into one program (one submission, one read of k token ids):
-        ids[0, 0] = token[0, 0]; history[n_history, 0] = token[0, 0]; then in the step buffer
-        pos += n_tokens, n_tokens = 1, n_kv = pos + 1, and in the sampling buffer n_history += 1.
-        ``token`` may be a row of a [k, 1] buffer that collects the k tokens of a multi-step program."""
+        with t = tokens[slot, 0] (the id ``sample`` wrote): ids[0, 0] = t; history[n_history, 0] = t; then in
+        the step buffer pos += n_tokens, n_tokens = 1, n_kv = pos + 1, and in the sampling buffer
+        n_history += 1.  A k-step program records k x (forward, sample(slot=i), advance(slot=i)) and the host
+        reads tokens[0:k] once; it stops at EOS / max_tokens / callback between such chunks."""
