@@ -57,9 +57,10 @@ SAMPLE_TOP_P = 2
 SAMPLE_MIN_P = 3
 SAMPLE_REPEAT_PENALTY = 4
 SAMPLE_REPEAT_LAST_N = 5    # how many of the newest history entries the penalty looks at
-SAMPLE_UNIFORM = 6          # the random number in [0, 1) used for this step's draw
-SAMPLE_N_HISTORY = 7        # valid entries in the history buffer (newest last)
-SAMPLE_SIZE = 8
+SAMPLE_N_HISTORY = 6        # valid entries in the history buffer (newest last)
+SAMPLE_UNIFORMS = 8         # then one random number in [0, 1) per decode slot: slot i draws with [8 + i]
+MAX_DECODE_STEPS = 32       # most decode steps one program may record (the number of uniforms)
+SAMPLE_SIZE = SAMPLE_UNIFORMS + MAX_DECODE_STEPS
 
 
 @dataclass
@@ -129,7 +130,7 @@ class Ops(ABC):
 
     @abstractmethod
     def set_sampling(self, temp: float, top_k: int, top_p: float, min_p: float,
-                     repeat_penalty: float, repeat_last_n: int, uniform: float,
+                     repeat_penalty: float, repeat_last_n: int, uniforms: Sequence[float],
                      n_history: int) -> None:
         """Write the sampling buffer (SAMPLE_*) read by ``sample`` in the next run."""
 
@@ -228,7 +229,7 @@ class Ops(ABC):
         sampling buffer's parameters: repeat penalty over the last repeat_last_n entries of ``history``
         (i32 [cap, 1], newest at n_history - 1; logit > 0 divided, else multiplied), then greedy when
         temp <= 0 or top_k == 1, else top_k -> top_p -> min_p -> temperature -> softmax -> the draw
-        that picks the first token whose cumulative probability exceeds uniform."""
+        that picks the first token whose cumulative probability exceeds the slot's uniform."""
 
     @abstractmethod
     def advance(self, ids: Tensor, tokens: Tensor, history: Tensor, slot: int = 0) -> None:
