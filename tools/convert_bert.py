@@ -154,7 +154,7 @@ def _default_name(out_path: Path) -> str:
 
 def convert(src, out_path, out_type: str = "f16", name: str | None = None) -> Path:
     """Write the GGUF of the BERT checkpoint `src` (directory or .zip) to `out_path`; returns out_path."""
-    src, out_path = Path(src), Path(out_path)
+    src, out_path, out_type = Path(src), Path(out_path), out_type.lower()    # 'F16' == 'f16'
     if out_type not in OUT_TYPES:
         raise ValueError(f"unknown output type {out_type!r} (choose from {', '.join(OUT_TYPES)})")
     if src.is_file() and src.suffix == ".zip":
