@@ -2,31 +2,35 @@
 
 The models are made by `python tools/models.py` (run by the README's test command) into a cache
 directory outside git: $GPT4ALL_TEST_MODELS, default ~/.cache/gpt4all-vulkan/test-models.
+The file names come from tools/models.py itself, so the tool and the tests cannot drift apart.
 A missing model is a failure with the command to fix it, never a skip.
 """
-import os
+import importlib.util
 from pathlib import Path
 
 import pytest
 
-MODELS_DIR = Path(os.environ.get("GPT4ALL_TEST_MODELS",
-                                 Path.home() / ".cache" / "gpt4all-vulkan" / "test-models"))
 
-# key -> file name inside MODELS_DIR
-MODEL_FILES = {
-    "smollm2-q4_1": "SmolLM2-135M-Instruct.Q4_1.gguf",
-    "smollm2-q4_0": "SmolLM2-135M-Instruct.Q4_0.gguf",
-    "smollm2-q8_0": "SmolLM2-135M-Instruct.Q8_0.gguf",
-    "smollm2-f16": "SmolLM2-135M-Instruct.F16.gguf",
-    "gemma3-q4_k_m": "gemma-3-270m-q4_k_m.gguf",
-    "minilm-f16": "all-MiniLM-L6-v2.F16.gguf",
-}
+def _load_models_tool():
+    # tools/ is a folder of scripts, not a package: load tools/models.py by its path.
+    path = Path(__file__).resolve().parent.parent / "tools" / "models.py"
+    spec = importlib.util.spec_from_file_location("gpt4all_vulkan_test_models_tool", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+models_tool = _load_models_tool()
+MODELS_DIR: Path = models_tool.MODELS_DIR
+# key -> file name inside MODELS_DIR, e.g. "smollm2-q4_0" -> "SmolLM2-135M-Instruct.Q4_0.gguf"
+MODEL_FILES: dict = models_tool.MODEL_FILES
 
 
 def model_file(key: str) -> Path:
     path = MODELS_DIR / MODEL_FILES[key]
     if not path.exists():
-        pytest.fail(f"test model {path} is missing: run `python tools/models.py` (or the README's test command)")
+        pytest.fail(f"test model {path} is missing: run `python tools/models.py --only {key}` "
+                    "(or the README's test command)")
     return path
 
 
