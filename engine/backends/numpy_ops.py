@@ -1,0 +1,395 @@
+"""The NumPy backend: the reference every GPU kernel is checked against, and the CPU fallback.
+
+Each op is written as plainly as NumPy allows, vectorised over rows and heads.  A Program is a
+list of Python closures; ``record`` collects them and ``run`` calls them in order.  Because a
+program is replayed for many steps, no closure captures a position or a token count: each reads
+``n_tokens`` / ``pos`` from ``self.step`` (the step buffer) when it runs, and ``sample`` reads its
+parameters from ``self.sampling`` (the sampling buffer) -- exactly as the GPU backends do.
+
+Weights and the dequantisation cache
+------------------------------------
+``weight`` keeps the memory-mapped GGUF bytes (no copy at load).  The first time a matrix is
+used by ``matmul`` it is dequantised once to float32 and kept: NumPy has no quantised matmul,
+and re-dequantising a Q4 matrix every token costs ~10x the BLAS matrix-vector product, so a
+per-token dequant would make decoding an order of magnitude slower (the goal is half of
+llama.cpp's decode speed).  The price is memory: 4 bytes per weight (~0.5 GB for a 135M
+model), paid only for matrices that are actually multiplied.  Embedding tables read by
+``get_rows`` are never expanded whole: only the looked-up rows are dequantised from the mapped
+bytes (gemma3-270m's table is 168M values), unless the table is also the LM head (tied
+embeddings), in which case the matmul cache already holds it.
+Small 1-D weights (norms, biases, rope factors) are dequantised at upload.
+"""
+from __future__ import annotations
+
+import math
+from contextlib import contextmanager
+from typing import Callable, Iterator, Optional, Sequence
+
+import numpy as np
+from gguf import GGMLQuantizationType as T
+
+from .. import quants
+from ..ops import (MAX_DECODE_STEPS, SAMPLE_MIN_P, SAMPLE_N_HISTORY, SAMPLE_REPEAT_LAST_N,
+                   SAMPLE_REPEAT_PENALTY, SAMPLE_SIZE, SAMPLE_TEMP, SAMPLE_TOP_K, SAMPLE_TOP_P,
+                   SAMPLE_UNIFORMS, STEP_N_KV, STEP_N_TOKENS, STEP_POS, STEP_SIZE, Ops, Program,
+                   Tensor, Weight)
+from ..sampling import sample_token
+
+SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+
+
+class NumpyWeight:
+    """A GGUF tensor as the NumPy backend holds it: the mapped bytes, plus a lazy float32 copy."""
+
+    def __init__(self, raw: np.ndarray, ggml_type: int, rows: int, width: int, name: str):
+        self.raw = raw.reshape(rows, -1) if raw.ndim != 2 or raw.shape[0] != rows else raw
+        self.ggml_type = ggml_type
+        self.rows, self.width, self.name = rows, width, name
+        self._dense: Optional[np.ndarray] = None          # f32 [rows, width] once dequantised
+
+    def dense(self) -> np.ndarray:
+        """The whole matrix as float32 [rows, width], dequantised once and cached."""
+        if self._dense is None:
+            if self.ggml_type == T.F32:
+                self._dense = np.ascontiguousarray(self.raw, dtype=np.float32)
+            else:
+                self._dense = quants.dequantize(self.raw, self.ggml_type)
+        return self._dense
+
+    def take(self, ids: np.ndarray) -> np.ndarray:
+        """Rows ``ids`` as float32 [len(ids), width], from the cache if present, else from the bytes."""
+        if self._dense is not None:
+            return self._dense[ids]
+        return quants.take_rows(self.raw, self.ggml_type, ids)
+
+
+class NumpyProgram(Program):
+    def __init__(self) -> None:
+        self.steps: list[Callable[[], None]] = []
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+
+class NumpyOps(Ops):
+    name = "cpu"
+    device_name = None
+
+    def __init__(self) -> None:
+        self.step = np.zeros(STEP_SIZE, dtype=np.int32)          # the step buffer (STEP_*)
+        self.sampling = np.zeros(SAMPLE_SIZE, dtype=np.float32)  # the sampling buffer (SAMPLE_*)
+        self._recording: Optional[NumpyProgram] = None
+        self._rope_cache: dict = {}
+
+    # ---------------------------------------------------------------- memory
+    def tensor(self, rows: int, width: int, dtype: str = "f32", name: str = "") -> Tensor:
+        np_dtype = {"f32": np.float32, "i32": np.int32}[dtype]
+        return Tensor(rows, width, dtype, name, np.zeros((rows, width), dtype=np_dtype))
+
+    def weight(self, name: str, ggml_type: int, shape: Sequence[int], raw: np.ndarray) -> Weight:
+        quants.check_supported(ggml_type, name)
+        width = int(shape[0])
+        rows = int(np.prod(shape[1:])) if len(shape) > 1 else 1
+        w = NumpyWeight(raw, ggml_type, rows, width, name)
+        if rows == 1:
+            w.dense()        # norms, biases: tiny, and used every step
+        return Weight(rows, width, int(ggml_type), name, w)
+
+    def write(self, t: Tensor, values: np.ndarray, row: int = 0) -> None:
+        values = np.asarray(values, dtype=t.handle.dtype)
+        values = values.reshape(-1, t.width) if values.ndim != 2 else values
+        t.handle[row:row + values.shape[0]] = values
+
+    def read(self, t: Tensor, rows: Optional[int] = None) -> np.ndarray:
+        return t.handle[: t.rows if rows is None else rows].copy()
+
+    # ---------------------------------------------------------------- programs
+    @contextmanager
+    def record(self) -> Iterator[Program]:
+        prog = NumpyProgram()
+        self._recording = prog
+        try:
+            yield prog
+        finally:
+            self._recording = None
+
+    def run(self, program: Program) -> None:
+        for step in program.steps:
+            step()
+
+    def _op(self, fn: Callable[[], None]) -> None:
+        """Record ``fn`` when inside ``record()``, else run it now (eager use by tests)."""
+        if self._recording is not None:
+            self._recording.steps.append(fn)
+        else:
+            fn()
+
+    def set_step(self, n_tokens: int, pos: int) -> None:
+        self.step[STEP_N_TOKENS] = n_tokens
+        self.step[STEP_POS] = pos
+        self.step[STEP_N_KV] = pos + n_tokens
+
+    def set_sampling(self, temp: float, top_k: int, top_p: float, min_p: float,
+                     repeat_penalty: float, repeat_last_n: int, uniforms: Sequence[float],
+                     n_history: int) -> None:
+        s = self.sampling
+        s[SAMPLE_TEMP], s[SAMPLE_TOP_K], s[SAMPLE_TOP_P], s[SAMPLE_MIN_P] = temp, top_k, top_p, min_p
+        s[SAMPLE_REPEAT_PENALTY], s[SAMPLE_REPEAT_LAST_N] = repeat_penalty, repeat_last_n
+        s[SAMPLE_N_HISTORY] = n_history
+        uniforms = list(uniforms)[:MAX_DECODE_STEPS]
+        s[SAMPLE_UNIFORMS:SAMPLE_UNIFORMS + len(uniforms)] = uniforms
+
+    @property
+    def n_tokens(self) -> int:
+        return int(self.step[STEP_N_TOKENS])
+
+    @property
+    def pos(self) -> int:
+        return int(self.step[STEP_POS])
+
+    # ---------------------------------------------------------------- ops
+    def get_rows(self, out: Tensor, table: Weight, ids: Tensor) -> None:
+        w: NumpyWeight = table.handle
+
+        def run():
+            n = self.n_tokens
+            out.handle[:n] = w.take(ids.handle[:n, 0])
+        self._op(run)
+
+    def rms_norm(self, out: Tensor, x: Tensor, weight: Optional[Weight], eps: float,
+                 group: int = 0) -> None:
+        group = group or x.width
+        wv = None if weight is None else weight.handle.dense().reshape(group)
+
+        def run():
+            n = self.n_tokens
+            v = x.handle[:n].reshape(n, -1, group)                              # [n, groups, group]
+            inv_rms = 1.0 / np.sqrt(np.mean(v * v, axis=-1, keepdims=True) + np.float32(eps))
+            r = v * inv_rms
+            if wv is not None:
+                r *= wv
+            out.handle[:n] = r.reshape(n, -1)
+        self._op(run)
+
+    def layer_norm(self, out: Tensor, x: Tensor, weight: Optional[Weight], bias: Optional[Weight],
+                   eps: float) -> None:
+        wv = None if weight is None else weight.handle.dense()[0]
+        bv = None if bias is None else bias.handle.dense()[0]
+
+        def run():
+            n = self.n_tokens
+            v = x.handle[:n]
+            centred = v - v.mean(axis=-1, keepdims=True)
+            r = centred / np.sqrt(np.mean(centred * centred, axis=-1, keepdims=True) + np.float32(eps))
+            if wv is not None:
+                r *= wv
+            if bv is not None:
+                r += bv
+            out.handle[:n] = r
+        self._op(run)
+
+    def matmul(self, out: Tensor, w: Weight, x: Tensor, bias: Optional[Weight] = None,
+               w_row0: int = 0, out_col0: int = 0, n_out: int = 0) -> None:
+        nw: NumpyWeight = w.handle
+        n_out = n_out or (w.rows - w_row0)
+        bv = None if bias is None else bias.handle.dense()[0, w_row0:w_row0 + n_out]
+        full = out_col0 == 0 and n_out == out.width
+
+        def run():
+            n = self.n_tokens
+            wt = nw.dense()[w_row0:w_row0 + n_out]                             # [n_out, in]
+            if full:
+                dst = out.handle[:n]
+                np.matmul(x.handle[:n], wt.T, out=dst)                          # [n, n_out]
+            else:
+                dst = out.handle[:n, out_col0:out_col0 + n_out]
+                dst[...] = x.handle[:n] @ wt.T
+            if bv is not None:
+                dst += bv
+        self._op(run)
+
+    def _rope_inv_freq(self, n_rot: int, freq_base: float, freq_scale: float,
+                       freq_factors: Optional[Weight]) -> np.ndarray:
+        """theta_i / pos = freq_scale * base^(-2i/n_rot) / factor_i for i < n_rot/2, as f32 [n_rot/2]."""
+        key = (n_rot, freq_base, freq_scale, id(freq_factors))
+        if key not in self._rope_cache:
+            i = np.arange(n_rot // 2, dtype=np.float64)
+            inv = freq_scale * freq_base ** (-2.0 * i / n_rot)
+            if freq_factors is not None:
+                inv = inv / freq_factors.handle.dense()[0, : n_rot // 2].astype(np.float64)
+            self._rope_cache[key] = inv
+        return self._rope_cache[key]
+
+    def rope(self, x: Tensor, n_head: int, head_dim: int, n_rot: int, freq_base: float,
+             neox: bool, freq_scale: float = 1.0, freq_factors: Optional[Weight] = None) -> None:
+        inv_freq = self._rope_inv_freq(n_rot, freq_base, freq_scale, freq_factors)   # [n_rot/2]
+        half = n_rot // 2
+
+        def run():
+            n, pos = self.n_tokens, self.pos
+            angle = np.arange(pos, pos + n, dtype=np.float64)[:, None] * inv_freq      # [n, n_rot/2]
+            cos = np.cos(angle).astype(np.float32)[:, None, :]                         # [n, 1, n_rot/2]
+            sin = np.sin(angle).astype(np.float32)[:, None, :]
+            v = x.handle[:n].reshape(n, n_head, head_dim)                              # view
+            if neox:       # pairs (i, i + n_rot/2)
+                a, b = v[:, :, :half].copy(), v[:, :, half:n_rot].copy()
+                v[:, :, :half] = a * cos - b * sin
+                v[:, :, half:n_rot] = a * sin + b * cos
+            else:          # pairs (2i, 2i + 1)
+                a, b = v[:, :, 0:n_rot:2].copy(), v[:, :, 1:n_rot:2].copy()
+                v[:, :, 0:n_rot:2] = a * cos - b * sin
+                v[:, :, 1:n_rot:2] = a * sin + b * cos
+        self._op(run)
+
+    def store_kv(self, cache: Tensor, src: Tensor) -> None:
+        def run():
+            n, pos = self.n_tokens, self.pos
+            cache.handle[pos:pos + n] = src.handle[:n]
+        self._op(run)
+
+    def attention(self, out: Tensor, q: Tensor, k_cache: Tensor, v_cache: Tensor,
+                  n_head: int, n_kv_head: int, head_dim: int, scale: float,
+                  causal: bool = True, window: int = 0, softcap: float = 0.0,
+                  seq_ids: Optional[Tensor] = None) -> None:
+        group = n_head // n_kv_head            # query heads per kv head (GQA)
+
+        def run():
+            n, pos = self.n_tokens, self.pos
+            n_kv = pos + n if causal else n
+            # queries [n, n_head, d] -> [n_kv_head, n * group, d]  (head h = kv * group + g)
+            qh = q.handle[:n].reshape(n, n_kv_head, group, head_dim).transpose(1, 0, 2, 3)
+            qh = qh.reshape(n_kv_head, n * group, head_dim)
+            k = k_cache.handle[:n_kv].reshape(n_kv, n_kv_head, head_dim).transpose(1, 2, 0)  # [kvh, d, n_kv]
+            v = v_cache.handle[:n_kv].reshape(n_kv, n_kv_head, head_dim).transpose(1, 0, 2)  # [kvh, n_kv, d]
+            scores = (qh @ k) * np.float32(scale)                                  # [kvh, n*group, n_kv]
+            if softcap > 0:
+                scores = np.float32(softcap) * np.tanh(scores / np.float32(softcap))
+            scores = scores.reshape(n_kv_head, n, group, n_kv)
+            # mask [n, n_kv]: which cache rows each query row may see
+            if causal:
+                p = np.arange(pos, pos + n)[:, None]
+                j = np.arange(n_kv)[None, :]
+                visible = j <= p
+                if window > 0:
+                    visible &= (p - j) < window
+            else:
+                visible = np.ones((n, n_kv), dtype=bool)
+                if seq_ids is not None:
+                    s = seq_ids.handle[:n, 0]
+                    visible = s[:, None] == s[None, :]
+            scores = np.where(visible[None, :, None, :], scores, np.float32(-np.inf))
+            scores -= scores.max(axis=-1, keepdims=True)
+            probs = np.exp(scores)
+            probs /= probs.sum(axis=-1, keepdims=True)
+            ctx = probs.reshape(n_kv_head, n * group, n_kv) @ v                    # [kvh, n*group, d]
+            ctx = ctx.reshape(n_kv_head, n, group, head_dim).transpose(1, 0, 2, 3)
+            out.handle[:n] = ctx.reshape(n, n_head * head_dim)
+        self._op(run)
+
+    def add(self, out: Tensor, a: Tensor, b: Tensor) -> None:
+        def run():
+            n = self.n_tokens
+            np.add(a.handle[:n], b.handle[:n], out=out.handle[:n])
+        self._op(run)
+
+    def add_weight(self, out: Tensor, a: Tensor, w: Weight) -> None:
+        wv = w.handle.dense()[0]
+
+        def run():
+            n = self.n_tokens
+            np.add(a.handle[:n], wv, out=out.handle[:n])
+        self._op(run)
+
+    def scale(self, out: Tensor, x: Tensor, s: float) -> None:
+        s32 = np.float32(s)
+
+        def run():
+            n = self.n_tokens
+            np.multiply(x.handle[:n], s32, out=out.handle[:n])
+        self._op(run)
+
+    def mul_weight(self, out: Tensor, x: Tensor, w: Weight) -> None:
+        wv = w.handle.dense()[0]
+
+        def run():
+            n = self.n_tokens
+            np.multiply(x.handle[:n], wv, out=out.handle[:n])
+        self._op(run)
+
+    @staticmethod
+    def _gelu(v: np.ndarray) -> np.ndarray:
+        # ggml's tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
+        return 0.5 * v * (1.0 + np.tanh(np.float32(SQRT_2_OVER_PI) * (v + np.float32(0.044715) * v * v * v)))
+
+    def glu(self, out: Tensor, gate: Tensor, up: Tensor, kind: str) -> None:
+        if kind not in ("silu", "gelu"):
+            raise ValueError(f"glu kind must be 'silu' or 'gelu', not {kind!r}")
+
+        def run():
+            n = self.n_tokens
+            g = gate.handle[:n]
+            act = g / (1.0 + np.exp(-g)) if kind == "silu" else self._gelu(g)
+            np.multiply(act, up.handle[:n], out=out.handle[:n])
+        self._op(run)
+
+    def gelu(self, out: Tensor, x: Tensor) -> None:
+        def run():
+            n = self.n_tokens
+            out.handle[:n] = self._gelu(x.handle[:n])
+        self._op(run)
+
+    def softmax(self, out: Tensor, x: Tensor) -> None:
+        def run():
+            n = self.n_tokens
+            v = x.handle[:n]
+            e = np.exp(v - v.max(axis=-1, keepdims=True))
+            out.handle[:n] = e / e.sum(axis=-1, keepdims=True)
+        self._op(run)
+
+    def copy_rows(self, out: Tensor, x: Tensor, src_row: int = -1, n_rows: int = 1) -> None:
+        def run():
+            r = src_row if src_row >= 0 else self.n_tokens + src_row
+            out.handle[:n_rows] = x.handle[r:r + n_rows]
+        self._op(run)
+
+    def mean_pool(self, out: Tensor, x: Tensor, seq_starts: Tensor, n_seqs: int) -> None:
+        def run():
+            starts = seq_starts.handle[: n_seqs + 1, 0]
+            for s in range(n_seqs):         # one row per sequence: a handful per batch
+                out.handle[s] = x.handle[starts[s]:starts[s + 1]].mean(axis=0)
+        self._op(run)
+
+    def l2_normalize(self, out: Tensor, x: Tensor, n_rows: int) -> None:
+        def run():
+            v = x.handle[:n_rows]
+            norm = np.sqrt(np.sum(v * v, axis=-1, keepdims=True))
+            out.handle[:n_rows] = v / np.maximum(norm, np.float32(1e-12))
+        self._op(run)
+
+    def sample(self, out_token: Tensor, logits: Tensor, history: Tensor, slot: int = 0) -> None:
+        def run():
+            s = self.sampling
+            n_hist = int(s[SAMPLE_N_HISTORY])
+            out_token.handle[slot, 0] = sample_token(
+                logits.handle[0], history.handle[:n_hist, 0],
+                temp=float(s[SAMPLE_TEMP]), top_k=int(s[SAMPLE_TOP_K]), top_p=float(s[SAMPLE_TOP_P]),
+                min_p=float(s[SAMPLE_MIN_P]), repeat_penalty=float(s[SAMPLE_REPEAT_PENALTY]),
+                repeat_last_n=int(s[SAMPLE_REPEAT_LAST_N]), uniform=float(s[SAMPLE_UNIFORMS + slot]))
+        self._op(run)
+
+    def advance(self, ids: Tensor, tokens: Tensor, history: Tensor, slot: int = 0) -> None:
+        def run():
+            t = tokens.handle[slot, 0]
+            ids.handle[0, 0] = t
+            n_hist = int(self.sampling[SAMPLE_N_HISTORY])
+            if n_hist < history.rows:
+                history.handle[n_hist, 0] = t
+                self.sampling[SAMPLE_N_HISTORY] = n_hist + 1
+            else:           # full: drop the oldest entry (the penalty only looks at the newest)
+                history.handle[:-1] = history.handle[1:].copy()
+                history.handle[-1, 0] = t
+            st = self.step
+            st[STEP_POS] += st[STEP_N_TOKENS]
+            st[STEP_N_TOKENS] = 1
+            st[STEP_N_KV] = st[STEP_POS] + 1
+        self._op(run)
