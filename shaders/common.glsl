@@ -1,0 +1,47 @@
+// Shared by every compute shader: the workgroup size and the step buffer.
+//
+// Binding 0 of every shader is the int32 step buffer written by the host before each run
+// (engine/ops.py STEP_*).  Ops are recorded once for a buffer *capacity*; the number of real
+// rows (n_tokens) and the position are read from here at run time, so one recorded
+// command buffer serves every decode step.
+#extension GL_GOOGLE_include_directive : require
+
+#ifndef WG_SIZE
+#define WG_SIZE 64          // <= 128, the smallest maxComputeWorkGroupInvocations Vulkan allows
+#endif
+layout(local_size_x = WG_SIZE, local_size_y = 1, local_size_z = 1) in;
+
+layout(std430, binding = 0) readonly buffer StepBuf { int step_buf[]; };   // [8]
+#define STEP_N_TOKENS uint(step_buf[0])
+#define STEP_POS      uint(step_buf[1])
+#define STEP_N_KV     uint(step_buf[2])
+
+// Rows an op processes: the step's n_tokens, clipped to the buffer's capacity.
+uint active_rows(uint capacity) { return min(STEP_N_TOKENS, capacity); }
+
+// Shared-memory tree reductions (portable: no subgroup size is assumed anywhere).
+shared float red_buf[WG_SIZE];
+
+float wg_sum(float v) {
+    uint tid = gl_LocalInvocationID.x;
+    barrier();                       // red_buf may still be read by a previous reduction
+    red_buf[tid] = v;
+    barrier();
+    for (uint s = WG_SIZE / 2; s > 0; s >>= 1) {
+        if (tid < s) red_buf[tid] += red_buf[tid + s];
+        barrier();
+    }
+    return red_buf[0];
+}
+
+float wg_max(float v) {
+    uint tid = gl_LocalInvocationID.x;
+    barrier();
+    red_buf[tid] = v;
+    barrier();
+    for (uint s = WG_SIZE / 2; s > 0; s >>= 1) {
+        if (tid < s) red_buf[tid] = max(red_buf[tid], red_buf[tid + s]);
+        barrier();
+    }
+    return red_buf[0];
+}

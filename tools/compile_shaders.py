@@ -1,0 +1,129 @@
+"""Compile every GLSL compute shader variant in shaders/ to SPIR-V in engine/spv/.
+
+The .spv files are committed package data, so users need no shader compiler.  Each variant is
+one source file plus defines (llama.cpp's Vulkan style: one generic kernel per op family, the
+per-type dequantisation chosen by -DDATA_A_<TYPE>).  engine/spv/manifest.json records, for
+each variant, its source, defines and a hash of everything it was built from, so that
+
+    python tools/compile_shaders.py            # (re)build all variants with glslc
+    python tools/compile_shaders.py --check    # exit 1 when any .spv is missing or out of date
+
+lets a test (tests/test_vulkan_shaders_uptodate.py) catch a shader edited without recompiling.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SHADERS = ROOT / "shaders"
+SPV_DIR = ROOT / "engine" / "spv"
+MANIFEST = SPV_DIR / "manifest.json"
+# SPIR-V 1.3: accepted by every Vulkan 1.1 driver (the floor Kompute needs).
+GLSLC_FLAGS = ["-O", "--target-env=vulkan1.1"]
+
+# Weight types the typed kernels are built for (GGUF type name -> define suffix).
+WEIGHT_TYPES = ["f32", "f16", "q4_0", "q4_1", "q5_0", "q8_0", "q4_k", "q6_k"]
+
+
+def variants() -> dict[str, tuple[str, list[str]]]:
+    """name -> (source file in shaders/, defines).  The name is the .spv file's stem."""
+    v: dict[str, tuple[str, list[str]]] = {}
+    for t in WEIGHT_TYPES:
+        d = f"DATA_A_{t.upper()}"
+        v[f"matmul_{t}"] = ("matmul.comp", [d])
+        v[f"matmul_batch_{t}"] = ("matmul.comp", [d, "BATCH"])
+        v[f"get_rows_{t}"] = ("get_rows.comp", [d])
+        v[f"add_weight_{t}"] = ("add_weight.comp", [d])
+        v[f"mul_weight_{t}"] = ("mul_weight.comp", [d])
+    for plain in ["rms_norm", "layer_norm", "rope", "store_kv", "attention", "add", "scale", "gelu",
+                  "softmax", "copy_rows", "mean_pool", "l2_normalize", "sample"]:
+        if (SHADERS / f"{plain}.comp").exists():
+            v[plain] = (f"{plain}.comp", [])
+    v["glu_silu"] = ("glu.comp", ["GLU_SILU"])
+    v["glu_gelu"] = ("glu.comp", ["GLU_GELU"])
+    return {k: val for k, val in v.items() if (SHADERS / val[0]).exists()}
+
+
+def source_hash(source: str, defines: list[str]) -> str:
+    """Hash of the source, every include (conservatively: all shaders/**/*.glsl), defines, flags."""
+    h = hashlib.sha256()
+    h.update((SHADERS / source).read_bytes())
+    for inc in sorted(SHADERS.rglob("*.glsl")):
+        h.update(str(inc.relative_to(SHADERS)).encode())
+        h.update(inc.read_bytes())
+    h.update(" ".join(defines + GLSLC_FLAGS).encode())
+    return h.hexdigest()
+
+
+def compile_one(name: str, source: str, defines: list[str]) -> None:
+    glslc = shutil.which("glslc")
+    if glslc is None:
+        sys.exit("glslc not found: install Debian's `glslc` package (or the Vulkan SDK)")
+    cmd = [glslc, *GLSLC_FLAGS, "-fshader-stage=compute", f"-I{SHADERS}",
+           *[f"-D{d}" for d in defines], str(SHADERS / source), "-o", str(SPV_DIR / f"{name}.spv")]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"{name}: {' '.join(cmd)}\n{r.stderr}")
+
+
+def stale() -> list[str]:
+    """Variant names whose .spv is missing or whose sources changed since the manifest."""
+    manifest = json.loads(MANIFEST.read_text()) if MANIFEST.exists() else {}
+    out = []
+    for name, (src, defs) in variants().items():
+        entry = manifest.get(name)
+        if (entry is None or entry.get("hash") != source_hash(src, defs)
+                or not (SPV_DIR / f"{name}.spv").exists()):
+            out.append(name)
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--check", action="store_true", help="exit 1 if any .spv is out of date")
+    ap.add_argument("--only", help="compile only variants whose name contains this")
+    args = ap.parse_args()
+    if args.check:
+        bad = stale()
+        if bad:
+            print(f"{len(bad)} SPIR-V file(s) out of date with shaders/: {', '.join(bad)}\n"
+                  f"run: python tools/compile_shaders.py", file=sys.stderr)
+            return 1
+        print(f"all {len(variants())} SPIR-V files up to date")
+        return 0
+    SPV_DIR.mkdir(parents=True, exist_ok=True)
+    todo = {k: v for k, v in variants().items() if not args.only or args.only in k}
+    errors = []
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        futs = {pool.submit(compile_one, k, *v): k for k, v in todo.items()}
+        for f, k in futs.items():
+            try:
+                f.result()
+            except RuntimeError as e:
+                errors.append(str(e))
+    if errors:
+        print("\n\n".join(errors), file=sys.stderr)
+        return 1
+    # the manifest only lists variants that exist now; stale .spv files of removed variants go
+    known = variants()
+    for spv in SPV_DIR.glob("*.spv"):
+        if spv.stem not in known:
+            spv.unlink()
+    manifest = json.loads(MANIFEST.read_text()) if MANIFEST.exists() else {}
+    manifest = {k: v for k, v in manifest.items() if k in known}
+    for k, (s, d) in todo.items():          # only what was just compiled is marked up to date
+        manifest[k] = {"source": s, "defines": d, "hash": source_hash(s, d)}
+    MANIFEST.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+    print(f"compiled {len(todo)} variant(s) into {SPV_DIR.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
