@@ -1,0 +1,110 @@
+"""tools/bench.py's command line and report, and the upstream-copy helper (no timing is asserted here)."""
+import sys
+from pathlib import Path
+
+import gguf
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
+import bench  # noqa: E402
+from upstream_runner import rewrite_string_kv, upstream_copy  # noqa: E402
+
+
+def write_tiny_gguf(path: Path, pre: str) -> None:
+    """A small GGUF with a few KVs and tensors of awkward sizes (so alignment padding matters)."""
+    w = gguf.GGUFWriter(str(path), "llama")
+    w.add_name("tiny")
+    w.add_block_count(1)
+    w.add_string("tokenizer.ggml.pre", pre)
+    w.add_array("tokenizer.ggml.tokens", ["a", "b", "<s>"])
+    w.add_uint32("general.quantization_version", 2)
+    rng = np.random.default_rng(0)
+    w.add_tensor("token_embd.weight", rng.standard_normal((3, 5)).astype(np.float32))
+    w.add_tensor("odd", rng.standard_normal(7).astype(np.float16))
+    w.add_tensor("blk.0.attn_q.weight", rng.standard_normal((4, 32)).astype(np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
+def assert_same_except(a: Path, b: Path, key: str) -> None:
+    ra, rb = gguf.GGUFReader(str(a)), gguf.GGUFReader(str(b))
+    assert list(ra.fields) == list(rb.fields)
+    for name in ra.fields:
+        if name != key and not name.startswith("GGUF."):
+            assert ra.fields[name].contents() == rb.fields[name].contents(), name
+    assert [t.name for t in ra.tensors] == [t.name for t in rb.tensors]
+    for ta, tb in zip(ra.tensors, rb.tensors):
+        assert ta.tensor_type == tb.tensor_type and list(ta.shape) == list(tb.shape)
+        assert np.array_equal(np.asarray(ta.data), np.asarray(tb.data)), ta.name
+    assert rb.data_offset % rb.alignment == 0
+
+
+@pytest.mark.parametrize("new", ["starcoder", "x", "a-much-longer-pre-tokenizer-name-than-before"])
+def test_rewrite_string_kv_changes_only_that_key(tmp_path, new):
+    src, dst = tmp_path / "in.gguf", tmp_path / "out.gguf"
+    write_tiny_gguf(src, "smollm")
+    rewrite_string_kv(src, dst, "tokenizer.ggml.pre", new)
+    assert gguf.GGUFReader(str(dst)).fields["tokenizer.ggml.pre"].contents() == new
+    assert_same_except(src, dst, "tokenizer.ggml.pre")
+
+
+def test_rewrite_string_kv_rejects_missing_or_non_string_key(tmp_path):
+    src = tmp_path / "in.gguf"
+    write_tiny_gguf(src, "smollm")
+    with pytest.raises(ValueError):
+        rewrite_string_kv(src, tmp_path / "o.gguf", "no.such.key", "x")
+    with pytest.raises(ValueError):
+        rewrite_string_kv(src, tmp_path / "o.gguf", "general.quantization_version", "x")
+
+
+def test_upstream_copy_only_for_rejected_pre_tokenizers(tmp_path):
+    smol, llama = tmp_path / "smol.gguf", tmp_path / "llama.gguf"
+    write_tiny_gguf(smol, "smollm")
+    write_tiny_gguf(llama, "llama-bpe")
+    assert upstream_copy(llama, tmp_path / "cache") == llama
+    copy = upstream_copy(smol, tmp_path / "cache")
+    assert copy != smol and copy.parent == tmp_path / "cache"
+    assert gguf.GGUFReader(str(copy)).fields["tokenizer.ggml.pre"].contents() == "starcoder"
+    assert_same_except(smol, copy, "tokenizer.ggml.pre")
+
+
+def test_parse_args_devices_sweep_and_context():
+    a = bench.parse_args(["--model", "x.gguf", "--device", "cpu,kompute", "--upstream",
+                          "--prompt-tokens", "32", "--gen-tokens", "8", "--ctx-sweep", "256, 1024"])
+    assert a.devices == ["cpu", "kompute"] and a.upstream
+    assert a.upstream_device == "kompute"           # a GPU device among ours -> upstream on its GPU too
+    assert a.ctx_sweep == [256, 1024]
+    assert a.n_ctx >= 1024 + a.sweep_gen_tokens + 4 and a.n_ctx % 256 == 0
+    cpu = bench.parse_args(["--model", "x.gguf", "--device", "cpu", "--upstream"])
+    assert cpu.upstream_device == "cpu" and cpu.prompt_tokens == 256 and cpu.gen_tokens == 128
+    assert cpu.n_batch == 128 and cpu.ctx_sweep == []
+    up = bench.parse_args(["--model", "x.gguf", "--device", "none", "--upstream"])
+    assert up.devices == [] and up.upstream_device == "cpu"
+
+
+@pytest.mark.parametrize("argv", [
+    ["--model", "x.gguf", "--device", "none"],                         # nothing to measure
+    ["--model", "x.gguf", "--ctx-sweep", "0,256"],                     # depth must be positive
+    ["--model", "x.gguf", "--prompt-tokens", "512", "--n-ctx", "256"],  # context too small
+])
+def test_parse_args_rejects(argv):
+    with pytest.raises(SystemExit):
+        bench.parse_args(argv)
+
+
+def test_markdown_rows_carry_the_command():
+    run = {"prompt_tokens": 32, "prompt_tok_s": 12.5, "gen_tokens": 8, "gen_tok_s": 3.25, "host_us_per_token": 90.0}
+    report = {"command": "python tools/bench.py --model m.gguf", "date": "d", "host": "h",
+              "model": {"file": "m.gguf", "arch": "llama", "size_bytes": 10**8, "n_params": 135 * 10**6},
+              "results": [{"engine": "ours", "backend": "kompute", "device": "llvmpipe",
+                           "runs": {"main": run, "ctx256": dict(run, prompt_tokens=256)}},
+                          {"engine": "upstream", "version": "2.8.2", "backend": "cpu", "device": None,
+                           "runs": {"main": dict(run, host_us_per_token=None), "ctx256": run}}]}
+    text = bench.markdown(report)
+    rows = [line for line in text.splitlines() if line.startswith("| ours") or line.startswith("| upstream")]
+    assert len(rows) == 4 and all("`python tools/bench.py --model m.gguf`" in r for r in rows)
+    assert "| ours | kompute (llvmpipe) | 32 | 12.5 | 8 | 3.25 | 90 |" in text
+    assert "| upstream 2.8.2 | cpu | 32 | 12.5 | 8 | 3.25 | - |" in text

@@ -1,0 +1,358 @@
+"""Speed of our engine beside upstream gpt4all 2.8.2, on the same GGUF file, in the same run.
+
+    python tools/bench.py --model FILE_OR_SHAPE --device cpu|kompute|gpu|... [--upstream]
+                          [--prompt-tokens 256] [--gen-tokens 128] [--n-batch 128]
+                          [--ctx-sweep 256,1024,4096] [--json OUT]
+
+``--model`` is a GGUF path or a shape name (``llama-3.2-1b-q4_0``, ``llama-3-8b-q4_0``, ... as
+tools/random_gguf.py knows them); a shape is written once, with random weights, into the cache directory.
+``--device`` may list several devices (``cpu,kompute``); each is measured in turn.  ``--upstream`` also runs
+upstream gpt4all in a subprocess of another interpreter (tools/upstream_runner.py), on its matching device.
+
+What is measured, for each engine (the same definitions on both sides; see docs/performance.md):
+  prompt tok/s       prompt tokens / wall time of evaluating them from an empty cache in n_batch batches.
+  generation tok/s   generated tokens / wall time from the end of the prompt to the last token.  Each
+                     generated token costs one sampling and one single-token forward pass.  Greedy, EOS ignored.
+  host us/token      (ours only) CPU time of the generating thread (time.thread_time) / generated tokens:
+                     Python, command recording and submission, but not time blocked waiting for the GPU.
+  context sweep      generation tok/s after a prompt of each depth (and the prompt tok/s of that prompt).
+Every row of the markdown table and every JSON record carries the exact command that produced it.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+TOOLS = REPO / "tools"
+sys.path.insert(0, str(TOOLS))
+from upstream_runner import upstream_copy  # noqa: E402  (our side of the upstream helper)
+
+DEFAULT_UPSTREAM_PYTHON = os.environ.get("BENCH_UPSTREAM_PYTHON", "/opt/oracle/bin/python")
+DEFAULT_CACHE = Path(os.environ.get("BENCH_CACHE", Path.home() / ".cache" / "gpt4all-vulkan" / "bench-models"))
+
+# Plain English filler, repeated and cut to the wanted number of tokens.  Real words keep every tokenizer on
+# its ordinary path, and the text survives a decode/encode round trip, so both engines see the same tokens.
+FILLER = ("The history of the river valley is written in its stones. Farmers came first, then traders, "
+          "and each left roads, walls and names that are still in use today. ")
+
+
+# --------------------------------------------------------------------------- command line
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", required=True, help="GGUF file, or a shape name for tools/random_gguf.py")
+    p.add_argument("--device", default="cpu",
+                   help="our engine's device(s), comma-separated: cpu, kompute, gpu, a GPU name; 'none' = "
+                        "upstream only")
+    p.add_argument("--upstream", action="store_true", help="also time upstream gpt4all 2.8.2")
+    p.add_argument("--upstream-device", default=None,
+                   help="upstream's device (default: 'cpu' when --device is cpu, else 'kompute')")
+    p.add_argument("--upstream-python", default=DEFAULT_UPSTREAM_PYTHON,
+                   help="interpreter that has upstream gpt4all 2.8.2 (default %(default)s)")
+    p.add_argument("--upstream-pythonpath", default="",
+                   help="PYTHONPATH for that interpreter (our repo is never on it)")
+    p.add_argument("--prompt-tokens", type=int, default=256)
+    p.add_argument("--gen-tokens", type=int, default=128)
+    p.add_argument("--n-batch", type=int, default=128)
+    p.add_argument("--ctx-sweep", type=parse_int_list, default=[],
+                   help="context depths, e.g. 256,1024,4096: generation speed after a prompt that long")
+    p.add_argument("--sweep-gen-tokens", type=int, default=32, help="tokens generated at each sweep depth")
+    p.add_argument("--n-ctx", type=int, default=0, help="context size (default: just enough, rounded up)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for both engines")
+    p.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help="where shape files are written")
+    p.add_argument("--json", type=Path, default=None, help="write the results as JSON here")
+    p.add_argument("--markdown", type=Path, default=None, help="also write the markdown tables here")
+    args = p.parse_args(argv)
+    args.devices = [] if args.device == "none" else [d.strip() for d in args.device.split(",") if d.strip()]
+    if not args.devices and not args.upstream:
+        p.error("nothing to measure: give --device or --upstream")
+    if args.upstream_device is None:
+        args.upstream_device = "cpu" if args.devices in ([], ["cpu"]) else "kompute"
+    longest = max([args.prompt_tokens + args.gen_tokens]
+                  + [d + args.sweep_gen_tokens for d in args.ctx_sweep])
+    if args.n_ctx == 0:
+        args.n_ctx = round_up(longest + 8, 256)     # a little room: upstream keeps 4 tokens spare
+    elif args.n_ctx < longest + 4:
+        p.error(f"--n-ctx {args.n_ctx} is too small for {longest} tokens")
+    return args
+
+
+def parse_int_list(text: str) -> list[int]:
+    """'256,1024, 4096' -> [256, 1024, 4096]; every value a positive integer."""
+    values = [int(v) for v in text.replace(" ", "").split(",") if v]
+    if any(v <= 0 for v in values):
+        raise argparse.ArgumentTypeError(f"positive integers expected, got {text!r}")
+    return values
+
+
+def round_up(n: int, multiple: int) -> int:
+    return -(-n // multiple) * multiple
+
+
+# --------------------------------------------------------------------------- the model file
+
+def resolve_model(spec: str, cache_dir: Path) -> tuple[Path, str | None]:
+    """A path as given, or a shape name -> the random-weight file for it (written once into cache_dir)."""
+    path = Path(spec).expanduser()
+    if path.suffix == ".gguf" or path.exists():
+        if not path.exists():
+            raise SystemExit(f"model file {path} does not exist")
+        return path.resolve(), None
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    out = cache_dir / f"{spec}.random.gguf"
+    if not out.exists():
+        tmp = out.with_suffix(".part")
+        cmd = [sys.executable, str(TOOLS / "random_gguf.py"), spec, str(tmp)]
+        log(f"writing random-weight {spec} to {out}: {shlex.join(cmd)}")
+        subprocess.run(cmd, check=True)
+        tmp.replace(out)
+    return out, spec
+
+
+def model_info(path: Path) -> dict:
+    import gguf
+    reader = gguf.GGUFReader(str(path))
+    get = lambda key: reader.fields[key].contents() if key in reader.fields else None  # noqa: E731
+    arch = get("general.architecture")
+    info = {"path": str(path), "file": path.name, "size_bytes": path.stat().st_size, "arch": arch,
+            "name": get("general.name"), "file_type": get("general.file_type"),
+            "n_layer": get(f"{arch}.block_count"), "n_embd": get(f"{arch}.embedding_length")}
+    # parameters: product of every tensor's shape (the size axis of the plots uses bytes and this)
+    info["n_params"] = int(sum(int(t.n_elements) for t in reader.tensors))
+    return info
+
+
+# --------------------------------------------------------------------------- prompts
+
+def make_prompt(tokenizer, n_tokens: int) -> tuple[str, list[int]]:
+    """Text whose encoding (with the model's BOS, if it adds one) is ``n_tokens`` long, and that encoding.
+
+    The text is given to upstream, the ids to our engine; upstream reports its own count, and the tables
+    show both, so a disagreement between the tokenizers would be visible rather than hidden.
+    """
+    text = FILLER * (n_tokens // 8 + 2)
+    ids = tokenizer.encode(text, add_special=True)
+    n_special = len(tokenizer.encode("", add_special=True))       # BOS (and EOS) the encoder adds
+    body = [i for i in ids if not tokenizer.is_control(i)][: n_tokens - n_special]
+    text = tokenizer.decode(body, special=False)
+    ids = tokenizer.encode(text, add_special=True)
+    return text, ids
+
+
+def fallback_prompt(n_tokens: int) -> str:
+    """Upstream-only runs have no tokenizer of ours: roughly one token per word of plain English."""
+    words = (FILLER * (n_tokens // 8 + 2)).split()
+    return " ".join(words[: max(1, n_tokens - 1)])
+
+
+# --------------------------------------------------------------------------- our engine
+
+def time_ours(llm, prompt_ids: list[int], n_gen: int, n_batch: int) -> dict:
+    """One measured prompt + generation from an empty cache.  See the module docstring for definitions."""
+    from engine.sampling import SamplingParams
+
+    greedy = SamplingParams(temp=0.0, top_k=1, top_p=1.0, min_p=0.0, repeat_penalty=1.0, repeat_last_n=0,
+                            seed=0)
+    llm.reset()
+    t0 = time.perf_counter()
+    llm.eval(prompt_ids, n_batch=n_batch)
+    t_prompt = time.perf_counter()
+    # generate() reuses the cached prompt but re-evaluates its last token, so n tokens cost n forward
+    # passes and n samplings: the same work as upstream's n generated tokens.
+    stamps: list[float] = []
+    ids: list[int] = []
+    cpu0 = time.thread_time()
+    g0 = time.perf_counter()
+    for tok in llm.generate(prompt_ids, greedy, max_tokens=n_gen):
+        stamps.append(time.perf_counter())
+        ids.append(int(tok))
+    cpu1 = time.thread_time()
+    out = {"prompt_tokens": len(prompt_ids), "prompt_s": t_prompt - t0,
+           "prompt_tok_s": len(prompt_ids) / (t_prompt - t0), "gen_tokens": len(ids), "gen_ids": ids}
+    if ids:
+        out["gen_s"] = stamps[-1] - g0
+        out["gen_tok_s"] = len(ids) / out["gen_s"]
+        out["host_us_per_token"] = (cpu1 - cpu0) / len(ids) * 1e6
+    return out
+
+
+def ignore_eog(llm) -> None:
+    """Make every token a non-end token for this benchmark, so each run generates exactly n tokens.
+
+    generate() stops before an end-of-generation token by asking the tokenizer; random-weight models hit
+    one rarely, real ones (SmolLM2) often.  Shadowing ``is_eog`` on this tokenizer instance changes
+    nothing for anyone else and keeps the generated-token count equal to upstream's."""
+    llm.tokenizer.is_eog = lambda _id: False
+
+
+def bench_ours(path: Path, device: str, args, prompts: dict) -> dict:
+    import engine
+
+    t0 = time.perf_counter()
+    llm = engine.load(str(path), device=None if device == "cpu" else device, n_ctx=args.n_ctx,
+                      n_threads=args.threads, n_batch=args.n_batch)
+    load_s = time.perf_counter() - t0
+    if args.threads:
+        llm.set_threads(args.threads)
+    ignore_eog(llm)
+    result = {"engine": "ours", "requested_device": device, "backend": llm.backend, "device": llm.device,
+              "load_s": load_s, "runs": {}}
+    log(f"ours[{device}]: loaded in {load_s:.1f} s (backend {llm.backend}, device {llm.device})")
+    # Warm-up: first runs compile pipelines, allocate and fault in memory; not part of any number.
+    time_ours(llm, prompts["warmup"][1], 4, args.n_batch)
+    for name, (text, ids, n_gen) in runs_of(prompts, args):
+        result["runs"][name] = run = time_ours(llm, ids, n_gen, args.n_batch)
+        log(f"ours[{device}] {name}: {summary(run)}")
+    llm.close()
+    return result
+
+
+def runs_of(prompts: dict, args):
+    """(name, (text, ids, n_gen)) for the main run and each context depth."""
+    yield "main", (*prompts["main"], args.gen_tokens)
+    for depth in args.ctx_sweep:
+        yield f"ctx{depth}", (*prompts[f"ctx{depth}"], args.sweep_gen_tokens)
+
+
+# --------------------------------------------------------------------------- upstream
+
+def bench_upstream(path: Path, args, prompts: dict) -> dict:
+    """Run tools/upstream_runner.py under upstream's interpreter, from a directory outside our repo."""
+    upath = upstream_copy(path, args.cache_dir)
+    spec = {"model": str(upath), "device": args.upstream_device, "n_ctx": args.n_ctx, "n_batch": args.n_batch,
+            "threads": args.threads,
+            "runs": [{"name": "warmup", "prompt": prompts["warmup"][0], "gen_tokens": 4}]
+            + [{"name": name, "prompt": text, "gen_tokens": n_gen} for name, (text, _, n_gen) in runs_of(prompts, args)]}
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    if args.upstream_pythonpath:
+        parts = [str(Path(p).resolve()) for p in args.upstream_pythonpath.split(os.pathsep) if p]
+        if any(Path(p) == REPO for p in parts):
+            raise SystemExit("--upstream-pythonpath must not contain our repo (our package is also 'gpt4all')")
+        env["PYTHONPATH"] = os.pathsep.join(parts)
+    env["PYTHONUNBUFFERED"] = "1"
+    cmd = [args.upstream_python, str(TOOLS / "upstream_runner.py")]
+    log(f"upstream[{args.upstream_device}]: {shlex.join(cmd)} on {upath.name}")
+    with tempfile.TemporaryDirectory() as cwd:
+        proc = subprocess.run(cmd, input=json.dumps(spec), capture_output=True, text=True, cwd=cwd, env=env)
+    for line in proc.stderr.splitlines():
+        if line.startswith("upstream ") or proc.returncode:
+            log(line)
+    if proc.returncode != 0 or not proc.stdout.strip():
+        raise RuntimeError(f"upstream runner failed (exit {proc.returncode})")
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    result["runs"].pop("warmup", None)
+    result["requested_device"] = args.upstream_device
+    result["model_file"] = str(upath)
+    return result
+
+
+# --------------------------------------------------------------------------- report
+
+def summary(run: dict) -> str:
+    s = f"prompt {run['prompt_tokens']} tok at {run['prompt_tok_s']:.1f} tok/s"
+    if run.get("gen_tokens"):
+        s += f", gen {run['gen_tokens']} tok at {run['gen_tok_s']:.2f} tok/s"
+    if "host_us_per_token" in run:
+        s += f", host {run['host_us_per_token']:.0f} us/token"
+    return s
+
+
+def engine_label(res: dict) -> str:
+    who = "ours" if res["engine"] == "ours" else f"upstream {res.get('version', '')}".strip()
+    where = res["backend"] + (f" ({res['device']})" if res.get("device") else "")
+    return f"{who} | {where}"
+
+
+def fmt(value, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def markdown(report: dict) -> str:
+    m = report["model"]
+    cmd = f"`{report['command']}`"
+    lines = [f"Model `{m['file']}` ({m['arch']}, {m['size_bytes'] / 1e9:.2f} GB, {m['n_params'] / 1e6:.0f} M params),"
+             f" {report['date']}, {report['host']}.", "",
+             "| engine | backend (device) | prompt tok | prompt tok/s | gen tok | gen tok/s | host µs/tok | command |",
+             "|---|---|---:|---:|---:|---:|---:|---|"]
+    for res in report["results"]:
+        r = res["runs"]["main"]
+        lines.append(f"| {engine_label(res)} | {r['prompt_tokens']} | {fmt(r['prompt_tok_s'], '.1f')} | "
+                     f"{r['gen_tokens']} | {fmt(r.get('gen_tok_s'), '.2f')} | "
+                     f"{fmt(r.get('host_us_per_token'), '.0f')} | {cmd} |")
+    sweep = [name for name in report["results"][0]["runs"] if name.startswith("ctx")]
+    if sweep:
+        lines += ["", "Context sweep: generation speed with the given number of tokens already in the cache.", "",
+                  "| engine | backend (device) | depth | prompt tok/s | gen tok | gen tok/s | command |",
+                  "|---|---|---:|---:|---:|---:|---|"]
+        for res in report["results"]:
+            for name in sweep:
+                r = res["runs"][name]
+                lines.append(f"| {engine_label(res)} | {r['prompt_tokens']} | {fmt(r['prompt_tok_s'], '.1f')} | "
+                             f"{r['gen_tokens']} | {fmt(r.get('gen_tok_s'), '.2f')} | {cmd} |")
+    return "\n".join(lines) + "\n"
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    command = shlex.join(["python", "tools/bench.py", *(sys.argv[1:] if argv is None else argv)])
+    path, shape = resolve_model(args.model, args.cache_dir)
+    info = model_info(path)
+    info["shape"] = shape
+
+    # Prompts: exact token ids for our engine, the same text for upstream.
+    # The warm-up prompt spans one full batch and a partial one, so both program shapes are built before timing.
+    lengths = {"warmup": min(args.n_batch, args.prompt_tokens) + 2, "main": args.prompt_tokens,
+               **{f"ctx{d}": d for d in args.ctx_sweep}}
+    if args.devices:
+        tokenizer = load_tokenizer(path)
+        prompts = {name: make_prompt(tokenizer, n) for name, n in lengths.items()}
+    else:
+        prompts = {name: (fallback_prompt(n), []) for name, n in lengths.items()}
+
+    results = []
+    for device in args.devices:
+        results.append(bench_ours(path, device, args, prompts))
+    if args.upstream:
+        results.append(bench_upstream(path, args, prompts))
+
+    report = {"command": command, "date": datetime.datetime.now().isoformat(timespec="seconds"),
+              "host": f"{platform.node()} {platform.machine()} {os.cpu_count()} cpus",
+              "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+              "model": info, "results": results}
+    table = markdown(report)
+    print(table)
+    if args.markdown:
+        args.markdown.write_text(table)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=1))
+        log(f"wrote {args.json}")
+    return 0
+
+
+def load_tokenizer(path: Path):
+    """Our tokenizer for the file, built from its metadata without loading the weights."""
+    import gguf
+    import engine.tokenizer
+    reader = gguf.GGUFReader(str(path))
+    metadata = {key: field.contents() for key, field in reader.fields.items()}
+    return engine.tokenizer.from_gguf(metadata)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
