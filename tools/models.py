@@ -203,8 +203,7 @@ MAKERS: dict[str, Callable[[Path], None]] = {
 
 def _make_random(shape: str, qtype: str) -> Callable[[Path], None]:
     def make(dst: Path) -> None:
-        _tool("random_gguf").write_random_gguf(dst, shape=shape, qtype=qtype,
-                                      tokenizer_from=ensure("smollm2-q4_1", dst.parent))
+        _tool("random_gguf").write_random_gguf(dst, shape=shape, qtype=qtype)
     return make
 
 
