@@ -108,3 +108,18 @@ def test_markdown_rows_carry_the_command():
     assert len(rows) == 4 and all("`python tools/bench.py --model m.gguf`" in r for r in rows)
     assert "| ours | kompute (llvmpipe) | 32 | 12.5 | 8 | 3.25 | 90 |" in text
     assert "| upstream 2.8.2 | cpu | 32 | 12.5 | 8 | 3.25 | - |" in text
+
+
+def test_shape_names_resolve_to_random_gguf_files(tmp_path):
+    assert bench.split_shape("llama-3.2-1b-q4_0") == ("llama-3.2-1b", "Q4_0")
+    assert bench.split_shape("llama-3-8b-Q8_0") == ("llama-3-8b", "Q8_0")
+    assert bench.split_shape("llama-3-8b") == ("llama-3-8b", "Q4_0")
+    with pytest.raises(ValueError, match="llama-3-8b-q4_0"):
+        bench.split_shape("llama-9-q4_0")
+    path, shape = bench.resolve_model("tiny-q4_0", tmp_path)
+    assert shape == "tiny-q4_0" and path.parent == tmp_path
+    info = bench.model_info(path)
+    assert info["arch"] == "llama" and info["file_type"] == int(gguf.LlamaFileType.MOSTLY_Q4_0)
+    assert info["n_params"] > 0 and info["size_bytes"] == path.stat().st_size
+    mtime = path.stat().st_mtime_ns
+    assert bench.resolve_model("tiny-q4_0", tmp_path)[0] == path and path.stat().st_mtime_ns == mtime  # cached

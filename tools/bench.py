@@ -102,6 +102,20 @@ def round_up(n: int, multiple: int) -> int:
 
 # --------------------------------------------------------------------------- the model file
 
+def split_shape(spec: str) -> tuple[str, str]:
+    """'llama-3.2-1b-q4_0' -> ('llama-3.2-1b', 'Q4_0'); no type suffix means Q4_0.
+    Raises ValueError naming the known shapes when the shape is not one of tools/random_gguf.py's."""
+    from random_gguf import FILE_TYPE, SHAPES
+    types = {t.name.lower(): t.name for t in FILE_TYPE}
+    shape, _, suffix = spec.lower().rpartition("-")
+    if suffix not in types:
+        shape, suffix = spec.lower(), "q4_0"
+    if shape not in SHAPES:
+        raise ValueError(f"{spec!r} is neither a file nor a shape; shapes: "
+                         f"{', '.join(f'{s}-{t}' for s in sorted(SHAPES) for t in types)}")
+    return shape, types[suffix]
+
+
 def resolve_model(spec: str, cache_dir: Path) -> tuple[Path, str | None]:
     """A path as given, or a shape name -> the random-weight file for it (written once into cache_dir)."""
     path = Path(spec).expanduser()
@@ -109,15 +123,14 @@ def resolve_model(spec: str, cache_dir: Path) -> tuple[Path, str | None]:
         if not path.exists():
             raise SystemExit(f"model file {path} does not exist")
         return path.resolve(), None
+    shape, qtype = split_shape(spec)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    out = cache_dir / f"{spec}.random.gguf"
-    if not out.exists():
-        tmp = out.with_suffix(".part")
-        cmd = [sys.executable, str(TOOLS / "random_gguf.py"), spec, str(tmp)]
-        log(f"writing random-weight {spec} to {out}: {shlex.join(cmd)}")
+    out = cache_dir / f"random-{shape}-{qtype}.gguf"
+    if not out.exists():     # random_gguf writes OUT.part and renames it: an existing file is complete
+        cmd = [sys.executable, str(TOOLS / "random_gguf.py"), str(out), "--shape", shape, "--type", qtype]
+        log(f"writing random-weight {shape} {qtype}: {shlex.join(cmd)}")
         subprocess.run(cmd, check=True)
-        tmp.replace(out)
-    return out, spec
+    return out, f"{shape}-{qtype.lower()}"
 
 
 def model_info(path: Path) -> dict:

@@ -17,6 +17,9 @@ import matplotlib
 
 matplotlib.use("Agg")          # files only; no display on CI or the GPU machine
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import FuncFormatter  # noqa: E402
+
+plain = FuncFormatter(lambda value, _pos: f"{value:g}")   # 1024 rather than 2^10 on log axes
 
 
 def series_name(res: dict) -> str:
@@ -72,6 +75,8 @@ def plot_size(reports: list[dict], out: Path, title: str) -> bool:
         ax.set_ylabel(f"{what} (tok/s)")
         ax.set_yscale("log")
         ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(plain)
+        ax.yaxis.set_major_formatter(plain)
         ax.grid(True, which="both", alpha=0.3)
         ax.set_title(f"{what} vs model size")
     ax_tg.legend(fontsize=7)
@@ -90,7 +95,8 @@ def plot_context(reports: list[dict], out: Path, title: str) -> bool:
     for series, pts in points.items():
         ax.plot([p[0] for p in pts], [p[1] for p in pts], label=series, **style(series))
     ax.set_xscale("log", base=2)
-    ax.set_yscale("log")
+    ax.xaxis.set_major_formatter(plain)
+    ax.set_ylim(bottom=0)                 # linear from zero: the slowdown with depth is the story here
     ax.set_xlabel("tokens already in the KV cache")
     ax.set_ylabel("generation (tok/s)")
     ax.grid(True, which="both", alpha=0.3)
