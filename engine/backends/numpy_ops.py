@@ -139,6 +139,12 @@ class NumpyOps(Ops):
         uniforms = list(uniforms)[:MAX_DECODE_STEPS]
         s[SAMPLE_UNIFORMS:SAMPLE_UNIFORMS + len(uniforms)] = uniforms
 
+    def _rows(self, t: Tensor) -> int:
+        """Rows an op processes: n_tokens, but never more than its output buffer holds (so a
+        one-row buffer such as the last row's hidden state or the logits is handled as one row
+        inside a prompt program)."""
+        return min(int(self.step[STEP_N_TOKENS]), t.rows)
+
     @property
     def n_tokens(self) -> int:
         return int(self.step[STEP_N_TOKENS])
@@ -152,7 +158,7 @@ class NumpyOps(Ops):
         w: NumpyWeight = table.handle
 
         def run():
-            n = self.n_tokens
+            n = self._rows(out)
             out.handle[:n] = w.take(ids.handle[:n, 0])
         self._op(run)
 
@@ -162,7 +168,7 @@ class NumpyOps(Ops):
         wv = None if weight is None else weight.handle.dense().reshape(group)
 
         def run():
-            n = self.n_tokens
+            n = self._rows(out)
             v = x.handle[:n].reshape(n, -1, group)                              # [n, groups, group]
             inv_rms = 1.0 / np.sqrt(np.mean(v * v, axis=-1, keepdims=True) + np.float32(eps))
             r = v * inv_rms
@@ -177,7 +183,7 @@ class NumpyOps(Ops):
         bv = None if bias is None else bias.handle.dense()[0]
 
         def run():
-            n = self.n_tokens
+            n = self._rows(out)
             v = x.handle[:n]
             centred = v - v.mean(axis=-1, keepdims=True)
             r = centred / np.sqrt(np.mean(centred * centred, axis=-1, keepdims=True) + np.float32(eps))
@@ -196,7 +202,7 @@ class NumpyOps(Ops):
         full = out_col0 == 0 and n_out == out.width
 
         def run():
-            n = self.n_tokens
+            n = self._rows(out)
             wt = nw.dense()[w_row0:w_row0 + n_out]                             # [n_out, in]
             if full:
                 dst = out.handle[:n]
@@ -226,7 +232,7 @@ class NumpyOps(Ops):
         half = n_rot // 2
 
         def run():
-            n, pos = self.n_tokens, self.pos
+            n, pos = self._rows(x), self.pos
             angle = np.arange(pos, pos + n, dtype=np.float64)[:, None] * inv_freq      # [n, n_rot/2]
             cos = np.cos(angle).astype(np.float32)[:, None, :]                         # [n, 1, n_rot/2]
             sin = np.sin(angle).astype(np.float32)[:, None, :]
@@ -243,7 +249,7 @@ class NumpyOps(Ops):
 
     def store_kv(self, cache: Tensor, src: Tensor) -> None:
         def run():
-            n, pos = self.n_tokens, self.pos
+            n, pos = self._rows(src), self.pos
             cache.handle[pos:pos + n] = src.handle[:n]
         self._op(run)
 
@@ -254,7 +260,7 @@ class NumpyOps(Ops):
         group = n_head // n_kv_head            # query heads per kv head (GQA)
 
         def run():
-            n, pos = self.n_tokens, self.pos
+            n, pos = self._rows(out), self.pos
             n_kv = pos + n if causal else n
             # queries [n, n_head, d] -> [n_kv_head, n * group, d]  (head h = kv * group + g)
             qh = q.handle[:n].reshape(n, n_kv_head, group, head_dim).transpose(1, 0, 2, 3)
@@ -288,7 +294,7 @@ class NumpyOps(Ops):
 
     def add(self, out: Tensor, a: Tensor, b: Tensor) -> None:
         def run():
-            n = self.n_tokens
+            n = self._rows(out)
             np.add(a.handle[:n], b.handle[:n], out=out.handle[:n])
         self._op(run)
 
@@ -296,7 +302,7 @@ class NumpyOps(Ops):
         wv = w.handle.dense()[0]
 
         def run():
-            n = self.n_tokens
+            n = self._rows(out)
             np.add(a.handle[:n], wv, out=out.handle[:n])
         self._op(run)
 
@@ -304,7 +310,7 @@ class NumpyOps(Ops):
         s32 = np.float32(s)
 
         def run():
-            n = self.n_tokens
+            n = self._rows(out)
             np.multiply(x.handle[:n], s32, out=out.handle[:n])
         self._op(run)
 
@@ -312,7 +318,7 @@ class NumpyOps(Ops):
         wv = w.handle.dense()[0]
 
         def run():
-            n = self.n_tokens
+            n = self._rows(out)
             np.multiply(x.handle[:n], wv, out=out.handle[:n])
         self._op(run)
 
@@ -326,7 +332,7 @@ class NumpyOps(Ops):
             raise ValueError(f"glu kind must be 'silu' or 'gelu', not {kind!r}")
 
         def run():
-            n = self.n_tokens
+            n = self._rows(out)
             g = gate.handle[:n]
             act = g / (1.0 + np.exp(-g)) if kind == "silu" else self._gelu(g)
             np.multiply(act, up.handle[:n], out=out.handle[:n])
@@ -334,13 +340,13 @@ class NumpyOps(Ops):
 
     def gelu(self, out: Tensor, x: Tensor) -> None:
         def run():
-            n = self.n_tokens
+            n = self._rows(out)
             out.handle[:n] = self._gelu(x.handle[:n])
         self._op(run)
 
     def softmax(self, out: Tensor, x: Tensor) -> None:
         def run():
-            n = self.n_tokens
+            n = self._rows(out)
             v = x.handle[:n]
             e = np.exp(v - v.max(axis=-1, keepdims=True))
             out.handle[:n] = e / e.sum(axis=-1, keepdims=True)

@@ -1,0 +1,211 @@
+"""The engine API: load a GGUF file, feed it tokens, get logits, sample, generate, embed.
+
+    llm = engine.load("SmolLM2-135M-Instruct.Q4_0.gguf")          # NumPy on the CPU
+    llm = engine.load(path, device="gpu")                        # a Vulkan device (Kompute)
+    logits = llm.eval(ids)                                       # f32 [n_vocab] of the last id
+    for t in llm.generate(ids, SamplingParams(temp=0), 48): ...
+
+It is backend-agnostic: the model file records its forward pass with ``ops`` calls and this
+module only moves token ids and sampling parameters in and token ids / logits out.
+"""
+from __future__ import annotations
+
+from typing import Iterator, Optional, Sequence
+
+import numpy as np
+
+from .gguf_file import GGUFFile
+from .models import EMBEDDING_ARCHITECTURES, model_class
+from .ops import Ops
+from .sampling import SamplingParams, Sampler, sample_token
+
+
+def _open_ops(device: Optional[str]) -> Ops:
+    if device is None or device == "cpu":
+        from .backends.numpy_ops import NumpyOps
+        return NumpyOps()
+    from .backends.vulkan_device import open_device     # raises ValueError naming the devices
+    return open_device(device)
+
+
+def _tokenizer(metadata: dict):
+    """The tokenizer engineer's engine.tokenizer.from_gguf, or None while it is not installed."""
+    try:
+        from .tokenizer import from_gguf
+    except ImportError:
+        return None
+    return from_gguf(metadata)
+
+
+def load(path, *, device: Optional[str] = None, n_ctx: int = 2048, n_threads: Optional[int] = None,
+         n_batch: int = 128, verbose: bool = False) -> "LLM":
+    """Open ``path`` and build its model on ``device`` (None / 'cpu': NumPy)."""
+    return LLM(path, device=device, n_ctx=n_ctx, n_threads=n_threads, n_batch=n_batch, verbose=verbose)
+
+
+class LLM:
+    def __init__(self, path, *, device: Optional[str] = None, n_ctx: int = 2048,
+                 n_threads: Optional[int] = None, n_batch: int = 128, verbose: bool = False):
+        self.verbose = verbose
+        self._thread_limit = None
+        if n_threads is not None:
+            self.set_threads(n_threads)
+        self.file = GGUFFile(path)
+        self.path, self.arch, self.name = self.file.path, self.file.arch, self.file.name
+        cls = model_class(self.arch)               # ValueError for an unknown architecture
+        self.file.check_types()                    # ValueError naming a tensor of unknown type
+        self.metadata = self.file.metadata
+        self.chat_template: Optional[str] = self.metadata.get("tokenizer.chat_template")
+        self.is_embedding = self.arch in EMBEDDING_ARCHITECTURES
+        self.n_ctx_train = int(self.file.get(".context_length", n_ctx))
+        self.n_ctx, self.n_batch = int(n_ctx), max(1, int(n_batch))
+        self.n_embd = int(self.file.require(".embedding_length"))
+        self.n_vocab = self.file.n_vocab
+        self.tokenizer = _tokenizer(self.metadata)
+
+        self.ops = _open_ops(device)
+        self.backend: str = self.ops.name
+        self.device: Optional[str] = self.ops.device_name
+        self.model = cls(self.file, self.ops, self.n_ctx, self.n_batch)
+        # decode steps recorded per program: 1 on the CPU (nothing to batch), more on a GPU,
+        # where each submission costs a round trip
+        self.decode_steps = int(getattr(self.ops, "decode_steps", 1))
+
+        self.tokens: list[int] = []
+        self._logits: Optional[np.ndarray] = None
+        self._sampler: Optional[Sampler] = None
+        self._sampler_seed: Optional[int] = None
+        meta_eog = [self.metadata.get(k) for k in ("tokenizer.ggml.eos_token_id", "tokenizer.ggml.eot_token_id")]
+        self._meta_eog = {int(t) for t in meta_eog if t is not None}
+
+    # ---------------------------------------------------------------- settings and state
+    def set_threads(self, n: int) -> None:
+        """Limit NumPy's BLAS (and OpenMP) thread pools to ``n`` threads."""
+        from threadpoolctl import threadpool_limits
+        if self._thread_limit is not None:
+            self._thread_limit.restore_original_limits()
+        self._thread_limit = threadpool_limits(limits=int(n))
+
+    def reset(self) -> None:
+        self.tokens = []
+        self._logits = None
+
+    def truncate(self, n: int) -> None:
+        """Keep the first ``n`` cached tokens; later cache rows are simply overwritten later."""
+        if n < len(self.tokens):
+            self.tokens = self.tokens[:max(0, n)]
+            self._logits = None
+
+    def is_eog(self, token: int) -> bool:
+        if self.tokenizer is not None:
+            return bool(self.tokenizer.is_eog(token))
+        return token in self._meta_eog
+
+    def _check_decoder(self, what: str) -> None:
+        if self.is_embedding:
+            raise ValueError(f"{what}: {self.path} is an embedding model ({self.arch})")
+
+    # ---------------------------------------------------------------- evaluation
+    def eval(self, tokens: Sequence[int], n_batch: Optional[int] = None) -> np.ndarray:
+        """Append ``tokens`` to the cache in batches; the logits of the last one, f32 [n_vocab]."""
+        self._check_decoder("eval")
+        tokens = [int(t) for t in tokens]
+        if not tokens:
+            raise ValueError("eval needs at least one token")
+        if len(self.tokens) + len(tokens) > self.n_ctx:
+            raise ValueError(f"context full: {len(self.tokens)} cached + {len(tokens)} new tokens "
+                             f"> n_ctx {self.n_ctx}")
+        bad = [t for t in tokens if not 0 <= t < self.n_vocab]
+        if bad:
+            raise ValueError(f"token id {bad[0]} out of range [0, {self.n_vocab})")
+        step = min(n_batch or self.n_batch, self.n_batch)
+        b = None
+        for start in range(0, len(tokens), step):
+            chunk = tokens[start:start + step]
+            cap = 1 if len(chunk) == 1 else self.n_batch
+            b = self.model.eval_batch(chunk, len(self.tokens), cap)
+            self.tokens.extend(chunk)
+        self._logits = self.ops.read(b.logits)[0]
+        return self._logits
+
+    def _sampler_for(self, seed: Optional[int]) -> Sampler:
+        if self._sampler is None or seed is not None and seed != self._sampler_seed:
+            self._sampler, self._sampler_seed = Sampler(seed), seed
+        return self._sampler
+
+    def sample(self, params: SamplingParams) -> int:
+        """One token from the last eval's logits (history = self.tokens), llama.cpp's chain."""
+        if self._logits is None:
+            raise ValueError("sample needs logits: call eval first")
+        u = self._sampler_for(params.seed).uniforms(1)[0]
+        return sample_token(self._logits, np.asarray(self.tokens, dtype=np.int32), params.temp,
+                            params.top_k, params.top_p, params.min_p, params.repeat_penalty,
+                            params.repeat_last_n, u)
+
+    def generate(self, prompt_tokens: Sequence[int], params: SamplingParams,
+                 max_tokens: int) -> Iterator[int]:
+        """Reuse the cached prefix, eval the rest of the prompt, then yield sampled ids (see module doc)."""
+        self._check_decoder("generate")
+        prompt = [int(t) for t in prompt_tokens]
+        if not prompt:
+            raise ValueError("generate needs at least one prompt token")
+        if len(prompt) > self.n_ctx:
+            raise ValueError(f"prompt of {len(prompt)} tokens exceeds n_ctx {self.n_ctx}")
+        # longest common prefix with the cache, but always re-evaluate at least the last token
+        n_keep = 0
+        for a, b in zip(self.tokens, prompt[:-1]):
+            if a != b:
+                break
+            n_keep += 1
+        self.truncate(n_keep)
+        if len(prompt) - n_keep > 1:
+            self.eval(prompt[n_keep:-1])
+        return self._decode(prompt[-1], params, max_tokens, Sampler(params.seed))
+
+    def _decode(self, cur: int, params: SamplingParams, max_tokens: int, sampler: Sampler) -> Iterator[int]:
+        ops = self.ops
+        produced = 0
+        self._logits = None
+        while produced < max_tokens and len(self.tokens) < self.n_ctx:
+            steps = min(self.decode_steps, max_tokens - produced, self.n_ctx - len(self.tokens))
+            prog, b = self.model.program(1, decode_steps=steps)
+            # the penalty looks at the newest repeat_last_n ids: the cache's tokens plus the input
+            history = (self.tokens + [cur])[-max(params.repeat_last_n, 1):]
+            ops.write(b.history, np.asarray(history, dtype=np.int32).reshape(-1, 1))
+            ops.set_sampling(params.temp, params.top_k, params.top_p, params.min_p,
+                             params.repeat_penalty, params.repeat_last_n,
+                             uniforms=sampler.uniforms(steps), n_history=len(history))
+            ops.write(b.ids, np.array([[cur]], dtype=np.int32))
+            ops.set_step(1, len(self.tokens))
+            ops.run(prog)
+            sampled = ops.read(b.tokens, steps)[:, 0]
+            for t in sampled:
+                t = int(t)
+                self.tokens.append(cur)         # cur's K/V are in the cache now
+                cur = t
+                if self.is_eog(t):
+                    return
+                produced += 1
+                yield t
+                if produced >= max_tokens:
+                    return
+
+    # ---------------------------------------------------------------- embeddings
+    def embed(self, batch: list[list[int]]) -> np.ndarray:
+        if not self.is_embedding:
+            raise ValueError(f"embed: {self.path} is not an embedding model ({self.arch})")
+        return self.model.embed(batch)
+
+    def close(self) -> None:
+        if self._thread_limit is not None:
+            self._thread_limit.restore_original_limits()
+            self._thread_limit = None
+        self.model = None
+        self.ops = None
+        self.file.close()
+
+    def __enter__(self) -> "LLM":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
