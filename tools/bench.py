@@ -35,6 +35,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 TOOLS = REPO / "tools"
 sys.path.insert(0, str(TOOLS))
+sys.path.insert(1, str(REPO))       # our engine package, when run as `python tools/bench.py`
 from upstream_runner import upstream_copy  # noqa: E402  (our side of the upstream helper)
 
 DEFAULT_UPSTREAM_PYTHON = os.environ.get("BENCH_UPSTREAM_PYTHON", "/opt/oracle/bin/python")
@@ -209,7 +210,8 @@ def ignore_eog(llm) -> None:
     llm.tokenizer.is_eog = lambda _id: False
 
 
-def bench_ours(path: Path, device: str, args, prompts: dict) -> dict:
+def bench_ours(path: Path, device: str, args, prompts: dict, result: dict, save=lambda: None) -> None:
+    """Load our engine on ``device`` and fill ``result`` (calling ``save`` after each measured run)."""
     import engine
 
     t0 = time.perf_counter()
@@ -219,16 +221,15 @@ def bench_ours(path: Path, device: str, args, prompts: dict) -> dict:
     if args.threads:
         llm.set_threads(args.threads)
     ignore_eog(llm)
-    result = {"engine": "ours", "requested_device": device, "backend": llm.backend, "device": llm.device,
-              "load_s": load_s, "runs": {}}
+    result.update(backend=llm.backend, device=llm.device, load_s=load_s)
     log(f"ours[{device}]: loaded in {load_s:.1f} s (backend {llm.backend}, device {llm.device})")
     # Warm-up: first runs compile pipelines, allocate and fault in memory; not part of any number.
     time_ours(llm, prompts["warmup"][1], 4, args.n_batch)
     for name, (text, ids, n_gen) in runs_of(prompts, args):
         result["runs"][name] = run = time_ours(llm, ids, n_gen, args.n_batch)
         log(f"ours[{device}] {name}: {summary(run)}")
+        save()
     llm.close()
-    return result
 
 
 def runs_of(prompts: dict, args):
@@ -337,23 +338,30 @@ def main(argv: list[str] | None = None) -> int:
     else:
         prompts = {name: (fallback_prompt(n), []) for name, n in lengths.items()}
 
-    results = []
-    for device in args.devices:
-        results.append(bench_ours(path, device, args, prompts))
-    if args.upstream:
-        results.append(bench_upstream(path, args, prompts))
-
+    results: list[dict] = []
     report = {"command": command, "date": datetime.datetime.now().isoformat(timespec="seconds"),
               "host": f"{platform.node()} {platform.machine()} {os.cpu_count()} cpus",
               "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
               "model": info, "results": results}
-    table = markdown(report)
-    print(table)
-    if args.markdown:
-        args.markdown.write_text(table)
+
+    def save() -> None:
+        """Write what has been measured so far: a run cut off by a time limit still leaves its numbers."""
+        done = [r for r in results if "main" in r["runs"]]
+        if args.json:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(dict(report, results=results), indent=1))
+        if args.markdown and done:
+            args.markdown.write_text(markdown(dict(report, results=done)))
+
+    for device in args.devices:
+        res = {"engine": "ours", "requested_device": device, "runs": {}}
+        results.append(res)
+        bench_ours(path, device, args, prompts, res, save)
+    if args.upstream:
+        results.append(bench_upstream(path, args, prompts))
+        save()
+    print(markdown(report))
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=1))
         log(f"wrote {args.json}")
     return 0
 
