@@ -1,0 +1,113 @@
+"""Write llama.cpp's token ids for the tokenizer corpus: the oracle tests/test_tokenizer.py checks against.
+
+Run with the oracle interpreter, which has llama-cpp-python (built from its sdist):
+
+    /opt/oracle/bin/python tools/make_tokenizer_refs.py
+
+For every test model's tokenizer (SmolLM2: byte-level BPE 'smollm'; gemma3: SentencePiece;
+all-MiniLM-L6-v2: WordPiece) and every string of tests/data/tokenizer/corpus.json, it records
+llama.cpp's ids for add_special in {False, True} x parse_special in {False, True}, and the text
+llama.cpp's token_to_piece gives back (special on and off). It also records the special token
+ids, which tokens llama.cpp counts as end-of-generation and as control, and a SHA-256 over
+every token's bytes so the whole vocabulary's token -> bytes table is checked, not only the
+tokens the corpus happens to use. Output: tests/data/tokenizer/<model key>.json.
+"""
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import json
+import os
+import sys
+from pathlib import Path
+
+import llama_cpp
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "tests" / "data" / "tokenizer"
+MODELS_DIR = Path(os.environ.get("GPT4ALL_TEST_MODELS", Path.home() / ".cache" / "gpt4all-vulkan" / "test-models"))
+MODELS = {  # key (as in tests/conftest.py) -> file name
+    "smollm2-q4_1": "SmolLM2-135M-Instruct.Q4_1.gguf",
+    "gemma3-q4_k_m": "gemma-3-270m-q4_k_m.gguf",
+    "minilm-f16": "all-MiniLM-L6-v2.F16.gguf",
+}
+
+
+def piece(vocab, tok: int, special: bool) -> bytes:
+    """llama_token_to_piece with a buffer as large as the piece needs (no lstrip)."""
+    size = 64
+    while True:
+        buf = ctypes.create_string_buffer(size)
+        n = llama_cpp.llama_token_to_piece(vocab, tok, buf, size, 0, special)
+        if n >= 0:
+            return buf.raw[:n]
+        size = -n
+
+
+def tokenize(vocab, text: str, add_special: bool, parse_special: bool) -> list[int]:
+    data = text.encode("utf-8")
+    n_max = len(data) + 8
+    arr = (llama_cpp.llama_token * n_max)()
+    n = llama_cpp.llama_tokenize(vocab, data, len(data), arr, n_max, add_special, parse_special)
+    if n < 0:
+        raise RuntimeError(f"token buffer too small for {text!r}")
+    return list(arr[:n])
+
+
+def refs_for(key: str, path: Path, corpus: list[str]) -> dict:
+    llm = llama_cpp.Llama(model_path=str(path), vocab_only=True, verbose=False)
+    vocab = llama_cpp.llama_model_get_vocab(llm.model)
+    n_vocab = llama_cpp.llama_vocab_n_tokens(vocab)
+
+    cases = []
+    for text in corpus:
+        case = {"text": text, "ids": {}}
+        for add_special in (False, True):
+            for parse_special in (False, True):
+                case["ids"][f"add={int(add_special)},parse={int(parse_special)}"] = \
+                    tokenize(vocab, text, add_special, parse_special)
+        ids = case["ids"]["add=1,parse=1"]
+        case["decode_special"] = b"".join(piece(vocab, t, True) for t in ids).hex()
+        case["decode_plain"] = b"".join(piece(vocab, t, False) for t in ids).hex()
+        cases.append(case)
+
+    digest = hashlib.sha256()
+    for t in range(n_vocab):
+        p = piece(vocab, t, True)
+        digest.update(len(p).to_bytes(4, "little") + p)
+
+    def tok_or_none(v):
+        return None if v < 0 else int(v)
+
+    return {
+        "model": key,
+        "file": path.name,
+        "oracle": f"llama-cpp-python {llama_cpp.__version__}",
+        "n_vocab": n_vocab,
+        "bos": tok_or_none(llama_cpp.llama_vocab_bos(vocab)),
+        "eos": tok_or_none(llama_cpp.llama_vocab_eos(vocab)),
+        "eot": tok_or_none(llama_cpp.llama_vocab_eot(vocab)),
+        "eog_ids": [t for t in range(n_vocab) if llama_cpp.llama_vocab_is_eog(vocab, t)],
+        "control_ids": [t for t in range(n_vocab) if llama_cpp.llama_vocab_is_control(vocab, t)],
+        "pieces_sha256": digest.hexdigest(),
+        "cases": cases,
+    }
+
+
+def main(argv: list[str]) -> int:
+    corpus = json.loads((DATA / "corpus.json").read_text(encoding="utf-8"))
+    keys = argv or list(MODELS)
+    for key in keys:
+        path = MODELS_DIR / MODELS[key]
+        if not path.exists():
+            print(f"missing {path}: run `python tools/models.py` first", file=sys.stderr)
+            return 1
+        refs = refs_for(key, path, corpus)
+        out = DATA / f"{key}.json"
+        out.write_text(json.dumps(refs, ensure_ascii=False, indent=0) + "\n", encoding="utf-8")
+        print(f"{out.relative_to(ROOT)}: {len(refs['cases'])} strings, oracle {refs['oracle']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
