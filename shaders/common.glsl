@@ -11,7 +11,11 @@
 #endif
 layout(local_size_x = WG_SIZE, local_size_y = 1, local_size_z = 1) in;
 
+#ifdef STEP_WRITABLE          // only advance.comp moves the step on, on the device
+layout(std430, binding = 0) buffer StepBuf { int step_buf[]; };            // [8]
+#else
 layout(std430, binding = 0) readonly buffer StepBuf { int step_buf[]; };   // [8]
+#endif
 #define STEP_N_TOKENS uint(step_buf[0])
 #define STEP_POS      uint(step_buf[1])
 #define STEP_N_KV     uint(step_buf[2])

@@ -43,7 +43,7 @@ def variants() -> dict[str, tuple[str, list[str]]]:
         v[f"add_weight_{t}"] = ("add_weight.comp", [d])
         v[f"mul_weight_{t}"] = ("mul_weight.comp", [d])
     for plain in ["rms_norm", "layer_norm", "rope", "store_kv", "attention", "add", "scale", "gelu",
-                  "softmax", "copy_rows", "mean_pool", "l2_normalize", "sample"]:
+                  "softmax", "copy_rows", "mean_pool", "l2_normalize", "sample", "advance"]:
         if (SHADERS / f"{plain}.comp").exists():
             v[plain] = (f"{plain}.comp", [])
     v["glu_silu"] = ("glu.comp", ["GLU_SILU"])

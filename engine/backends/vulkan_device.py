@@ -1,0 +1,120 @@
+"""Vulkan devices: enumeration, choice, and the memory check done before a model is uploaded.
+
+``list_gpus()`` asks the Vulkan loader (through pyvulkan) for every physical device: its name, vendor,
+type, device-local memory and the limits our shaders must respect (subgroup size,
+maxStorageBufferRange).  The list is in vkEnumeratePhysicalDevices order, which is also the index
+``kp.Manager(index)`` takes, so an entry's ``index`` opens that very device with Kompute.
+
+``open_device(spec)`` turns a user's device string into a ``VulkanOps``:
+
+    'gpu'                       the best real GPU: discrete > integrated > virtual, then memory
+    'nvidia' | 'amd' | 'intel'  the best GPU of that vendor (Intel included: upstream refused it)
+    'kompute'                   the best device of all, a CPU Vulkan device such as lavapipe included
+    '<name>' | 'kompute:<name>' the device with exactly that name
+Anything else, or a choice with no device, is a ValueError that lists the devices.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+# PCI vendor ids (and Mesa's id for its software devices)
+VENDORS = {0x10DE: "nvidia", 0x1002: "amd", 0x1022: "amd", 0x8086: "intel", 0x13B5: "arm",
+           0x5143: "qualcomm", 0x1010: "imgtec", 0x106B: "apple", 0x10005: "mesa"}
+# VkPhysicalDeviceType -> our name
+TYPES = {0: "other", 1: "integrated", 2: "discrete", 3: "virtual", 4: "cpu"}
+TYPE_RANK = {"discrete": 3, "integrated": 2, "virtual": 1, "other": 0, "cpu": -1}
+
+
+@dataclass(frozen=True)
+class GpuInfo:
+    index: int                      # kp.Manager(index)
+    name: str
+    vendor: str                     # 'nvidia' | 'amd' | 'intel' | 'cpu' | ... (software devices: 'cpu')
+    type: str                       # 'discrete' | 'integrated' | 'virtual' | 'cpu' | 'other'
+    memory_bytes: int               # largest device-local heap
+    subgroup_size: int
+    max_storage_buffer_range: int   # the largest buffer one shader binding may see
+    max_shared_memory: int = 32768
+    max_workgroup_invocations: int = 128
+
+    @property
+    def is_gpu(self) -> bool:
+        return self.type in ("discrete", "integrated", "virtual")
+
+
+@lru_cache(maxsize=1)
+def list_gpus() -> tuple[GpuInfo, ...]:
+    """Every Vulkan physical device, in the loader's order (cached: enumeration costs ~50 ms)."""
+    import vulkan as vk
+    app = vk.VkApplicationInfo(sType=vk.VK_STRUCTURE_TYPE_APPLICATION_INFO, pApplicationName="gpt4all-vulkan",
+                               apiVersion=vk.VK_MAKE_VERSION(1, 1, 0))
+    try:
+        inst = vk.vkCreateInstance(vk.VkInstanceCreateInfo(sType=vk.VK_STRUCTURE_TYPE_INSTANCE_CREATE_INFO,
+                                                           pApplicationInfo=app), None)
+    except Exception:               # no loader / no driver: no devices
+        return ()
+    out = []
+    try:
+        for index, pd in enumerate(vk.vkEnumeratePhysicalDevices(inst)):
+            props = vk.vkGetPhysicalDeviceProperties(pd)
+            sub = vk.VkPhysicalDeviceSubgroupProperties(sType=vk.VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES)
+            vk.vkGetPhysicalDeviceProperties2(pd, vk.VkPhysicalDeviceProperties2(
+                sType=vk.VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2, pNext=sub))
+            mem = vk.vkGetPhysicalDeviceMemoryProperties(pd)
+            heaps = [mem.memoryHeaps[i] for i in range(mem.memoryHeapCount)]
+            local = [h.size for h in heaps if h.flags & vk.VK_MEMORY_HEAP_DEVICE_LOCAL_BIT] or [h.size for h in heaps]
+            dtype = TYPES.get(int(props.deviceType), "other")
+            vendor = "cpu" if dtype == "cpu" else VENDORS.get(int(props.vendorID), hex(props.vendorID))
+            out.append(GpuInfo(index=index, name=str(props.deviceName), vendor=vendor, type=dtype,
+                               memory_bytes=int(max(local)), subgroup_size=int(sub.subgroupSize),
+                               max_storage_buffer_range=int(props.limits.maxStorageBufferRange),
+                               max_shared_memory=int(props.limits.maxComputeSharedMemorySize),
+                               max_workgroup_invocations=int(props.limits.maxComputeWorkGroupInvocations)))
+    finally:
+        vk.vkDestroyInstance(inst, None)
+    return tuple(out)
+
+
+def _best(devices) -> GpuInfo | None:
+    return max(devices, key=lambda d: (TYPE_RANK.get(d.type, 0), d.memory_bytes), default=None)
+
+
+def _describe(devices) -> str:
+    if not devices:
+        return "no Vulkan devices found"
+    return "available: " + ", ".join(f"'{d.name}' ({d.vendor} {d.type}, {d.memory_bytes / 2**30:.1f} GiB)"
+                                     for d in devices)
+
+
+def choose(spec: str) -> GpuInfo:
+    """The device a device string names (see the module docstring); ValueError otherwise."""
+    devices = list_gpus()
+    key = spec.strip()
+    low = key.lower()
+    if low == "gpu":
+        found = _best([d for d in devices if d.is_gpu])
+    elif low in ("nvidia", "amd", "intel"):
+        found = _best([d for d in devices if d.vendor == low and d.is_gpu])
+    elif low == "kompute":
+        found = _best(devices)
+    else:
+        name = key[len("kompute:"):] if low.startswith("kompute:") else key
+        found = next((d for d in devices if d.name == name), None)
+    if found is None:
+        raise ValueError(f"no Vulkan device matches device={spec!r}; {_describe(devices)} "
+                         f"(use 'gpu', 'nvidia', 'amd', 'intel', 'kompute' or a device name)")
+    return found
+
+
+def open_device(device: str):
+    """A ``VulkanOps`` on the device the string names (engine.load calls this for device != 'cpu')."""
+    from .vulkan_ops import VulkanOps
+    return VulkanOps(choose(device))
+
+
+def check_fits(info: GpuInfo, bytes_needed: int, what: str = "the model") -> None:
+    """Raise before allocating when ``bytes_needed`` cannot fit in the device's memory."""
+    if bytes_needed > info.memory_bytes:
+        raise ValueError(f"{what} needs {bytes_needed / 2**20:.1f} MiB of device memory but "
+                         f"'{info.name}' has {info.memory_bytes / 2**20:.1f} MiB")

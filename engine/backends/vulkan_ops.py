@@ -1,0 +1,393 @@
+"""The Vulkan backend: every op of engine/ops.py as a GLSL compute shader, run through Kompute (kp).
+
+How a forward pass runs
+-----------------------
+``record()`` collects the model's op calls; each becomes one ``kp.Algorithm`` (a pipeline with its
+buffers bound and its push constants fixed) dispatched inside one ``kp.Sequence``.  ``run()``
+re-submits that sequence with ``eval()``: nothing is re-recorded per token.  What changes per step
+lives in two small *host-visible* buffers the shaders read directly: the step buffer (n_tokens,
+pos, n_kv; binding 0 of every shader) and the sampling buffer.  Dispatches are sized for a
+buffer's row *capacity* and each shader skips the rows >= n_tokens.
+
+kp 0.9 records, before each dispatch, only a transfer->compute barrier, so two dispatches in one
+sequence are not ordered on a real GPU.  Before every dispatch we therefore record a
+``OpTensorSyncLocal`` of a 4-byte device tensor: its compute->transfer barrier followed by the next
+dispatch's transfer->compute barrier chains every earlier dispatch before the next one.
+
+Weights
+-------
+``weight()`` repacks each GGUF tensor into 32-bit words (kp enables no 8/16-bit storage feature):
+blocks whose size is not a multiple of 4 bytes get 2 bytes of padding so every field is word
+aligned (see shaders/dequant.glsl), F32/F16 rows are padded to a multiple of 8 values.  The words
+go to device-local memory (a kp *storage* tensor, filled by a GPU copy from a temporary host
+buffer).  A weight larger than the device's maxStorageBufferRange is split into row chunks
+(gemma3's 178 MB Q8_0 token_embd, which is also its tied LM head); get_rows and matmul issue one
+dispatch per chunk.  1-D weights (norms, biases, rope factors) are dequantised to F32 at upload.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Optional, Sequence
+
+import numpy as np
+import kp
+from gguf import GGML_QUANT_SIZES, GGMLQuantizationType as T
+from gguf.quants import dequantize as gguf_dequantize
+
+from ..ops import (SAMPLE_SIZE, STEP_N_KV, STEP_N_TOKENS, STEP_POS, STEP_SIZE, SAMPLE_TEMP, SAMPLE_TOP_K,
+                   SAMPLE_TOP_P, SAMPLE_MIN_P, SAMPLE_REPEAT_PENALTY, SAMPLE_REPEAT_LAST_N,
+                   SAMPLE_N_HISTORY, SAMPLE_UNIFORMS, MAX_DECODE_STEPS, Ops, Program, Tensor, Weight)
+from .vulkan_device import GpuInfo, check_fits, choose
+
+SPV_DIR = Path(__file__).resolve().parent.parent / "spv"
+WG = 64                     # WG_SIZE of most shaders (shaders/common.glsl)
+MATMUL_NT = 8               # x rows per workgroup of the batched matmul (matmul.comp, BATCH)
+MAX_GROUPS_X = 32768        # split large dispatches over x and y (Vulkan guarantees >= 65535)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How one GGUF type is stored on the GPU (must match shaders/quants/<type>.glsl)."""
+    shader: str             # the variant suffix: matmul_<shader>
+    qk: int                 # values per block
+    words: int              # 32-bit words per repacked block
+    pad_at: int = -1        # byte offset where 2 padding bytes are inserted (-1: none)
+
+
+LAYOUTS = {
+    T.F32: Layout("f32", 8, 8),
+    T.F16: Layout("f16", 8, 4),
+    T.Q4_0: Layout("q4_0", 32, 5, pad_at=2),    # 18 -> 20 bytes: pad after d
+    T.Q4_1: Layout("q4_1", 32, 5),              # 20 bytes
+    T.Q5_0: Layout("q5_0", 32, 6, pad_at=2),    # 22 -> 24 bytes
+    T.Q8_0: Layout("q8_0", 32, 9, pad_at=2),    # 34 -> 36 bytes
+    T.Q4_K: Layout("q4_k", 256, 36),            # 144 bytes
+    T.Q6_K: Layout("q6_k", 256, 53, pad_at=210),  # 210 -> 212 bytes: pad after d at the end
+}
+
+
+def repack(raw: np.ndarray, ggml_type: int, rows: int, width: int) -> np.ndarray:
+    """GGUF tensor data -> uint32 words [rows, n_blocks * words] in the layout the shaders read."""
+    lay = LAYOUTS[ggml_type]
+    if ggml_type in (T.F32, T.F16):
+        dt = np.float32 if ggml_type == T.F32 else np.float16
+        vals = np.asarray(raw).view(dt).reshape(rows, width) if np.asarray(raw).dtype == np.uint8 \
+            else np.asarray(raw, dtype=dt).reshape(rows, width)
+        padded = np.zeros((rows, -(-width // 8) * 8), dtype=dt)
+        padded[:, :width] = vals
+        return padded.view(np.uint32)
+    block_bytes = GGML_QUANT_SIZES[ggml_type][1]
+    nb = width // lay.qk
+    blocks = np.asarray(raw, dtype=np.uint8).reshape(rows, nb, block_bytes)
+    if lay.pad_at >= 0:
+        pad = np.zeros((rows, nb, 2), dtype=np.uint8)
+        blocks = np.concatenate([blocks[:, :, :lay.pad_at], pad, blocks[:, :, lay.pad_at:]], axis=2)
+    return np.ascontiguousarray(blocks).reshape(rows, nb * lay.words * 4).view(np.uint32)
+
+
+def push_constants(*values) -> np.ndarray:
+    """Shader push constants: Python floats -> f32, ints -> 32-bit two's complement, as one f32 array
+    (kp passes the bytes through; the shader's struct gives each word its type)."""
+    words = np.zeros(len(values), dtype=np.uint32)
+    for i, v in enumerate(values):
+        if isinstance(v, float):
+            words[i] = np.float32(v).view(np.uint32)
+        else:
+            words[i] = int(v) & 0xFFFFFFFF
+    return words.view(np.float32)
+
+
+@dataclass
+class VulkanWeight:
+    """A weight on the device: row chunks, each its own buffer of repacked words."""
+    layout: Layout
+    nb: int                                     # blocks per row
+    chunks: list = field(default_factory=list)  # [(kp.Tensor, row_lo, row_hi)]
+
+
+class VulkanProgram(Program):
+    def __init__(self, seq: "kp.Sequence"):
+        self.seq = seq
+        self.algorithms: list = []              # keeps kp objects alive as long as the program
+        self.n_dispatches = 0
+
+    def __len__(self) -> int:
+        return self.n_dispatches
+
+
+def _groups(n: int, per: int = 1) -> int:
+    return max(1, -(-n // per))
+
+
+class VulkanOps(Ops):
+    name = "kompute"
+
+    def __init__(self, info: Optional[GpuInfo] = None, max_buffer_bytes: Optional[int] = None):
+        """``info``: the device (default: vulkan_device.choose('kompute')).  ``max_buffer_bytes``
+        overrides the device's maxStorageBufferRange (the op harness uses it to test split weights)."""
+        self.info = info or choose("kompute")
+        self.device_name = self.info.name
+        self.max_buffer_bytes = max_buffer_bytes or self.info.max_storage_buffer_range
+        self.mgr = kp.Manager(self.info.index)
+        # the host-written per-step buffers, read by shaders with no copy
+        self._step_t = self.mgr.tensor_t(np.zeros(STEP_SIZE, np.int32), kp.TensorTypes.host)
+        self._samp_t = self.mgr.tensor_t(np.zeros(SAMPLE_SIZE, np.float32), kp.TensorTypes.host)
+        self.step = self._step_t.data()         # writable views of the mapped memory
+        self.sampling = self._samp_t.data()
+        self._barrier_t = self.mgr.tensor_t(np.zeros(1, np.float32))   # see the module docstring
+        self._dummy = self.mgr.tensor_t(np.zeros(8, np.float32))       # for absent optional buffers
+        self._spv: dict[str, bytes] = {}
+        self._scratch: dict[int, "kp.Tensor"] = {}
+        self._recording: Optional[VulkanProgram] = None
+        self.bytes_allocated = 0
+
+    # ---------------------------------------------------------------- memory
+    def check_fits(self, bytes_needed: int, what: str = "the model") -> None:
+        """Raise (before allocating) when ``bytes_needed`` more bytes exceed the device's memory."""
+        check_fits(self.info, self.bytes_allocated + bytes_needed, what)
+
+    def tensor(self, rows: int, width: int, dtype: str = "f32", name: str = "") -> Tensor:
+        np_dtype = {"f32": np.float32, "i32": np.int32}[dtype]
+        self.check_fits(rows * width * 4, f"buffer {name or '?'} [{rows}, {width}]")
+        t = self.mgr.tensor_t(np.zeros(rows * width, np_dtype))
+        self.bytes_allocated += rows * width * 4
+        return Tensor(rows, width, dtype, name, t)
+
+    def weight(self, name: str, ggml_type: int, shape: Sequence[int], raw: np.ndarray) -> Weight:
+        width = int(shape[0])
+        rows = int(np.prod(shape[1:])) if len(shape) > 1 else 1
+        ggml_type = int(ggml_type)
+        if ggml_type not in LAYOUTS:
+            supported = ", ".join(T(t).name for t in LAYOUTS)
+            raise ValueError(f"tensor {name!r}: type {T(ggml_type).name} is not supported by the Vulkan "
+                             f"backend (supported: {supported})")
+        if len(shape) == 1 and ggml_type != T.F32:       # norms, biases: f32, read as plain floats
+            raw = np.asarray(gguf_dequantize(np.asarray(raw), T(ggml_type)), np.float32).reshape(-1)
+            ggml_type = int(T.F32)
+        lay = LAYOUTS[ggml_type]
+        if width % lay.qk and ggml_type not in (T.F32, T.F16):
+            raise ValueError(f"tensor {name!r}: width {width} is not a multiple of {T(ggml_type).name}'s block")
+        words = repack(raw, ggml_type, rows, width)       # uint32 [rows, row_words]
+        row_bytes = words.shape[1] * 4
+        self.check_fits(words.nbytes, f"weight {name!r}")
+        rows_per_chunk = max(1, self.max_buffer_bytes // row_bytes)
+        vw = VulkanWeight(lay, words.shape[1] // lay.words)
+        for lo in range(0, rows, rows_per_chunk):
+            hi = min(rows, lo + rows_per_chunk)
+            vw.chunks.append((self._upload(words[lo:hi]), lo, hi))
+        self.bytes_allocated += words.nbytes
+        return Weight(rows, width, ggml_type, name, vw)
+
+    def _upload(self, words: np.ndarray) -> "kp.Tensor":
+        """A device-local buffer holding ``words``, filled by a GPU copy from a temporary host buffer."""
+        flat = np.ascontiguousarray(words).reshape(-1)
+        staging = self.mgr.tensor_t(flat, kp.TensorTypes.host)
+        dev = self.mgr.tensor_t(np.zeros(flat.size, np.uint32), kp.TensorTypes.storage)
+        self.mgr.sequence().eval(kp.OpTensorCopy([staging, dev]))
+        staging.destroy()
+        return dev
+
+    def write(self, t: Tensor, values: np.ndarray, row: int = 0) -> None:
+        values = np.asarray(values, dtype=np.float32 if t.dtype == "f32" else np.int32).reshape(-1)
+        whole = row == 0 and values.size == t.rows * t.width
+        if not whole:       # keep the rest of the buffer: bring the device's copy to the host first
+            self.mgr.sequence().eval(kp.OpTensorSyncLocal([t.handle]))
+        data = t.handle.data()
+        data[row * t.width: row * t.width + values.size] = values
+        self.mgr.sequence().eval(kp.OpTensorSyncDevice([t.handle]))
+
+    def read(self, t: Tensor, rows: Optional[int] = None) -> np.ndarray:
+        rows = t.rows if rows is None else rows
+        self.mgr.sequence().eval(kp.OpTensorSyncLocal([t.handle]))
+        return np.array(t.handle.data()[: rows * t.width]).reshape(rows, t.width)
+
+    # ---------------------------------------------------------------- programs
+    @contextmanager
+    def record(self) -> Iterator[Program]:
+        prog = VulkanProgram(self.mgr.sequence())
+        self._recording = prog
+        try:
+            yield prog
+        finally:
+            self._recording = None
+
+    def run(self, program: Program) -> None:
+        program.seq.eval()
+
+    def set_step(self, n_tokens: int, pos: int) -> None:
+        self.step[STEP_N_TOKENS] = n_tokens
+        self.step[STEP_POS] = pos
+        self.step[STEP_N_KV] = pos + n_tokens
+
+    def set_sampling(self, temp: float, top_k: int, top_p: float, min_p: float,
+                     repeat_penalty: float, repeat_last_n: int, uniforms: Sequence[float],
+                     n_history: int) -> None:
+        s = self.sampling
+        s[SAMPLE_TEMP], s[SAMPLE_TOP_K], s[SAMPLE_TOP_P], s[SAMPLE_MIN_P] = temp, top_k, top_p, min_p
+        s[SAMPLE_REPEAT_PENALTY], s[SAMPLE_REPEAT_LAST_N] = repeat_penalty, repeat_last_n
+        s[SAMPLE_N_HISTORY] = n_history
+        uniforms = list(uniforms)[:MAX_DECODE_STEPS]
+        s[SAMPLE_UNIFORMS:SAMPLE_UNIFORMS + len(uniforms)] = uniforms
+
+    def _spirv(self, name: str) -> bytes:
+        if name not in self._spv:
+            path = SPV_DIR / f"{name}.spv"
+            if not path.exists():
+                raise FileNotFoundError(f"{path} is missing: run `python tools/compile_shaders.py`")
+            self._spv[name] = path.read_bytes()
+        return self._spv[name]
+
+    def _dispatch(self, shader: str, tensors: list, push: np.ndarray, groups: tuple) -> None:
+        """Record one dispatch of ``shader`` (binding 0 = the step buffer, then ``tensors``), or run it
+        now when no program is being recorded."""
+        gx, gy, gz = (list(groups) + [1, 1])[:3]
+        algo = self.mgr.algorithm([self._step_t, *tensors], self._spirv(shader),
+                                  [int(gx), int(gy), int(gz)], [], push)
+        prog = self._recording
+        if prog is None:
+            self.mgr.sequence().record(kp.OpTensorSyncLocal([self._barrier_t])) \
+                .record(kp.OpAlgoDispatch(algo)).eval()
+            return
+        prog.seq.record(kp.OpTensorSyncLocal([self._barrier_t]))     # orders it after earlier dispatches
+        prog.seq.record(kp.OpAlgoDispatch(algo))
+        prog.algorithms.append(algo)
+        prog.n_dispatches += 1
+
+    @staticmethod
+    def _f32_buffer(w: Optional[Weight]):
+        """The buffer of a 1-D (f32) weight used as plain floats, or None."""
+        if w is None:
+            return None
+        if w.ggml_type != T.F32 or w.rows != 1:
+            raise ValueError(f"weight {w.name!r} must be 1-D f32 here (got {T(w.ggml_type).name} [{w.rows}, {w.width}])")
+        return w.handle.chunks[0][0]
+
+    # ---------------------------------------------------------------- ops
+    def get_rows(self, out: Tensor, table: Weight, ids: Tensor) -> None:
+        vw: VulkanWeight = table.handle
+        cap = min(out.rows, ids.rows)
+        for buf, lo, hi in vw.chunks:
+            self._dispatch(f"get_rows_{vw.layout.shader}", [buf, ids.handle, out.handle],
+                           push_constants(table.width, vw.nb, lo, hi, cap),
+                           (_groups(_groups(table.width, 8), WG), cap))
+
+    def rms_norm(self, out: Tensor, x: Tensor, weight: Optional[Weight], eps: float, group: int = 0) -> None:
+        group = group or x.width
+        wbuf = self._f32_buffer(weight)
+        self._dispatch("rms_norm", [x.handle, out.handle, wbuf or self._dummy],
+                       push_constants(x.width, group, float(eps), int(wbuf is not None), min(x.rows, out.rows)),
+                       (x.width // group, min(x.rows, out.rows)))
+
+    def layer_norm(self, out: Tensor, x: Tensor, weight: Optional[Weight], bias: Optional[Weight],
+                   eps: float) -> None:
+        wbuf, bbuf = self._f32_buffer(weight), self._f32_buffer(bias)
+        cap = min(x.rows, out.rows)
+        self._dispatch("layer_norm", [x.handle, out.handle, wbuf or self._dummy, bbuf or self._dummy],
+                       push_constants(x.width, float(eps), int(wbuf is not None), int(bbuf is not None), cap),
+                       (cap,))
+
+    def matmul(self, out: Tensor, w: Weight, x: Tensor, bias: Optional[Weight] = None,
+               w_row0: int = 0, out_col0: int = 0, n_out: int = 0) -> None:
+        vw: VulkanWeight = w.handle
+        n_out = n_out or (w.rows - w_row0)
+        bbuf = self._f32_buffer(bias)
+        cap = min(x.rows, out.rows)
+        batch = cap > 1
+        shader = f"matmul_{'batch_' if batch else ''}{vw.layout.shader}"
+        for buf, lo, hi in vw.chunks:                    # the row window meets each chunk in [a, b)
+            a, b = max(lo, w_row0), min(hi, w_row0 + n_out)
+            if a >= b:
+                continue
+            n = b - a
+            self._dispatch(shader, [buf, x.handle, out.handle, bbuf or self._dummy],
+                           push_constants(w.width, vw.nb, a - lo, n, out_col0 + (a - w_row0), x.width,
+                                          out.width, int(bbuf is not None), a, cap),
+                           (min(n, MAX_GROUPS_X), _groups(n, MAX_GROUPS_X),
+                            _groups(cap, MATMUL_NT) if batch else 1))
+
+    def rope(self, x: Tensor, n_head: int, head_dim: int, n_rot: int, freq_base: float,
+             neox: bool, freq_scale: float = 1.0, freq_factors: Optional[Weight] = None) -> None:
+        ff = self._f32_buffer(freq_factors)
+        self._dispatch("rope", [x.handle, ff or self._dummy],
+                       push_constants(x.width, n_head, head_dim, n_rot, float(freq_base), float(freq_scale),
+                                      int(neox), int(ff is not None), x.rows),
+                       (_groups(n_head * (n_rot // 2), WG), x.rows))
+
+    def store_kv(self, cache: Tensor, src: Tensor) -> None:
+        self._dispatch("store_kv", [cache.handle, src.handle],
+                       push_constants(src.width, src.rows, cache.rows),
+                       (_groups(src.width, WG), src.rows))
+
+    def attention(self, out: Tensor, q: Tensor, k_cache: Tensor, v_cache: Tensor,
+                  n_head: int, n_kv_head: int, head_dim: int, scale: float,
+                  causal: bool = True, window: int = 0, softcap: float = 0.0,
+                  seq_ids: Optional[Tensor] = None) -> None:
+        if head_dim > 512:
+            raise ValueError(f"attention: head_dim {head_dim} > 512 (MAX_HEAD_DIM of shaders/attention.comp)")
+        cap = min(q.rows, out.rows)
+        self._dispatch("attention", [q.handle, k_cache.handle, v_cache.handle, out.handle,
+                                     seq_ids.handle if seq_ids is not None else self._dummy],
+                       push_constants(n_head, n_kv_head, head_dim, float(scale), int(causal), int(window),
+                                      float(softcap), int(seq_ids is not None), cap),
+                       (n_head, cap))
+
+    def _rowwise(self, shader: str, tensors: list, width: int, cap: int, *extra) -> None:
+        self._dispatch(shader, tensors, push_constants(width, cap, *extra), (_groups(width, WG), cap))
+
+    def add(self, out: Tensor, a: Tensor, b: Tensor) -> None:
+        self._rowwise("add", [a.handle, b.handle, out.handle], out.width, min(a.rows, b.rows, out.rows))
+
+    def scale(self, out: Tensor, x: Tensor, s: float) -> None:
+        self._rowwise("scale", [x.handle, out.handle], out.width, min(x.rows, out.rows), float(s))
+
+    def _weight_row_op(self, op: str, out: Tensor, a: Tensor, w: Weight) -> None:
+        vw: VulkanWeight = w.handle
+        cap = min(a.rows, out.rows)
+        self._dispatch(f"{op}_weight_{vw.layout.shader}", [vw.chunks[0][0], a.handle, out.handle],
+                       push_constants(out.width, cap), (_groups(_groups(out.width, 8), WG), cap))
+
+    def add_weight(self, out: Tensor, a: Tensor, w: Weight) -> None:
+        self._weight_row_op("add", out, a, w)
+
+    def mul_weight(self, out: Tensor, x: Tensor, w: Weight) -> None:
+        self._weight_row_op("mul", out, x, w)
+
+    def glu(self, out: Tensor, gate: Tensor, up: Tensor, kind: str) -> None:
+        if kind not in ("silu", "gelu"):
+            raise ValueError(f"glu kind must be 'silu' or 'gelu', not {kind!r}")
+        self._rowwise(f"glu_{kind}", [gate.handle, up.handle, out.handle], out.width,
+                      min(gate.rows, up.rows, out.rows))
+
+    def gelu(self, out: Tensor, x: Tensor) -> None:
+        self._rowwise("gelu", [x.handle, out.handle], out.width, min(x.rows, out.rows))
+
+    def softmax(self, out: Tensor, x: Tensor) -> None:
+        cap = min(x.rows, out.rows)
+        self._dispatch("softmax", [x.handle, out.handle], push_constants(x.width, cap), (cap,))
+
+    def copy_rows(self, out: Tensor, x: Tensor, src_row: int = -1, n_rows: int = 1) -> None:
+        self._dispatch("copy_rows", [x.handle, out.handle], push_constants(x.width, src_row, n_rows),
+                       (_groups(x.width, WG), n_rows))
+
+    def mean_pool(self, out: Tensor, x: Tensor, seq_starts: Tensor, n_seqs: int) -> None:
+        self._dispatch("mean_pool", [x.handle, seq_starts.handle, out.handle], push_constants(x.width, n_seqs),
+                       (_groups(x.width, WG), n_seqs))
+
+    def l2_normalize(self, out: Tensor, x: Tensor, n_rows: int) -> None:
+        self._dispatch("l2_normalize", [x.handle, out.handle], push_constants(x.width, n_rows), (n_rows,))
+
+    def _scratch_for(self, n: int) -> "kp.Tensor":
+        if n not in self._scratch:
+            self._scratch[n] = self.mgr.tensor_t(np.zeros(n, np.float32))
+        return self._scratch[n]
+
+    def sample(self, out_token: Tensor, logits: Tensor, history: Tensor, slot: int = 0) -> None:
+        self._dispatch("sample", [self._samp_t, logits.handle, history.handle,
+                                  self._scratch_for(logits.width), out_token.handle],
+                       push_constants(logits.width, slot), (1,))
+
+    def advance(self, ids: Tensor, tokens: Tensor, history: Tensor, slot: int = 0) -> None:
+        self._dispatch("advance", [self._samp_t, tokens.handle, ids.handle, history.handle],
+                       push_constants(slot, history.rows), (1,))
