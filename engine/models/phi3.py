@@ -1,0 +1,107 @@
+"""Phi-3 decoder: llama's graph with fused weights.
+
+    x = token_embd[ids]
+    for each layer:
+        h = rms_norm(x) * attn_norm
+        qkv = h @ Wqkv             one fused matrix [n_embd -> n_embd + 2 * kv_width]: rows
+                                   [0, q) are Q, [q, q + kv) K, [q + kv, q + 2kv) V; the matmul's row
+                                   window reads each part straight into its own buffer, no copy
+        rope(q), rope(k)           "neox" pairs (i, i + n_rot/2); long-context files carry per-frequency
+                                   divisors (rope_factors_short / rope_factors_long)
+        x += attention(q, cache) @ Wo          (sliding window when attention.sliding_window is set)
+        h = rms_norm(x) * ffn_norm
+        gate_up = h @ Wup          fused [n_embd -> 2 * n_ff]: rows [0, n_ff) gate, [n_ff, 2 n_ff) up
+        x += (silu(gate) * up) @ Wdown
+    logits = rms_norm(x[last]) * output_norm @ Wout
+"""
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+from ..gguf_file import GGUFFile, Phi3HParams
+from .base import Buffers, DecoderModel
+
+
+class Phi3(DecoderModel):
+    @classmethod
+    def hparams(cls, f: GGUFFile) -> Phi3HParams:
+        return f.decoder_hparams(Phi3HParams, sliding_window=int(f.get(".attention.sliding_window", 0) or 0))
+
+    def load_weights(self) -> None:
+        hp = self.hp
+        d, ff, qw, kvw = hp.n_embd, hp.n_ff, hp.n_head * hp.head_dim, hp.kv_width
+        self.token_embd = self.weight("token_embd.weight", (d, hp.n_vocab))
+        self.output_norm = self.weight("output_norm.weight", (d,))
+        self.output = self.optional_weight("output.weight", (d, hp.n_vocab)) or self.token_embd
+        # 128k-context files: short factors while the context fits the original training length
+        n_orig = int(self.f.get(".rope.scaling.original_context_length", hp.n_ctx_train))
+        factors = "rope_factors_long.weight" if self.n_ctx > n_orig else "rope_factors_short.weight"
+        self.rope_factors = self.optional_weight(factors, (hp.n_rot // 2,))
+        self.blk = []
+        for i in range(hp.n_layer):
+            p = f"blk.{i}."
+            blk = SimpleNamespace(
+                attn_norm=self.weight(p + "attn_norm.weight", (d,)),
+                attn_qkv=self.optional_weight(p + "attn_qkv.weight", (d, qw + 2 * kvw)),
+                attn_output=self.weight(p + "attn_output.weight", (qw, d)),
+                ffn_norm=self.weight(p + "ffn_norm.weight", (d,)),
+                ffn_up=self.weight(p + "ffn_up.weight", (d, 2 * ff)),
+                ffn_down=self.weight(p + "ffn_down.weight", (ff, d)),
+            )
+            if blk.attn_qkv is None:      # some conversions store Q, K, V separately
+                blk.attn_q = self.weight(p + "attn_q.weight", (d, qw))
+                blk.attn_k = self.weight(p + "attn_k.weight", (d, kvw))
+                blk.attn_v = self.weight(p + "attn_v.weight", (d, kvw))
+            self.blk.append(blk)
+
+    def buffers(self, cap: int) -> Buffers:
+        hp, t = self.hp, self.ops.tensor
+        return Buffers(
+            cap=cap,
+            ids=t(cap, 1, "i32", "ids"),                          # [cap, 1]
+            x=t(cap, hp.n_embd, name="x"),                        # [cap, n_embd]  residual stream
+            h=t(cap, hp.n_embd, name="h"),                        # [cap, n_embd]
+            q=t(cap, hp.n_head * hp.head_dim, name="q"),          # [cap, n_head * head_dim]
+            k=t(cap, hp.kv_width, name="k"),                      # [cap, kv_width]
+            v=t(cap, hp.kv_width, name="v"),                      # [cap, kv_width]
+            attn=t(cap, hp.n_head * hp.head_dim, name="attn"),    # [cap, n_head * head_dim]
+            gate=t(cap, hp.n_ff, name="gate"),                    # [cap, n_ff]
+            up=t(cap, hp.n_ff, name="up"),                        # [cap, n_ff]
+            last=t(1, hp.n_embd, name="last"),                    # [1, n_embd]
+            logits=t(1, hp.n_vocab, name="logits"),               # [1, n_vocab]
+        )
+
+    def forward(self, b: Buffers) -> None:
+        ops, hp = self.ops, self.hp
+        qw, kvw, ff = hp.n_head * hp.head_dim, hp.kv_width, hp.n_ff
+        rope = dict(n_rot=hp.n_rot, freq_base=hp.rope_freq_base, neox=True,
+                    freq_scale=hp.rope_freq_scale, freq_factors=self.rope_factors)
+        ops.get_rows(b.x, self.token_embd, b.ids)
+        for i, blk in enumerate(self.blk):
+            ops.rms_norm(b.h, b.x, blk.attn_norm, hp.norm_eps)
+            if blk.attn_qkv is not None:     # split the fused QKV by row windows
+                ops.matmul(b.q, blk.attn_qkv, b.h, w_row0=0, n_out=qw)
+                ops.matmul(b.k, blk.attn_qkv, b.h, w_row0=qw, n_out=kvw)
+                ops.matmul(b.v, blk.attn_qkv, b.h, w_row0=qw + kvw, n_out=kvw)
+            else:
+                ops.matmul(b.q, blk.attn_q, b.h)
+                ops.matmul(b.k, blk.attn_k, b.h)
+                ops.matmul(b.v, blk.attn_v, b.h)
+            ops.rope(b.q, hp.n_head, hp.head_dim, **rope)
+            ops.rope(b.k, hp.n_head_kv, hp.head_dim, **rope)
+            ops.store_kv(self.kv.k[i], b.k)
+            ops.store_kv(self.kv.v[i], b.v)
+            ops.attention(b.attn, b.q, self.kv.k[i], self.kv.v[i], hp.n_head, hp.n_head_kv,
+                          hp.head_dim, scale=1.0 / math.sqrt(hp.head_dim), window=hp.sliding_window)
+            ops.matmul(b.h, blk.attn_output, b.attn)
+            ops.add(b.x, b.x, b.h)
+            ops.rms_norm(b.h, b.x, blk.ffn_norm, hp.norm_eps)
+            ops.matmul(b.gate, blk.ffn_up, b.h, w_row0=0, n_out=ff)       # fused gate-up: gate half
+            ops.matmul(b.up, blk.ffn_up, b.h, w_row0=ff, n_out=ff)        # up half
+            ops.glu(b.gate, b.gate, b.up, "silu")
+            ops.matmul(b.h, blk.ffn_down, b.gate)
+            ops.add(b.x, b.x, b.h)
+        ops.copy_rows(b.last, b.x, src_row=-1)
+        ops.rms_norm(b.last, b.last, self.output_norm, hp.norm_eps)
+        ops.matmul(b.logits, self.output, b.last)
