@@ -100,14 +100,16 @@ def test_markdown_rows_carry_the_command():
     report = {"command": "python tools/bench.py --model m.gguf", "date": "d", "host": "h",
               "model": {"file": "m.gguf", "arch": "llama", "size_bytes": 10**8, "n_params": 135 * 10**6},
               "results": [{"engine": "ours", "backend": "kompute", "device": "llvmpipe",
-                           "runs": {"main": run, "ctx256": dict(run, prompt_tokens=256)}},
+                           "runs": {"main": dict(run, gen_ids=[5, 6, 7, 8, 9, 1, 2, 3]),
+                                    "ctx256": dict(run, prompt_tokens=256)}},
                           {"engine": "upstream", "version": "2.8.2", "backend": "cpu", "device": None,
-                           "runs": {"main": dict(run, host_us_per_token=None), "ctx256": run}}]}
+                           "runs": {"main": dict(run, host_us_per_token=None, gen_ids=[5, 6, 7, 4]),
+                                    "ctx256": run}}]}
     text = bench.markdown(report)
     rows = [line for line in text.splitlines() if line.startswith("| ours") or line.startswith("| upstream")]
     assert len(rows) == 4 and all("`python tools/bench.py --model m.gguf`" in r for r in rows)
-    assert "| ours | kompute (llvmpipe) | 32 | 12.5 | 8 | 3.25 | 90 |" in text
-    assert "| upstream 2.8.2 | cpu | 32 | 12.5 | 8 | 3.25 | - |" in text
+    assert "| ours | kompute (llvmpipe) | 32 | 12.5 | 8 | 3.25 | 90 | 3/8 |" in text
+    assert "| upstream 2.8.2 | cpu | 32 | 12.5 | 8 | 3.25 | - | - |" in text
 
 
 def test_shape_names_resolve_to_random_gguf_files(tmp_path):

@@ -204,10 +204,10 @@ def time_ours(llm, prompt_ids: list[int], n_gen: int, n_batch: int) -> dict:
 def ignore_eog(llm) -> None:
     """Make every token a non-end token for this benchmark, so each run generates exactly n tokens.
 
-    generate() stops before an end-of-generation token by asking the tokenizer; random-weight models hit
-    one rarely, real ones (SmolLM2) often.  Shadowing ``is_eog`` on this tokenizer instance changes
+    generate() stops before an end-of-generation token by asking LLM.is_eog; random-weight models hit
+    one rarely, real ones (SmolLM2) often.  Shadowing ``is_eog`` on this LLM instance changes
     nothing for anyone else and keeps the generated-token count equal to upstream's."""
-    llm.tokenizer.is_eog = lambda _id: False
+    llm.is_eog = lambda _id: False
 
 
 def bench_ours(path: Path, device: str, args, prompts: dict, result: dict, save=lambda: None) -> None:
@@ -223,8 +223,14 @@ def bench_ours(path: Path, device: str, args, prompts: dict, result: dict, save=
     ignore_eog(llm)
     result.update(backend=llm.backend, device=llm.device, load_s=load_s)
     log(f"ours[{device}]: loaded in {load_s:.1f} s (backend {llm.backend}, device {llm.device})")
-    # Warm-up: first runs compile pipelines, allocate and fault in memory; not part of any number.
-    time_ours(llm, prompts["warmup"][1], 4, args.n_batch)
+    # Warm-up, not part of any number: the first runs record programs, compile pipelines, allocate and
+    # fault in memory.  generate() records one decode program per chunk length k (llm.decode_steps tokens
+    # per submission, and shorter tails), so warm up every k the measured runs will use.
+    k = max(1, int(getattr(llm, "decode_steps", 1)))
+    chunks = {k} | {n % k for n in [args.gen_tokens] + [args.sweep_gen_tokens] * bool(args.ctx_sweep)} - {0}
+    for n in sorted(chunks):
+        time_ours(llm, prompts["warmup"][1], n, args.n_batch)
+    result["decode_steps"] = k
     for name, (text, ids, n_gen) in runs_of(prompts, args):
         result["runs"][name] = run = time_ours(llm, ids, n_gen, args.n_batch)
         log(f"ours[{device}] {name}: {summary(run)}")
@@ -288,6 +294,17 @@ def engine_label(res: dict) -> str:
     return f"{who} | {where}"
 
 
+def common_prefix(a: list[int], b: list[int]) -> int:
+    """How many leading greedy ids two engines share: a check that both did the same work (a near-tie
+    between two logits may legitimately split them later)."""
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
 def fmt(value, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
@@ -295,15 +312,22 @@ def fmt(value, spec: str) -> str:
 def markdown(report: dict) -> str:
     m = report["model"]
     cmd = f"`{report['command']}`"
+    load = report.get("loadavg")
     lines = [f"Model `{m['file']}` ({m['arch']}, {m['size_bytes'] / 1e9:.2f} GB, {m['n_params'] / 1e6:.0f} M params),"
-             f" {report['date']}, {report['host']}.", "",
-             "| engine | backend (device) | prompt tok | prompt tok/s | gen tok | gen tok/s | host µs/tok | command |",
-             "|---|---|---:|---:|---:|---:|---:|---|"]
+             f" {report['date']}, {report['host']}"
+             + (f", load average {load[0]:.1f} at start" if load else "") + ".", "",
+             "| engine | backend (device) | prompt tok | prompt tok/s | gen tok | gen tok/s | host µs/tok "
+             "| ids = upstream | command |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---|"]
+    upstream = next((res["runs"]["main"] for res in report["results"] if res["engine"] == "upstream"), None)
     for res in report["results"]:
         r = res["runs"]["main"]
+        same = "-"
+        if upstream is not None and res["engine"] == "ours":
+            same = f"{common_prefix(r.get('gen_ids', []), upstream.get('gen_ids', []))}/{r['gen_tokens']}"
         lines.append(f"| {engine_label(res)} | {r['prompt_tokens']} | {fmt(r['prompt_tok_s'], '.1f')} | "
                      f"{r['gen_tokens']} | {fmt(r.get('gen_tok_s'), '.2f')} | "
-                     f"{fmt(r.get('host_us_per_token'), '.0f')} | {cmd} |")
+                     f"{fmt(r.get('host_us_per_token'), '.0f')} | {same} | {cmd} |")
     sweep = [name for name in report["results"][0]["runs"] if name.startswith("ctx")]
     if sweep:
         lines += ["", "Context sweep: generation speed with the given number of tokens already in the cache.", "",
@@ -341,6 +365,7 @@ def main(argv: list[str] | None = None) -> int:
     results: list[dict] = []
     report = {"command": command, "date": datetime.datetime.now().isoformat(timespec="seconds"),
               "host": f"{platform.node()} {platform.machine()} {os.cpu_count()} cpus",
+              "loadavg": list(os.getloadavg()),      # other work on the machine skews every number
               "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
               "model": info, "results": results}
 
