@@ -41,6 +41,14 @@ from upstream_runner import upstream_copy  # noqa: E402  (our side of the upstre
 DEFAULT_UPSTREAM_PYTHON = os.environ.get("BENCH_UPSTREAM_PYTHON", "/opt/oracle/bin/python")
 DEFAULT_CACHE = Path(os.environ.get("BENCH_CACHE", Path.home() / ".cache" / "gpt4all-vulkan" / "bench-models"))
 
+# Sampling settings.  'greedy' makes both engines do the same deterministic work (and lets the tables
+# compare their token ids); 'sdk' is the GPT4All SDK's generate() defaults, what users actually run, which
+# exercises the top-k / top-p path of the sampler (seeded on our side; upstream 2.8.2 has no seed).
+SAMPLING = {
+    "greedy": dict(temp=0.0, top_k=1, top_p=1.0, min_p=0.0, repeat_penalty=1.0, repeat_last_n=0),
+    "sdk": dict(temp=0.7, top_k=40, top_p=0.4, min_p=0.0, repeat_penalty=1.18, repeat_last_n=64),
+}
+
 # Plain English filler, repeated and cut to the wanted number of tokens.  Real words keep every tokenizer on
 # its ordinary path, and the text survives a decode/encode round trip, so both engines see the same tokens.
 FILLER = ("The history of the river valley is written in its stones. Farmers came first, then traders, "
@@ -69,6 +77,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--ctx-sweep", type=parse_int_list, default=[],
                    help="context depths, e.g. 256,1024,4096: generation speed after a prompt that long")
     p.add_argument("--sweep-gen-tokens", type=int, default=32, help="tokens generated at each sweep depth")
+    p.add_argument("--sampling", choices=sorted(SAMPLING), default="greedy",
+                   help="greedy (default; EOS ignored) or the SDK's defaults (temp 0.7, top_k 40, top_p 0.4, "
+                        "repeat_penalty 1.18)")
     p.add_argument("--n-ctx", type=int, default=0, help="context size (default: just enough, rounded up)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for both engines")
     p.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help="where shape files are written")
@@ -172,12 +183,11 @@ def fallback_prompt(n_tokens: int) -> str:
 
 # --------------------------------------------------------------------------- our engine
 
-def time_ours(llm, prompt_ids: list[int], n_gen: int, n_batch: int) -> dict:
+def time_ours(llm, prompt_ids: list[int], n_gen: int, n_batch: int, sampling: str = "greedy") -> dict:
     """One measured prompt + generation from an empty cache.  See the module docstring for definitions."""
     from engine.sampling import SamplingParams
 
-    greedy = SamplingParams(temp=0.0, top_k=1, top_p=1.0, min_p=0.0, repeat_penalty=1.0, repeat_last_n=0,
-                            seed=0)
+    params = SamplingParams(**SAMPLING[sampling], seed=0)
     llm.reset()
     t0 = time.perf_counter()
     llm.eval(prompt_ids, n_batch=n_batch)
@@ -188,7 +198,7 @@ def time_ours(llm, prompt_ids: list[int], n_gen: int, n_batch: int) -> dict:
     ids: list[int] = []
     cpu0 = time.thread_time()
     g0 = time.perf_counter()
-    for tok in llm.generate(prompt_ids, greedy, max_tokens=n_gen):
+    for tok in llm.generate(prompt_ids, params, max_tokens=n_gen):
         stamps.append(time.perf_counter())
         ids.append(int(tok))
     cpu1 = time.thread_time()
@@ -229,10 +239,10 @@ def bench_ours(path: Path, device: str, args, prompts: dict, result: dict, save=
     k = max(1, int(getattr(llm, "decode_steps", 1)))
     chunks = {k} | {n % k for n in [args.gen_tokens] + [args.sweep_gen_tokens] * bool(args.ctx_sweep)} - {0}
     for n in sorted(chunks):
-        time_ours(llm, prompts["warmup"][1], n, args.n_batch)
+        time_ours(llm, prompts["warmup"][1], n, args.n_batch, args.sampling)
     result["decode_steps"] = k
     for name, (text, ids, n_gen) in runs_of(prompts, args):
-        result["runs"][name] = run = time_ours(llm, ids, n_gen, args.n_batch)
+        result["runs"][name] = run = time_ours(llm, ids, n_gen, args.n_batch, args.sampling)
         log(f"ours[{device}] {name}: {summary(run)}")
         save()
     llm.close()
@@ -251,7 +261,7 @@ def bench_upstream(path: Path, args, prompts: dict) -> dict:
     """Run tools/upstream_runner.py under upstream's interpreter, from a directory outside our repo."""
     upath = upstream_copy(path, args.cache_dir)
     spec = {"model": str(upath), "device": args.upstream_device, "n_ctx": args.n_ctx, "n_batch": args.n_batch,
-            "threads": args.threads,
+            "threads": args.threads, "sampling": SAMPLING[args.sampling],
             "runs": [{"name": "warmup", "prompt": prompts["warmup"][0], "gen_tokens": 4}]
             + [{"name": name, "prompt": text, "gen_tokens": n_gen} for name, (text, _, n_gen) in runs_of(prompts, args)]}
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
@@ -315,7 +325,8 @@ def markdown(report: dict) -> str:
     load = report.get("loadavg")
     lines = [f"Model `{m['file']}` ({m['arch']}, {m['size_bytes'] / 1e9:.2f} GB, {m['n_params'] / 1e6:.0f} M params),"
              f" {report['date']}, {report['host']}"
-             + (f", load average {load[0]:.1f} at start" if load else "") + ".", "",
+             + (f", load average {load[0]:.1f} at start" if load else "")
+             + f", {report.get('settings', {}).get('sampling', 'greedy')} sampling.", "",
              "| engine | backend (device) | prompt tok | prompt tok/s | gen tok | gen tok/s | host µs/tok "
              "| ids = upstream | command |",
              "|---|---|---:|---:|---:|---:|---:|---:|---|"]

@@ -11,7 +11,7 @@ Two jobs live here, used from two different interpreters:
   /opt/oracle/bin/python; on the GPU machine python3 with PYTHONPATH=.whl/upstream), from a working
   directory outside our repo, with a PYTHONPATH that does not contain our repo: our SDK package is also
   called ``gpt4all`` and must not shadow the real one.  It reads a JSON spec on stdin, loads the model with
-  ``gpt4all.GPT4All`` and, for each run, prompts it with greedy sampling while a prompt callback and a
+  ``gpt4all.GPT4All`` and, for each run, prompts it (greedy unless the spec says otherwise) while a prompt callback and a
   response callback timestamp every token.  One JSON object (the result) is printed as the last stdout line.
 
 Timing method (the same definitions tools/bench.py uses for our engine):
@@ -32,6 +32,9 @@ import struct
 import sys
 import time
 from pathlib import Path
+
+# Greedy decoding (temp 0 is greedy in upstream's sampler; top_k 1 makes sure), no repeat penalty.
+GREEDY = dict(temp=0.0, top_k=1, top_p=1.0, min_p=0.0, repeat_penalty=1.0, repeat_last_n=0)
 
 # Pre-tokenizer names newer than upstream 2.8.2's llama.cpp -> an older name with the same split regex.
 PRE_TOKENIZER_FALLBACK = {"smollm": "starcoder"}
@@ -98,7 +101,7 @@ def upstream_copy(path: str | Path, cache_dir: str | Path | None = None) -> Path
 
 # --------------------------------------------------------------------------- the runner (upstream's side)
 
-def time_one_run(llmodel, prompt: str, n_gen: int, n_batch: int) -> dict:
+def time_one_run(llmodel, prompt: str, n_gen: int, n_batch: int, sampling: dict) -> dict:
     """Prompt upstream once from an empty context; return token counts and timestamps-derived rates."""
     prompt_times: list[float] = []      # one perf_counter() per prompt token, taken in the prompt callback
     gen_times: list[float] = []         # one per generated token, taken in the response callback
@@ -120,9 +123,8 @@ def time_one_run(llmodel, prompt: str, n_gen: int, n_batch: int) -> dict:
     llmodel._prompt_callback = on_prompt_token
     llmodel._callback_decoder = raw_response_decoder
     t0 = time.perf_counter()
-    llmodel.prompt_model(prompt, "%1", lambda *_: True, n_predict=n_gen, top_k=1, top_p=1.0, min_p=0.0,
-                         temp=0.0, n_batch=n_batch, repeat_penalty=1.0, repeat_last_n=0,
-                         reset_context=True, special=False)
+    llmodel.prompt_model(prompt, "%1", lambda *_: True, n_predict=n_gen, n_batch=n_batch,
+                         reset_context=True, special=False, **sampling)
     t_end = time.perf_counter()
     if not prompt_times:
         raise RuntimeError("upstream evaluated no prompt tokens (prompt too long for n_ctx?)")
@@ -166,7 +168,8 @@ def main() -> int:
     out = {"engine": "upstream", "gpt4all_file": gpt4all.__file__, "version": version,
            "backend": model.backend, "device": model.device, "load_s": load_s, "runs": {}}
     for run in spec["runs"]:
-        out["runs"][run["name"]] = time_one_run(llmodel, run["prompt"], run["gen_tokens"], spec["n_batch"])
+        out["runs"][run["name"]] = time_one_run(llmodel, run["prompt"], run["gen_tokens"], spec["n_batch"],
+                                                spec.get("sampling", GREEDY))
         print(f"upstream {run['name']}: {json.dumps({k: v for k, v in out['runs'][run['name']].items() if k != 'gen_ids'})}",
               file=sys.stderr, flush=True)
     model.close()
