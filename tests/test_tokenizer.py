@@ -110,3 +110,19 @@ def test_from_gguf_caches_per_metadata_object(model_path):
     meta = read_metadata(model_path("smollm2-q4_1"))
     assert from_gguf(meta) is from_gguf(meta)
     assert from_gguf(dict(meta)) is not from_gguf(meta)
+
+
+def test_every_pre_tokenizer_matches_llama_cpp(model_path):
+    """SmolLM2's BPE vocabulary under each pre-tokenizer name: llama.cpp's ids were recorded from
+    vocab-only copies of the file with tokenizer.ggml.pre replaced (tools/make_tokenizer_refs.py)."""
+    refs = json.loads((DATA / "pretokenizers.json").read_text(encoding="utf-8"))
+    corpus = json.loads((DATA / "corpus.json").read_text(encoding="utf-8"))
+    base = read_metadata(model_path("smollm2-q4_1"))
+    failures = []
+    for pre, want_all in refs["pre"].items():
+        tok = from_gguf(dict(base, **{"tokenizer.ggml.pre": pre}))
+        for text, want in zip(corpus, want_all):
+            got = tok.encode(text, add_special=False)
+            if got != want:
+                failures.append(f"{pre}: {text!r}: got {got}, llama.cpp {want}")
+    assert not failures, f"{len(failures)} mismatches\n" + "\n".join(failures[:12])

@@ -11,6 +11,11 @@ llama.cpp's token_to_piece gives back (special on and off). It also records the 
 ids, which tokens llama.cpp counts as end-of-generation and as control, and a SHA-256 over
 every token's bytes so the whole vocabulary's token -> bytes table is checked, not only the
 tokens the corpus happens to use. Output: tests/data/tokenizer/<model key>.json.
+
+Pre-tokenizers no test model uses are checked the same way: for each name in PRE_NAMES it writes
+a tensor-less copy of SmolLM2's metadata with ``tokenizer.ggml.pre`` replaced (a vocab-only GGUF
+llama.cpp loads), and records llama.cpp's ids for the corpus with that pre-tokenizer over
+SmolLM2's vocabulary and merges. Output: tests/data/tokenizer/pretokenizers.json.
 """
 from __future__ import annotations
 
@@ -21,6 +26,7 @@ import os
 import sys
 from pathlib import Path
 
+import gguf
 import llama_cpp
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,6 +37,43 @@ MODELS = {  # key (as in tests/conftest.py) -> file name
     "gemma3-q4_k_m": "gemma-3-270m-q4_k_m.gguf",
     "minilm-f16": "all-MiniLM-L6-v2.F16.gguf",
 }
+
+
+# Pre-tokenizer names checked over SmolLM2's BPE vocabulary ('smollm' itself is the model's own).
+PRE_NAMES = ["default", "llama-bpe", "llama3", "qwen2", "starcoder", "deepseek-llm", "deepseek-coder",
+             "falcon", "mpt", "gpt-2", "refact", "command-r", "olmo", "tekken", "stablelm2", "dbrx",
+             "smaug-bpe", "poro-chat", "viking", "jais", "bloom", "chatglm-bpe", "deepseek-v3",
+             "codeshell", "exaone", "minerva-7b", "chameleon"]
+
+
+def write_vocab_only(src: Path, dst: Path, pre: str) -> None:
+    """Copy every metadata key of src into a GGUF without tensors, with tokenizer.ggml.pre = pre."""
+    reader = gguf.GGUFReader(str(src))
+    writer = gguf.GGUFWriter(str(dst), arch=None)
+    for key, field in reader.fields.items():
+        if key.startswith("GGUF.") or key == "tokenizer.ggml.pre":
+            continue
+        vtype = field.types[0]
+        sub = field.types[1] if vtype == gguf.GGUFValueType.ARRAY else None
+        writer.add_key_value(key, field.contents(), vtype, sub_type=sub)
+    writer.add_key_value("tokenizer.ggml.pre", pre, gguf.GGUFValueType.STRING)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+
+
+def pretokenizer_refs(src: Path, corpus: list[str], tmp: Path) -> dict:
+    out = {"base_model": src.name, "oracle": f"llama-cpp-python {llama_cpp.__version__}", "pre": {}}
+    for pre in PRE_NAMES:
+        dst = tmp / f"vocab-{pre}.gguf"
+        write_vocab_only(src, dst, pre)
+        llm = llama_cpp.Llama(model_path=str(dst), vocab_only=True, verbose=False)
+        vocab = llama_cpp.llama_model_get_vocab(llm.model)
+        out["pre"][pre] = [tokenize(vocab, text, False, False) for text in corpus]
+        del llm
+        dst.unlink()
+    return out
 
 
 def piece(vocab, tok: int, special: bool) -> bytes:
@@ -96,8 +139,16 @@ def refs_for(key: str, path: Path, corpus: list[str]) -> dict:
 
 def main(argv: list[str]) -> int:
     corpus = json.loads((DATA / "corpus.json").read_text(encoding="utf-8"))
-    keys = argv or list(MODELS)
+    keys = argv or [*MODELS, "pretokenizers"]
     for key in keys:
+        if key == "pretokenizers":
+            import tempfile
+            with tempfile.TemporaryDirectory() as tmp:
+                refs = pretokenizer_refs(MODELS_DIR / MODELS["smollm2-q4_1"], corpus, Path(tmp))
+            out = DATA / "pretokenizers.json"
+            out.write_text(json.dumps(refs, ensure_ascii=False, indent=0) + "\n", encoding="utf-8")
+            print(f"{out.relative_to(ROOT)}: {len(refs['pre'])} pre-tokenizers x {len(corpus)} strings")
+            continue
         path = MODELS_DIR / MODELS[key]
         if not path.exists():
             print(f"missing {path}: run `python tools/models.py` first", file=sys.stderr)

@@ -1,4 +1,4 @@
-"""WordPiece (``tokenizer.ggml.model`` = 'bert'), as llama.cpp's WPM tokenizer does it.
+r"""WordPiece (``tokenizer.ggml.model`` = 'bert'), as llama.cpp's WPM tokenizer does it.
 
 Normalisation, per code point (llama.cpp ``llm_tokenizer_wpm_session::preprocess``):
   * accents: each code point is replaced by the *first* code point of its NFD decomposition
