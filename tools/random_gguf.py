@@ -22,6 +22,7 @@ SmolLM2's 'smollm', under a name that upstream gpt4all 2.8.2's older llama.cpp a
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import os
 import sys
@@ -145,6 +146,13 @@ def random_weight(rng: np.random.Generator, ne0: int, ne1: int, qtype: QT) -> np
     return blocks.reshape(ne1, ne0 // block * type_size)
 
 
+@functools.lru_cache(maxsize=2)
+def read_tokenizer(vocab_gguf: Path) -> dict[str, tuple[list[gguf.GGUFValueType], object]]:
+    """tokenizer.* key -> (GGUF value types, value) of a vocab GGUF (parsed once: it takes seconds)."""
+    reader = gguf.GGUFReader(vocab_gguf)
+    return {k: (f.types, f.contents()) for k, f in reader.fields.items() if k.startswith("tokenizer.")}
+
+
 def add_tokenizer(writer: gguf.GGUFWriter, n_vocab: int, vocab_gguf: Path = VOCAB_GGUF) -> None:
     """Copy a real tokenizer's keys, padding tokens/token types up to n_vocab with '[PADn]' tokens.
 
@@ -152,22 +160,20 @@ def add_tokenizer(writer: gguf.GGUFWriter, n_vocab: int, vocab_gguf: Path = VOCA
     decode to some text (upstream gpt4all aborts on an empty piece; llama.cpp prints UNUSED ones as '').
     No BPE merge ever produces them, so tokenisation is SmolLM2's exactly.
     """
-    reader = gguf.GGUFReader(vocab_gguf)
-    tokens = reader.fields["tokenizer.ggml.tokens"].contents()
-    types = reader.fields["tokenizer.ggml.token_type"].contents()
+    fields = read_tokenizer(Path(vocab_gguf))
+    tokens = fields["tokenizer.ggml.tokens"][1]
+    types = fields["tokenizer.ggml.token_type"][1]
     if n_vocab < len(tokens):
         raise ValueError(f"n_vocab {n_vocab} is smaller than the tokenizer's {len(tokens)} tokens")
     n_pad = n_vocab - len(tokens)
-    writer.add_tokenizer_model(reader.fields["tokenizer.ggml.model"].contents())
+    writer.add_tokenizer_model(fields["tokenizer.ggml.model"][1])
     writer.add_tokenizer_pre("starcoder")   # = SmolLM2's 'smollm' regex; see the module docstring
     writer.add_token_list(tokens + [f"[PAD{i}]" for i in range(len(tokens), n_vocab)])
     writer.add_token_types(list(types) + [int(gguf.TokenType.NORMAL)] * n_pad)
-    for key, field in reader.fields.items():
-        if key.startswith("tokenizer.") and key not in ("tokenizer.ggml.model", "tokenizer.ggml.pre",
-                                                        "tokenizer.ggml.tokens", "tokenizer.ggml.token_type"):
-            vtype = field.types[0]
-            writer.add_key_value(key, field.contents(), vtype,
-                                 field.types[-1] if vtype == gguf.GGUFValueType.ARRAY else None)
+    for key, (types_, value) in fields.items():
+        if key not in ("tokenizer.ggml.model", "tokenizer.ggml.pre", "tokenizer.ggml.tokens", "tokenizer.ggml.token_type"):
+            vtype = types_[0]
+            writer.add_key_value(key, value, vtype, types_[-1] if vtype == gguf.GGUFValueType.ARRAY else None)
 
 
 def write_random_gguf(path, shape: str | LlamaShape = "llama-3.2-1b", qtype: str | QT = "Q4_0",
