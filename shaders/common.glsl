@@ -23,9 +23,34 @@ layout(std430, binding = 0) readonly buffer StepBuf { int step_buf[]; };   // [8
 // Rows an op processes: the step's n_tokens, clipped to the buffer's capacity.
 uint active_rows(uint capacity) { return min(STEP_N_TOKENS, capacity); }
 
-// Shared-memory tree reductions (portable: no subgroup size is assumed anywhere).
+// Workgroup reductions.  Portable path: a shared-memory tree (no subgroup size assumed).
+// -DUSE_SUBGROUP (chosen at run time only where the device reports subgroup arithmetic in compute
+// shaders): subgroupAdd/Max inside each subgroup, then one shared slot per subgroup -- two
+// barriers instead of log2(WG_SIZE) + 1.  gl_SubgroupSize is whatever the device uses.
 shared float red_buf[WG_SIZE];
 
+#ifdef USE_SUBGROUP
+#extension GL_KHR_shader_subgroup_basic : require
+#extension GL_KHR_shader_subgroup_arithmetic : require
+float wg_sum(float v) {
+    float s = subgroupAdd(v);
+    barrier();                       // red_buf may still be read by a previous reduction
+    if (subgroupElect()) red_buf[gl_SubgroupID] = s;
+    barrier();
+    float total = 0.0;
+    for (uint i = 0; i < gl_NumSubgroups; i++) total += red_buf[i];
+    return total;
+}
+float wg_max(float v) {
+    float s = subgroupMax(v);
+    barrier();
+    if (subgroupElect()) red_buf[gl_SubgroupID] = s;
+    barrier();
+    float m = red_buf[0];
+    for (uint i = 1; i < gl_NumSubgroups; i++) m = max(m, red_buf[i]);
+    return m;
+}
+#else
 float wg_sum(float v) {
     uint tid = gl_LocalInvocationID.x;
     barrier();                       // red_buf may still be read by a previous reduction
@@ -49,3 +74,4 @@ float wg_max(float v) {
     }
     return red_buf[0];
 }
+#endif

@@ -39,6 +39,8 @@ def variants() -> dict[str, tuple[str, list[str]]]:
         d = f"DATA_A_{t.upper()}"
         v[f"matmul_{t}"] = ("matmul.comp", [d])
         v[f"matmul_batch_{t}"] = ("matmul.comp", [d, "BATCH"])
+        v[f"matmul_{t}_sg"] = ("matmul.comp", [d, "USE_SUBGROUP"])         # subgroup reductions
+        v[f"matmul_batch_{t}_sg"] = ("matmul.comp", [d, "BATCH", "USE_SUBGROUP"])
         v[f"get_rows_{t}"] = ("get_rows.comp", [d])
         v[f"add_weight_{t}"] = ("add_weight.comp", [d])
         v[f"mul_weight_{t}"] = ("mul_weight.comp", [d])
@@ -46,6 +48,7 @@ def variants() -> dict[str, tuple[str, list[str]]]:
                   "softmax", "copy_rows", "mean_pool", "l2_normalize", "sample", "advance"]:
         if (SHADERS / f"{plain}.comp").exists():
             v[plain] = (f"{plain}.comp", [])
+    v["attention_sg"] = ("attention.comp", ["USE_SUBGROUP"])
     v["glu_silu"] = ("glu.comp", ["GLU_SILU"])
     v["glu_gelu"] = ("glu.comp", ["GLU_GELU"])
     return {k: val for k, val in v.items() if (SHADERS / val[0]).exists()}

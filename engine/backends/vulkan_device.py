@@ -37,6 +37,7 @@ class GpuInfo:
     max_storage_buffer_range: int   # the largest buffer one shader binding may see
     max_shared_memory: int = 32768
     max_workgroup_invocations: int = 128
+    subgroup_arithmetic: bool = False   # subgroupAdd/Max usable in compute shaders (the *_sg variants)
 
     @property
     def is_gpu(self) -> bool:
@@ -70,7 +71,11 @@ def list_gpus() -> tuple[GpuInfo, ...]:
                                memory_bytes=int(max(local)), subgroup_size=int(sub.subgroupSize),
                                max_storage_buffer_range=int(props.limits.maxStorageBufferRange),
                                max_shared_memory=int(props.limits.maxComputeSharedMemorySize),
-                               max_workgroup_invocations=int(props.limits.maxComputeWorkGroupInvocations)))
+                               max_workgroup_invocations=int(props.limits.maxComputeWorkGroupInvocations),
+                               subgroup_arithmetic=bool(
+                                   sub.supportedStages & vk.VK_SHADER_STAGE_COMPUTE_BIT
+                                   and sub.supportedOperations & vk.VK_SUBGROUP_FEATURE_ARITHMETIC_BIT
+                                   and sub.supportedOperations & vk.VK_SUBGROUP_FEATURE_BASIC_BIT)))
     finally:
         vk.vkDestroyInstance(inst, None)
     return tuple(out)

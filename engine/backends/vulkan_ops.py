@@ -43,6 +43,7 @@ from .vulkan_device import GpuInfo, check_fits, choose
 
 SPV_DIR = Path(__file__).resolve().parent.parent / "spv"
 WG = 64                     # WG_SIZE of most shaders (shaders/common.glsl)
+MATMUL_NR = 4               # weight rows per workgroup of matmul.comp
 MATMUL_NT = 8               # x rows per workgroup of the batched matmul (matmul.comp, BATCH)
 MAX_GROUPS_X = 32768        # split large dispatches over x and y (Vulkan guarantees >= 65535)
 
@@ -124,10 +125,15 @@ def _groups(n: int, per: int = 1) -> int:
 class VulkanOps(Ops):
     name = "kompute"
 
-    def __init__(self, info: Optional[GpuInfo] = None, max_buffer_bytes: Optional[int] = None):
+    def __init__(self, info: Optional[GpuInfo] = None, max_buffer_bytes: Optional[int] = None,
+                 subgroups: Optional[bool] = None):
         """``info``: the device (default: vulkan_device.choose('kompute')).  ``max_buffer_bytes``
-        overrides the device's maxStorageBufferRange (the op harness uses it to test split weights)."""
+        overrides the device's maxStorageBufferRange (the op harness uses it to test split weights).
+        ``subgroups``: use the subgroup-reduction shader variants (default: where the device has
+        subgroup arithmetic; False forces the portable shared-memory path)."""
         self.info = info or choose("kompute")
+        self.subgroups = self.info.subgroup_arithmetic if subgroups is None else bool(subgroups)
+        self._sg = "_sg" if self.subgroups else ""
         self.device_name = self.info.name
         self.max_buffer_bytes = max_buffer_bytes or self.info.max_storage_buffer_range
         self.mgr = kp.Manager(self.info.index)
@@ -152,6 +158,7 @@ class VulkanOps(Ops):
         np_dtype = {"f32": np.float32, "i32": np.int32}[dtype]
         self.check_fits(rows * width * 4, f"buffer {name or '?'} [{rows}, {width}]")
         t = self.mgr.tensor_t(np.zeros(rows * width, np_dtype))
+        self.mgr.sequence().eval(kp.OpTensorSyncDevice([t]))      # device memory starts undefined
         self.bytes_allocated += rows * width * 4
         return Tensor(rows, width, dtype, name, t)
 
@@ -295,7 +302,7 @@ class VulkanOps(Ops):
         bbuf = self._f32_buffer(bias)
         cap = min(x.rows, out.rows)
         batch = cap > 1
-        shader = f"matmul_{'batch_' if batch else ''}{vw.layout.shader}"
+        shader = f"matmul_{'batch_' if batch else ''}{vw.layout.shader}{self._sg}"
         for buf, lo, hi in vw.chunks:                    # the row window meets each chunk in [a, b)
             a, b = max(lo, w_row0), min(hi, w_row0 + n_out)
             if a >= b:
@@ -304,7 +311,7 @@ class VulkanOps(Ops):
             self._dispatch(shader, [buf, x.handle, out.handle, bbuf or self._dummy],
                            push_constants(w.width, vw.nb, a - lo, n, out_col0 + (a - w_row0), x.width,
                                           out.width, int(bbuf is not None), a, cap),
-                           (min(n, MAX_GROUPS_X), _groups(n, MAX_GROUPS_X),
+                           (min(_groups(n, MATMUL_NR), MAX_GROUPS_X), _groups(n, MATMUL_NR * MAX_GROUPS_X),
                             _groups(cap, MATMUL_NT) if batch else 1))
 
     def rope(self, x: Tensor, n_head: int, head_dim: int, n_rot: int, freq_base: float,
@@ -327,7 +334,7 @@ class VulkanOps(Ops):
         if head_dim > 512:
             raise ValueError(f"attention: head_dim {head_dim} > 512 (MAX_HEAD_DIM of shaders/attention.comp)")
         cap = min(q.rows, out.rows)
-        self._dispatch("attention", [q.handle, k_cache.handle, v_cache.handle, out.handle,
+        self._dispatch("attention" + self._sg, [q.handle, k_cache.handle, v_cache.handle, out.handle,
                                      seq_ids.handle if seq_ids is not None else self._dummy],
                        push_constants(n_head, n_kv_head, head_dim, float(scale), int(causal), int(window),
                                       float(softcap), int(seq_ids is not None), cap),
@@ -380,7 +387,7 @@ class VulkanOps(Ops):
 
     def _scratch_for(self, n: int) -> "kp.Tensor":
         if n not in self._scratch:
-            self._scratch[n] = self.mgr.tensor_t(np.zeros(n, np.float32))
+            self._scratch[n] = self.mgr.tensor_t(np.zeros(n, np.float32), kp.TensorTypes.storage)
         return self._scratch[n]
 
     def sample(self, out_token: Tensor, logits: Tensor, history: Tensor, slot: int = 0) -> None:
