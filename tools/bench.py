@@ -80,6 +80,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--sampling", choices=sorted(SAMPLING), default="greedy",
                    help="greedy (default; EOS ignored) or the SDK's defaults (temp 0.7, top_k 40, top_p 0.4, "
                         "repeat_penalty 1.18)")
+    p.add_argument("--anatomy", action="store_true",
+                   help="also count, for our engine, backend calls and dispatches per generated token")
     p.add_argument("--n-ctx", type=int, default=0, help="context size (default: just enough, rounded up)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for both engines")
     p.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help="where shape files are written")
@@ -211,6 +213,41 @@ def time_ours(llm, prompt_ids: list[int], n_gen: int, n_batch: int, sampling: st
     return out
 
 
+def anatomy(llm, prompt_ids: list[int], n_gen: int) -> dict:
+    """Counts, not times: how our engine drives its backend for each generated token.
+
+    Every call of ``ops.run`` / ``ops.read`` / ``ops.write`` is at least one submission to the device and one
+    wait for it (on the Vulkan backend each is a kp ``Sequence.eval``), so calls per token bound the
+    round-trip cost.  Dispatches per token come from the recorded decode program (VulkanProgram counts its
+    dispatches) divided by the decode steps it holds."""
+    from collections import Counter
+
+    from engine.sampling import SamplingParams
+
+    ops, calls = llm.ops, Counter()
+    for name in ("run", "read", "write"):
+        def counted(*a, _fn=getattr(ops, name), _name=name, **kw):
+            calls[_name] += 1
+            return _fn(*a, **kw)
+        setattr(ops, name, counted)          # instance attributes shadow the methods for this count only
+    try:
+        llm.reset()
+        llm.eval(prompt_ids)
+        calls.clear()
+        n = sum(1 for _ in llm.generate(prompt_ids, SamplingParams(**SAMPLING["greedy"], seed=0), n_gen))
+    finally:
+        for name in ("run", "read", "write"):
+            delattr(ops, name)
+    out = {"gen_tokens": n, "decode_steps": int(getattr(llm, "decode_steps", 1)),
+           **{f"{k}_per_token": v / max(n, 1) for k, v in sorted(calls.items())},
+           "calls_per_token": sum(calls.values()) / max(n, 1)}
+    decode = [(key, prog) for key, (prog, _b) in llm.model._programs.items() if key[0] == 1 and key[1] > 0]
+    if decode and hasattr(decode[0][1], "n_dispatches"):
+        (_cap, steps), prog = max(decode, key=lambda kp_: kp_[0][1])
+        out["dispatches_per_token"] = prog.n_dispatches / steps
+    return out
+
+
 def ignore_eog(llm) -> None:
     """Make every token a non-end token for this benchmark, so each run generates exactly n tokens.
 
@@ -244,6 +281,10 @@ def bench_ours(path: Path, device: str, args, prompts: dict, result: dict, save=
     for name, (text, ids, n_gen) in runs_of(prompts, args):
         result["runs"][name] = run = time_ours(llm, ids, n_gen, args.n_batch, args.sampling)
         log(f"ours[{device}] {name}: {summary(run)}")
+        save()
+    if args.anatomy:
+        result["anatomy"] = anatomy(llm, prompts["warmup"][1], max(8, 2 * result["decode_steps"]))
+        log(f"ours[{device}] anatomy: {result['anatomy']}")
         save()
     llm.close()
 
@@ -339,6 +380,15 @@ def markdown(report: dict) -> str:
         lines.append(f"| {engine_label(res)} | {r['prompt_tokens']} | {fmt(r['prompt_tok_s'], '.1f')} | "
                      f"{r['gen_tokens']} | {fmt(r.get('gen_tok_s'), '.2f')} | "
                      f"{fmt(r.get('host_us_per_token'), '.0f')} | {same} | {cmd} |")
+    for res in report["results"]:
+        a = res.get("anatomy")
+        if a:
+            lines.append(f"\nAnatomy of decoding, ours on {res['backend']}: {a['decode_steps']} decode step(s) per "
+                         f"submission; per generated token {a['calls_per_token']:.2f} backend round trips "
+                         f"(run {a.get('run_per_token', 0):.2f}, read {a.get('read_per_token', 0):.2f}, "
+                         f"write {a.get('write_per_token', 0):.2f})"
+                         + (f", {a['dispatches_per_token']:.0f} dispatches" if "dispatches_per_token" in a else "")
+                         + f". Command: {cmd}")
     sweep = [name for name in report["results"][0]["runs"] if name.startswith("ctx")]
     if sweep:
         lines += ["", "Context sweep: generation speed with the given number of tokens already in the cache.", "",

@@ -98,7 +98,7 @@ for m in $MODELS; do
         --cache-dir "$BENCH_CACHE" --device kompute --upstream --upstream-device kompute \
         --upstream-python python3 --upstream-pythonpath "$UPSTREAM_PATH" \
         --prompt-tokens "$PROMPT_TOKENS" --gen-tokens "$GEN_TOKENS" --n-batch "$N_BATCH" "${sweep_args[@]}" \
-        --json "$OUT/bench_$m.json" --markdown "$OUT/bench_$m.md"
+        --anatomy --json "$OUT/bench_$m.json" --markdown "$OUT/bench_$m.md"
 done
 cat "$OUT"/bench_*.md > "$OUT/bench.md" 2>/dev/null && rm -f "$OUT"/bench_1b.md "$OUT"/bench_8b.md
 say "done; files in $OUT:"
