@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Run every test: set-up first (idempotent: skips what is done), then pytest on tests/.
+#   bash tools/test.sh                 # all tests
+#   bash tools/test.sh -k vulkan -x    # extra arguments go to pytest
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+bash "$ROOT/tools/setup.sh" --models all
+cd "$ROOT"
+echo "[test] .venv/bin/python -m pytest $*"
+exec "$ROOT/.venv/bin/python" -m pytest "$@"
