@@ -126,3 +126,15 @@ def test_every_pre_tokenizer_matches_llama_cpp(model_path):
             if got != want:
                 failures.append(f"{pre}: {text!r}: got {got}, llama.cpp {want}")
     assert not failures, f"{len(failures)} mismatches\n" + "\n".join(failures[:12])
+
+
+def test_prompts_match_upstream_gpt4all(model_path):
+    """Second oracle: upstream gpt4all 2.8.2's prompt token ids (recorded by
+    tools/make_tokenizer_refs.py gpt4all). Upstream follows a raw prompt with its own "\\n\\n"
+    separator, so its ids are ours plus that token."""
+    refs = json.loads((DATA / "gpt4all-smollm2.json").read_text(encoding="utf-8"))
+    tok = from_gguf_file(model_path("smollm2-q4_1"))
+    sep = tok.encode("\n\n", add_special=False)
+    failures = [c for c in refs["cases"]
+                if c["ids"] != tok.encode(c["text"], add_special=False, parse_special=c["special"]) + sep]
+    assert len(refs["cases"]) > 100 and not failures, failures[:5]

@@ -16,6 +16,10 @@ Pre-tokenizers no test model uses are checked the same way: for each name in PRE
 a tensor-less copy of SmolLM2's metadata with ``tokenizer.ggml.pre`` replaced (a vocab-only GGUF
 llama.cpp loads), and records llama.cpp's ids for the corpus with that pre-tokenizer over
 SmolLM2's vocabulary and merges. Output: tests/data/tokenizer/pretokenizers.json.
+
+Second oracle: upstream gpt4all 2.8.2 (``gpt4all`` argument). Its llama.cpp fork rejects 'smollm', so
+it loads a copy whose pre-tokenizer is 'starcoder' (same regex; tools/upstream_runner.upstream_copy),
+and the prompt callback records each prompt token id. Output: tests/data/tokenizer/gpt4all-smollm2.json.
 """
 from __future__ import annotations
 
@@ -74,6 +78,34 @@ def pretokenizer_refs(src: Path, corpus: list[str], tmp: Path) -> dict:
         del llm
         dst.unlink()
     return out
+
+
+def gpt4all_refs(src: Path, corpus: list[str]) -> dict:
+    import importlib.metadata
+    import importlib.util
+    from gpt4all import GPT4All   # the upstream wheel (this repo's gpt4all/ must not shadow it: no ROOT on sys.path)
+    from gpt4all._pyllmodel import LLModel
+    assert "site-packages" in sys.modules["gpt4all"].__file__, sys.modules["gpt4all"].__file__
+    g4a_version = importlib.metadata.version("gpt4all")
+    spec = importlib.util.spec_from_file_location("upstream_runner", ROOT / "tools" / "upstream_runner.py")
+    runner = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(runner)
+    upstream_copy = runner.upstream_copy
+
+    seen: list[int] = []
+    LLModel._prompt_callback = staticmethod(lambda tid: (seen.append(tid), True)[1])
+    model = GPT4All(str(upstream_copy(src)), allow_download=False, device="cpu", n_threads=1, verbose=False)
+    cases = []
+    for text in corpus:
+        if not text:
+            continue        # upstream refuses to evaluate an empty prompt
+        for special in (False, True):
+            seen.clear()
+            # template "%1": the text alone; upstream then appends its own "\n\n" separator tokens
+            model.model.prompt_model(text, "%1", lambda i, r: False, n_predict=1, reset_context=True,
+                                     special=special)
+            cases.append({"text": text, "special": special, "ids": list(seen)})
+    return {"oracle": f"gpt4all {g4a_version}", "base_model": src.name, "cases": cases}
 
 
 def piece(vocab, tok: int, special: bool) -> bytes:
@@ -141,6 +173,12 @@ def main(argv: list[str]) -> int:
     corpus = json.loads((DATA / "corpus.json").read_text(encoding="utf-8"))
     keys = argv or [*MODELS, "pretokenizers"]
     for key in keys:
+        if key == "gpt4all":
+            refs = gpt4all_refs(MODELS_DIR / MODELS["smollm2-q4_1"], corpus)
+            out = DATA / "gpt4all-smollm2.json"
+            out.write_text(json.dumps(refs, ensure_ascii=False, indent=0) + "\n", encoding="utf-8")
+            print(f"{out.relative_to(ROOT)}: {len(refs['cases'])} prompts, oracle {refs['oracle']}")
+            continue
         if key == "pretokenizers":
             import tempfile
             with tempfile.TemporaryDirectory() as tmp:
