@@ -13,7 +13,6 @@ engine.LLM.generate gives token ids; the SDK promises text.  In between sit four
 """
 from __future__ import annotations
 
-import codecs
 from typing import Iterable, Iterator
 
 from .stop import BUILTIN_STOP_STRINGS, StopFilter
@@ -85,19 +84,19 @@ def text_pieces(llm, tokens: list[int], params, n_predict: int, n_batch: int,
     A piece may carry the text of several tokens (then ``token_id`` is the newest); a token whose bytes end
     mid-character, or whose text might begin a stop string, yields nothing until the following tokens decide.
     """
-    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    streamer = llm.tokenizer.streamer()    # token bytes -> whole characters (special tokens as their text)
     stops = StopFilter([*BUILTIN_STOP_STRINGS, *stop])
     last = -1
     ids = token_ids(llm, tokens, params, n_predict, n_batch)
     try:
         for last in ids:
-            text = stops.feed(decoder.decode(llm.tokenizer.token_bytes(last)))
+            text = stops.feed(streamer.push(last))
             if text:
                 yield last, text
             if stops.stopped:
                 return
         # the reply ended: release what was held back (an incomplete character becomes U+FFFD)
-        text = stops.feed(decoder.decode(b"", final=True))
+        text = stops.feed(streamer.flush())
         text += stops.flush()
         if text:
             yield last, text

@@ -357,8 +357,6 @@ class Embed4All:
                 warnings.warn(f"Dimensionality {dimensionality} is less than the suggested minimum of "
                               f"{self.MIN_DIMENSIONALITY}. Performance may be degraded.", stacklevel=2)
         llm = self.gpt4all.model.llm
-        if not getattr(llm, "is_embedding", False):
-            raise ValueError(f"not an embedding model: {llm.name}")
         single = isinstance(text, str)
         texts = [text] if single else list(text)
         result = _embed.embed(llm, texts, prefix=prefix, dimensionality=dimensionality,

@@ -100,8 +100,8 @@ class LegacyTemplate:
     """A ``{0}``/``{1}`` template split around its placeholders.
 
     ``'<|user|>\\n{0}</s>\\n<|assistant|>\\n{1}</s>\\n'`` -> before_user ``'<|user|>\\n'``,
-    before_reply ``'</s>\\n<|assistant|>\\n'``, after_reply ``'</s>\\n'``.  Without ``{1}`` the reply simply
-    follows the whole template and nothing is added after it.
+    before_reply ``'</s>\\n<|assistant|>\\n'``, after_reply ``'</s>\\n'``.  Without ``{1}`` the reply follows
+    the whole template and a blank line ends it (upstream's backend does the same: good for Alpaca-style formats).
     """
     before_user: str
     before_reply: str
@@ -115,7 +115,9 @@ class LegacyTemplate:
         if "{0}" not in template:
             raise ValueError(f"Prompt template must contain '{{0}}' where the user's message goes: {template!r}")
         before_user, rest = template.split("{0}", 1)
-        before_reply, _, after_reply = rest.partition("{1}")
+        before_reply, has_reply, after_reply = rest.partition("{1}")
+        if not has_reply:
+            after_reply = "\n\n"
         # str.format semantics: '{{' and '}}' in the constant parts mean literal braces
         unescape = lambda s: s.replace("{{", "{").replace("}}", "}")  # noqa: E731
         return cls(unescape(before_user), unescape(before_reply), unescape(after_reply))
