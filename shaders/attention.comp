@@ -24,11 +24,12 @@ shared float q_sh[MAX_HEAD_DIM];
 shared float p_sh[WG_SIZE];
 
 void main() {
-    uint h = gl_WorkGroupID.x, t = gl_WorkGroupID.y, tid = gl_LocalInvocationID.x;
+    uint h = gl_WorkGroupID.x, tid = gl_LocalInvocationID.x;
     uint n = active_rows(pc.rows_cap);
-    if (t >= n) return;
+    FOR_ROWS(t, pc.rows_cap, y) {
     uint kvh = h / (pc.n_head / pc.n_kv_head);
     uint qw = pc.n_head * pc.head_dim, kvw = pc.n_kv_head * pc.head_dim;
+    barrier();                                         // q_sh / p_sh of the previous row are done
     for (uint d = tid; d < pc.head_dim; d += WG_SIZE) q_sh[d] = q[t * qw + h * pc.head_dim + d];
 
     // visible cache rows [j_lo, j_hi)
@@ -79,5 +80,6 @@ void main() {
     for (uint a = 0; a < ACC_PER_THREAD; a++) {
         uint d = tid + a * WG_SIZE;
         if (d < pc.head_dim) out_[t * qw + h * pc.head_dim + d] = acc[a] / l;
+    }
     }
 }

@@ -23,6 +23,12 @@ layout(std430, binding = 0) readonly buffer StepBuf { int step_buf[]; };   // [8
 // Rows an op processes: the step's n_tokens, clipped to the buffer's capacity.
 uint active_rows(uint capacity) { return min(STEP_N_TOKENS, capacity); }
 
+// Loop a workgroup over rows t = its id, id + number of groups, ... < active rows.  Dispatches are
+// recorded once for a buffer's capacity, so instead of one workgroup per capacity row (most of them
+// idle for a short prompt, and an idle workgroup is not free on every driver) the host launches a
+// few row groups along dimension `dim` and each strides over the rows that are real this step.
+#define FOR_ROWS(t, cap, dim) for (uint t = gl_WorkGroupID.dim; t < active_rows(cap); t += gl_NumWorkGroups.dim)
+
 // Workgroup reductions.  Portable path: a shared-memory tree (no subgroup size assumed).
 // -DUSE_SUBGROUP (chosen at run time only where the device reports subgroup arithmetic in compute
 // shaders): subgroupAdd/Max inside each subgroup, then one shared slot per subgroup -- two

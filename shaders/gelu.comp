@@ -9,8 +9,10 @@ layout(std430, binding = 2) buffer O { float out_[]; };           // [rows, widt
 layout(push_constant) uniform PC { uint width; uint rows_cap; } pc;
 
 void main() {
-    uint k = gl_GlobalInvocationID.x, t = gl_WorkGroupID.y;
-    if (t >= active_rows(pc.rows_cap) || k >= pc.width) return;
+    uint k = gl_GlobalInvocationID.x;
+    if (k >= pc.width) return;
+    FOR_ROWS(t, pc.rows_cap, y) {
     uint i = t * pc.width + k;
     out_[i] = gelu_tanh(x[i]);
+    }
 }

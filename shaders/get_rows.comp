@@ -20,12 +20,13 @@ layout(push_constant) uniform PC {
 
 void main() {
     uint c = gl_GlobalInvocationID.x;            // chunk of 8 within the row
-    uint t = gl_WorkGroupID.y;
-    if (t >= active_rows(pc.rows_cap) || c * 8u >= pc.K) return;
-    uint id = uint(ids[t]);
-    if (id < pc.row_lo || id >= pc.row_hi) return;
+    if (c * 8u >= pc.K) return;
     const uint CPB = QK / 8;
-    float v[8];
-    dequant8(((id - pc.row_lo) * pc.nb + c / CPB) * BW, c % CPB, v);
-    for (uint i = 0; i < 8 && c * 8u + i < pc.K; i++) out_[t * pc.K + c * 8u + i] = v[i];
+    FOR_ROWS(t, pc.rows_cap, y) {
+        uint id = uint(ids[t]);
+        if (id < pc.row_lo || id >= pc.row_hi) continue;
+        float v[8];
+        dequant8(((id - pc.row_lo) * pc.nb + c / CPB) * BW, c % CPB, v);
+        for (uint i = 0; i < 8 && c * 8u + i < pc.K; i++) out_[t * pc.K + c * 8u + i] = v[i];
+    }
 }

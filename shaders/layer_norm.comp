@@ -10,8 +10,8 @@ layout(std430, binding = 4) readonly buffer B { float b[]; };     // [width] f32
 layout(push_constant) uniform PC { uint width; float eps; uint has_weight; uint has_bias; uint rows_cap; } pc;
 
 void main() {
-    uint t = gl_WorkGroupID.x, tid = gl_LocalInvocationID.x;
-    if (t >= active_rows(pc.rows_cap)) return;
+    uint tid = gl_LocalInvocationID.x;
+    FOR_ROWS(t, pc.rows_cap, x) {
     uint base = t * pc.width;
     float s = 0.0;
     for (uint i = tid; i < pc.width; i += WG_SIZE) s += x[base + i];
@@ -24,5 +24,6 @@ void main() {
         if (pc.has_weight != 0u) v *= w[i];
         if (pc.has_bias != 0u) v += b[i];
         out_[base + i] = v;
+    }
     }
 }

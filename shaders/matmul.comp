@@ -30,7 +30,7 @@ layout(push_constant) uniform PC {
 
 #define NR 4                         // weight rows per workgroup (vulkan_ops.MATMUL_NR)
 #ifdef BATCH
-#define NT 8                         // x rows per workgroup (vulkan_ops.MATMUL_NT)
+#define NT 4                         // x rows per workgroup (vulkan_ops.MATMUL_NT)
 #else
 #define NT 1
 #endif
@@ -44,14 +44,15 @@ shared float part[NV][WG_SIZE];      // one slot per thread, tree-reduced
 
 void main() {
     uint j0 = (gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x) * NR;
-    uint t0 = gl_WorkGroupID.z * NT;
     uint n_rows = active_rows(pc.rows_cap);
-    if (j0 >= pc.n_out || t0 >= n_rows) return;   // whole workgroup leaves together
+    if (j0 >= pc.n_out) return;                   // whole workgroup leaves together
     uint tid = gl_LocalInvocationID.x;
     const uint CPB = QK / 8;                      // chunks of 8 per block
     uint n_chunks = pc.nb * CPB;
-    uint nt = min(NT, n_rows - t0);
     uint nr = min(NR, pc.n_out - j0);
+    // tiles of NT x rows: this workgroup takes tiles z, z + groups_z, ...
+    for (uint t0 = gl_WorkGroupID.z * NT; t0 < n_rows; t0 += gl_NumWorkGroups.z * NT) {
+    uint nt = min(NT, n_rows - t0);
 
     float acc[NV];
     for (uint v = 0; v < NV; v++) acc[v] = 0.0;
@@ -78,6 +79,7 @@ void main() {
 
 #ifdef USE_SUBGROUP
     for (uint v = 0; v < NV; v++) acc[v] = subgroupAdd(acc[v]);
+    barrier();                                    // part[] of the previous tile is consumed
     if (subgroupElect()) for (uint v = 0; v < NV; v++) part[v][gl_SubgroupID] = acc[v];
     barrier();
     for (uint v = tid; v < NV; v += WG_SIZE) {
@@ -87,6 +89,7 @@ void main() {
     }
     barrier();
 #else
+    barrier();                                    // part[] of the previous tile is consumed
     for (uint v = 0; v < NV; v++) part[v][tid] = acc[v];
     barrier();
     for (uint s = WG_SIZE / 2; s > 0; s >>= 1) {
@@ -100,5 +103,6 @@ void main() {
             float b = pc.has_bias != 0u ? bias[pc.bias_row0 + j0 + r] : 0.0;
             out_[(t0 + t) * pc.out_stride + pc.out_col0 + j0 + r] = part[v][0] + b;
         }
+    }
     }
 }

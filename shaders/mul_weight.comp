@@ -16,13 +16,14 @@ layout(push_constant) uniform PC {
 
 void main() {
     uint c = gl_GlobalInvocationID.x;
-    uint t = gl_WorkGroupID.y;
-    if (t >= active_rows(pc.rows_cap) || c * 8u >= pc.K) return;
+    if (c * 8u >= pc.K) return;
     const uint CPB = QK / 8;
     float v[8];
     dequant8((c / CPB) * BW, c % CPB, v);
+    FOR_ROWS(t, pc.rows_cap, y) {
     for (uint i = 0; i < 8 && c * 8u + i < pc.K; i++) {
         uint o = t * pc.K + c * 8u + i;
         out_[o] = a[o] * v[i];
+    }
     }
 }

@@ -11,8 +11,8 @@ layout(std430, binding = 3) readonly buffer W { float w[]; };     // [group] f32
 layout(push_constant) uniform PC { uint width; uint group; float eps; uint has_weight; uint rows_cap; } pc;
 
 void main() {
-    uint g = gl_WorkGroupID.x, t = gl_WorkGroupID.y, tid = gl_LocalInvocationID.x;
-    if (t >= active_rows(pc.rows_cap)) return;
+    uint g = gl_WorkGroupID.x, tid = gl_LocalInvocationID.x;
+    FOR_ROWS(t, pc.rows_cap, y) {
     uint base = t * pc.width + g * pc.group;
     float ss = 0.0;
     for (uint i = tid; i < pc.group; i += WG_SIZE) { float v = x[base + i]; ss += v * v; }
@@ -20,5 +20,6 @@ void main() {
     for (uint i = tid; i < pc.group; i += WG_SIZE) {
         float v = x[base + i] * inv;
         out_[base + i] = pc.has_weight != 0u ? v * w[i] : v;
+    }
     }
 }

@@ -18,11 +18,11 @@ const float TWO_PI = 6.283185307179586;
 void main() {
     uint half_rot = pc.n_rot / 2u;
     uint idx = gl_GlobalInvocationID.x;
-    uint t = gl_WorkGroupID.y;
-    if (t >= active_rows(pc.rows_cap) || idx >= pc.n_head * half_rot) return;
+    if (idx >= pc.n_head * half_rot) return;
     uint h = idx / half_rot, i = idx % half_rot;
     float inv_freq = pc.freq_scale * pow(pc.freq_base, -2.0 * float(i) / float(pc.n_rot));
     if (pc.has_ff != 0u) inv_freq /= ff[i];
+    FOR_ROWS(t, pc.rows_cap, y) {
     float angle = float(STEP_POS + t) * inv_freq;
     angle -= TWO_PI * floor(angle / TWO_PI);     // sin/cos are only accurate on a small range
     float c = cos(angle), s = sin(angle);
@@ -32,4 +32,5 @@ void main() {
     float a = x[i0], b = x[i1];
     x[i0] = a * c - b * s;
     x[i1] = a * s + b * c;
+    }
 }

@@ -8,8 +8,8 @@ layout(std430, binding = 2) buffer O { float out_[]; };           // [rows, widt
 layout(push_constant) uniform PC { uint width; uint rows_cap; } pc;
 
 void main() {
-    uint t = gl_WorkGroupID.x, tid = gl_LocalInvocationID.x;
-    if (t >= active_rows(pc.rows_cap)) return;
+    uint tid = gl_LocalInvocationID.x;
+    FOR_ROWS(t, pc.rows_cap, x) {
     uint base = t * pc.width;
     float mx = -1.0 / 0.0;
     for (uint i = tid; i < pc.width; i += WG_SIZE) mx = max(mx, x[base + i]);
@@ -18,4 +18,5 @@ void main() {
     for (uint i = tid; i < pc.width; i += WG_SIZE) s += exp(x[base + i] - mx);
     float inv = 1.0 / wg_sum(s);
     for (uint i = tid; i < pc.width; i += WG_SIZE) out_[base + i] = exp(x[base + i] - mx) * inv;
+    }
 }

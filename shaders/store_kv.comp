@@ -8,7 +8,9 @@ layout(std430, binding = 2) readonly buffer S { float src[]; };   // [rows, widt
 layout(push_constant) uniform PC { uint width; uint rows_cap; uint cache_rows; } pc;
 
 void main() {
-    uint k = gl_GlobalInvocationID.x, t = gl_WorkGroupID.y;
-    if (t >= active_rows(pc.rows_cap) || k >= pc.width || STEP_POS + t >= pc.cache_rows) return;
-    cache[(STEP_POS + t) * pc.width + k] = src[t * pc.width + k];
+    uint k = gl_GlobalInvocationID.x;
+    if (k >= pc.width) return;
+    FOR_ROWS(t, pc.rows_cap, y) {
+        if (STEP_POS + t < pc.cache_rows) cache[(STEP_POS + t) * pc.width + k] = src[t * pc.width + k];
+    }
 }

@@ -44,7 +44,9 @@ from .vulkan_device import GpuInfo, check_fits, choose
 SPV_DIR = Path(__file__).resolve().parent.parent / "spv"
 WG = 64                     # WG_SIZE of most shaders (shaders/common.glsl)
 MATMUL_NR = 4               # weight rows per workgroup of matmul.comp
-MATMUL_NT = 8               # x rows per workgroup of the batched matmul (matmul.comp, BATCH)
+MATMUL_NT = 4               # x rows per workgroup of the batched matmul (matmul.comp, BATCH)
+ROW_GROUPS = 8              # workgroups along the row dimension of row-wise ops
+MATMUL_TILE_GROUPS = 4      # workgroups along the NT-row tiles of the batched matmul
 MAX_GROUPS_X = 32768        # split large dispatches over x and y (Vulkan guarantees >= 65535)
 
 
@@ -120,6 +122,12 @@ class VulkanProgram(Program):
 
 def _groups(n: int, per: int = 1) -> int:
     return max(1, -(-n // per))
+
+
+def _row_groups(capacity: int) -> int:
+    """Workgroups launched along the row dimension; each strides over the active rows (FOR_ROWS in
+    shaders/common.glsl), so a short prompt in a large-capacity program leaves few of them idle."""
+    return max(1, min(capacity, ROW_GROUPS))
 
 
 class VulkanOps(Ops):
@@ -278,14 +286,14 @@ class VulkanOps(Ops):
         for buf, lo, hi in vw.chunks:
             self._dispatch(f"get_rows_{vw.layout.shader}", [buf, ids.handle, out.handle],
                            push_constants(table.width, vw.nb, lo, hi, cap),
-                           (_groups(_groups(table.width, 8), WG), cap))
+                           (_groups(_groups(table.width, 8), WG), _row_groups(cap)))
 
     def rms_norm(self, out: Tensor, x: Tensor, weight: Optional[Weight], eps: float, group: int = 0) -> None:
         group = group or x.width
         wbuf = self._f32_buffer(weight)
         self._dispatch("rms_norm", [x.handle, out.handle, wbuf or self._dummy],
                        push_constants(x.width, group, float(eps), int(wbuf is not None), min(x.rows, out.rows)),
-                       (x.width // group, min(x.rows, out.rows)))
+                       (x.width // group, _row_groups(min(x.rows, out.rows))))
 
     def layer_norm(self, out: Tensor, x: Tensor, weight: Optional[Weight], bias: Optional[Weight],
                    eps: float) -> None:
@@ -293,7 +301,7 @@ class VulkanOps(Ops):
         cap = min(x.rows, out.rows)
         self._dispatch("layer_norm", [x.handle, out.handle, wbuf or self._dummy, bbuf or self._dummy],
                        push_constants(x.width, float(eps), int(wbuf is not None), int(bbuf is not None), cap),
-                       (cap,))
+                       (_row_groups(cap),))
 
     def matmul(self, out: Tensor, w: Weight, x: Tensor, bias: Optional[Weight] = None,
                w_row0: int = 0, out_col0: int = 0, n_out: int = 0) -> None:
@@ -312,7 +320,7 @@ class VulkanOps(Ops):
                            push_constants(w.width, vw.nb, a - lo, n, out_col0 + (a - w_row0), x.width,
                                           out.width, int(bbuf is not None), a, cap),
                            (min(_groups(n, MATMUL_NR), MAX_GROUPS_X), _groups(n, MATMUL_NR * MAX_GROUPS_X),
-                            _groups(cap, MATMUL_NT) if batch else 1))
+                            min(_groups(cap, MATMUL_NT), MATMUL_TILE_GROUPS) if batch else 1))
 
     def rope(self, x: Tensor, n_head: int, head_dim: int, n_rot: int, freq_base: float,
              neox: bool, freq_scale: float = 1.0, freq_factors: Optional[Weight] = None) -> None:
@@ -320,12 +328,12 @@ class VulkanOps(Ops):
         self._dispatch("rope", [x.handle, ff or self._dummy],
                        push_constants(x.width, n_head, head_dim, n_rot, float(freq_base), float(freq_scale),
                                       int(neox), int(ff is not None), x.rows),
-                       (_groups(n_head * (n_rot // 2), WG), x.rows))
+                       (_groups(n_head * (n_rot // 2), WG), _row_groups(x.rows)))
 
     def store_kv(self, cache: Tensor, src: Tensor) -> None:
         self._dispatch("store_kv", [cache.handle, src.handle],
                        push_constants(src.width, src.rows, cache.rows),
-                       (_groups(src.width, WG), src.rows))
+                       (_groups(src.width, WG), _row_groups(src.rows)))
 
     def attention(self, out: Tensor, q: Tensor, k_cache: Tensor, v_cache: Tensor,
                   n_head: int, n_kv_head: int, head_dim: int, scale: float,
@@ -338,10 +346,10 @@ class VulkanOps(Ops):
                                      seq_ids.handle if seq_ids is not None else self._dummy],
                        push_constants(n_head, n_kv_head, head_dim, float(scale), int(causal), int(window),
                                       float(softcap), int(seq_ids is not None), cap),
-                       (n_head, cap))
+                       (n_head, _row_groups(cap)))
 
     def _rowwise(self, shader: str, tensors: list, width: int, cap: int, *extra) -> None:
-        self._dispatch(shader, tensors, push_constants(width, cap, *extra), (_groups(width, WG), cap))
+        self._dispatch(shader, tensors, push_constants(width, cap, *extra), (_groups(width, WG), _row_groups(cap)))
 
     def add(self, out: Tensor, a: Tensor, b: Tensor) -> None:
         self._rowwise("add", [a.handle, b.handle, out.handle], out.width, min(a.rows, b.rows, out.rows))
@@ -353,7 +361,7 @@ class VulkanOps(Ops):
         vw: VulkanWeight = w.handle
         cap = min(a.rows, out.rows)
         self._dispatch(f"{op}_weight_{vw.layout.shader}", [vw.chunks[0][0], a.handle, out.handle],
-                       push_constants(out.width, cap), (_groups(_groups(out.width, 8), WG), cap))
+                       push_constants(out.width, cap), (_groups(_groups(out.width, 8), WG), _row_groups(cap)))
 
     def add_weight(self, out: Tensor, a: Tensor, w: Weight) -> None:
         self._weight_row_op("add", out, a, w)
@@ -372,7 +380,7 @@ class VulkanOps(Ops):
 
     def softmax(self, out: Tensor, x: Tensor) -> None:
         cap = min(x.rows, out.rows)
-        self._dispatch("softmax", [x.handle, out.handle], push_constants(x.width, cap), (cap,))
+        self._dispatch("softmax", [x.handle, out.handle], push_constants(x.width, cap), (_row_groups(cap),))
 
     def copy_rows(self, out: Tensor, x: Tensor, src_row: int = -1, n_rows: int = 1) -> None:
         self._dispatch("copy_rows", [x.handle, out.handle], push_constants(x.width, src_row, n_rows),
