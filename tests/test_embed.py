@@ -162,3 +162,19 @@ def test_same_as_upstream_gpt4all(model_path, renamed):
         assert g.shape == w.shape
         for a, b in zip(g, w):
             assert cosine(a, b) >= 0.9999, (path, kw)
+
+
+# ------------------------------------------------------------------ Vulkan (lavapipe in CI: keep it short)
+def test_vulkan_matches_sentence_transformers(model_path):
+    """The same Bert forward pass on the Vulkan backend (mean pooling in a shader): single, batch, long."""
+    ref = reference()
+    # n_ctx 128: passes of at most 128 tokens and windows of 126 (upstream's rule), cheap on lavapipe
+    e = _embedder(model_path("minilm-f16"), device="kompute", n_ctx=128)
+    assert e.gpt4all.model.llm.backend == "kompute"
+    assert cosine(e.embed(TEXTS[0]), ref.embed(TEXTS[0])) >= 0.9999
+    for text, v in zip(TEXTS, e.embed(TEXTS)):
+        assert cosine(v, ref.embed(text)) >= 0.9999, text
+    long = LONG[: len(LONG) // 5]            # ~300 tokens: three windows of 126
+    for mode in ("mean", "truncate"):
+        assert cosine(e.embed(long, long_text_mode=mode), ref.embed_long(long, 126, mode)) >= 0.9999, mode
+    e.close()
