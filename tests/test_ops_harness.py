@@ -1,0 +1,63 @@
+"""The op harness (tools/op_harness.py) as tests: every case compares the Vulkan backend with the NumPy
+reference within the case's stated tolerance (NMSE, or equality for sampling and integer outputs).
+Run on lavapipe in CI and on any GPU; standalone: python -m pytest tests/test_ops_harness.py"""
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+_spec = importlib.util.spec_from_file_location(
+    "op_harness", Path(__file__).resolve().parent.parent / "tools" / "op_harness.py")
+harness = importlib.util.module_from_spec(_spec)
+sys.modules["op_harness"] = harness          # dataclasses look their module up while it loads
+_spec.loader.exec_module(harness)
+
+CASES = harness.build_cases()
+# shaders with a subgroup variant (*_sg) also run through their portable shared-memory variant
+PORTABLE_OPS = ("matmul", "attention")
+
+
+@pytest.fixture(scope="module")
+def backends():
+    return harness.Backends("kompute")
+
+
+@pytest.fixture(scope="module")
+def portable_backends():
+    return harness.Backends("kompute", subgroups=False)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_op_matches_numpy(backends, case):
+    r = backends.check(case)
+    assert r.ok, f"{case.name} on {backends.vk.device_name}: error {r.error:.3e} > {case.tol:.0e} {r.detail}"
+
+
+PORTABLE = [c for c in CASES if c.op in PORTABLE_OPS]
+
+
+@pytest.mark.parametrize("case", PORTABLE, ids=[c.name for c in PORTABLE])
+def test_op_matches_numpy_portable_reductions(portable_backends, case):
+    r = portable_backends.check(case)
+    assert r.ok, f"{case.name} (shared-memory reductions): error {r.error:.3e} {r.detail}"
+
+
+def test_every_op_and_weight_type_is_covered():
+    abstract = {m for m in dir(harness.Ops) if getattr(getattr(harness.Ops, m), "__isabstractmethod__", False)}
+    not_ops = {"tensor", "weight", "write", "read", "record", "run", "set_step", "set_sampling"}
+    assert abstract - not_ops <= {c.op for c in CASES}
+    for op in ("matmul", "get_rows"):
+        covered = {c.label.split()[0] for c in CASES if c.op == op}
+        assert covered == {harness.T(t).name for t in harness.WEIGHT_TYPES}
+
+
+def test_harness_detects_a_wrong_result(backends):
+    """The comparison can fail: the Vulkan matmul of one weight against the reference of another."""
+    a = harness.matmul_case(harness.T.Q4_0, 3, 96, 37, seed=1)
+    b = harness.matmul_case(harness.T.Q4_0, 3, 96, 37, seed=2)
+    got = harness.execute(backends.vk, a.prepare(backends.vk))[0]
+    want = harness.execute(backends.ref, b.prepare(backends.ref))[0]
+    assert harness.nmse(got, want) > harness.NMSE_TOL
+    assert not np.allclose(got, want)

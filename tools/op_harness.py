@@ -1,0 +1,465 @@
+"""The op harness, in the manner of llama.cpp's test-backend-ops: every op of engine/ops.py, every
+weight type, several shapes (odd ones included), run on the Vulkan backend and on the NumPy
+reference (engine/backends/numpy_ops.py) from the same inputs, compared within a stated tolerance.
+
+    python tools/op_harness.py                  # all cases: correctness table, exit 1 on any failure
+    python tools/op_harness.py --op matmul      # only ops whose name contains 'matmul'
+    python tools/op_harness.py --perf           # plus the time of each case's recorded program
+    python -m pytest tests/test_ops_harness.py  # the same cases as tests
+
+Each case records its op into a Program (exactly as a model does), sets the step buffer and runs
+it, so the harness checks the record-once / replay path and the run-time row count.
+Errors are NMSE = sum((vk - ref)^2) / sum(ref^2) (test-backend-ops' measure), except for
+sampling and integer outputs, which must be equal.  Split-weight cases run on a second
+VulkanOps whose storage-buffer limit is a few KiB, so every weight is cut into row chunks.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from gguf import GGML_QUANT_SIZES, GGMLQuantizationType as T  # noqa: E402
+
+from engine.ops import Ops, Program, Tensor  # noqa: E402
+
+NMSE_TOL = 1e-7             # test-backend-ops' default max NMSE
+WEIGHT_TYPES = [T.F32, T.F16, T.Q4_0, T.Q4_1, T.Q5_0, T.Q8_0, T.Q4_K, T.Q6_K]
+# byte offsets of the f16 scale fields of each quantised block (set to sane values in random blocks)
+SCALE_FIELDS = {T.Q4_0: [0], T.Q4_1: [0, 2], T.Q5_0: [0], T.Q8_0: [0], T.Q4_K: [0, 2], T.Q6_K: [208]}
+SPLIT_BYTES = 2048          # storage-buffer limit of the split-weight backend
+
+
+def random_weight(rng: np.random.Generator, typ: int, rows: int, width: int) -> np.ndarray:
+    """GGUF data for a [rows, width] weight, as gguf.GGUFReader hands it out: f32/f16 values, or
+    random quantised blocks (every bit pattern of the quants) with small positive f16 scales."""
+    if typ == T.F32:
+        return rng.standard_normal((rows, width)).astype(np.float32)
+    if typ == T.F16:
+        return rng.standard_normal((rows, width)).astype(np.float16)
+    qk, bs = GGML_QUANT_SIZES[typ]
+    blocks = rng.integers(0, 256, size=(rows, width // qk, bs), dtype=np.uint8)
+    for off in SCALE_FIELDS[typ]:
+        d = rng.uniform(0.002, 0.02, size=(rows, width // qk)).astype(np.float16)
+        blocks[:, :, off:off + 2] = d.view(np.uint8).reshape(rows, width // qk, 2)
+    return blocks.reshape(rows, -1)
+
+
+@dataclass
+class Prepared:
+    program: Program
+    before_run: Callable[[], None]          # set_step / set_sampling: per-run values
+    outputs: list                           # Tensors (with rows to read) compared after the run
+    extra: Optional[Callable[[], np.ndarray]] = None   # host-visible state to compare (step buffer)
+
+
+@dataclass
+class Case:
+    op: str
+    label: str
+    prepare: Callable[[Ops], Prepared]
+    tol: float = NMSE_TOL                   # max NMSE; 0: must be equal
+    split: bool = False                     # run on the split-weight Vulkan backend
+
+    @property
+    def name(self) -> str:
+        return f"{self.op}[{self.label}]"
+
+
+def nmse(got: np.ndarray, want: np.ndarray) -> float:
+    got, want = got.astype(np.float64), want.astype(np.float64)
+    den = float(np.sum(want * want))
+    num = float(np.sum((got - want) ** 2))
+    return num / den if den > 0 else num
+
+
+# ----------------------------------------------------------------------------------- case builders
+def _tensor(ops: Ops, values: np.ndarray, dtype: str = "f32", rows: Optional[int] = None) -> Tensor:
+    values = np.asarray(values)
+    values = values.reshape(values.shape[0], -1)
+    t = ops.tensor(rows or values.shape[0], values.shape[1], dtype)
+    ops.write(t, values)
+    return t
+
+
+def _weight(ops: Ops, name: str, typ: int, raw: np.ndarray, rows: int, width: int):
+    shape = (width,) if rows == 1 and raw.ndim == 1 else (width, rows)
+    return ops.weight(name, typ, shape, raw)
+
+
+def _simple(ops: Ops, n_tokens: int, pos: int = 0):
+    return lambda: ops.set_step(n_tokens, pos)
+
+
+def matmul_case(typ: int, n_tok: int, width: int, rows: int, cap: int = 0, window=None, bias=False,
+                split=False, seed=0) -> Case:
+    rng = np.random.default_rng(seed)
+    raw = random_weight(rng, typ, rows, width)
+    x = rng.standard_normal((n_tok, width)).astype(np.float32)
+    b = rng.standard_normal(rows).astype(np.float32) if bias else None
+    w_row0, out_col0, n_out = window or (0, 0, 0)
+    out_w = (n_out or rows - w_row0) + out_col0 + (2 if window else 0)
+    cap = cap or n_tok
+
+    def prepare(ops: Ops) -> Prepared:
+        W = _weight(ops, "w", typ, raw, rows, width)
+        B = ops.weight("b", T.F32, (rows,), b) if bias else None
+        xt = _tensor(ops, x, rows=cap)
+        out = ops.tensor(cap, out_w)
+        with ops.record() as prog:
+            ops.matmul(out, W, xt, bias=B, w_row0=w_row0, out_col0=out_col0, n_out=n_out)
+        return Prepared(prog, lambda: ops.set_step(n_tok, 0), [(out, n_tok)])
+    label = f"{T(typ).name} x[{n_tok}/{cap},{width}] W[{rows},{width}]"
+    if window:
+        label += f" rows {w_row0}+{n_out or rows - w_row0}->col {out_col0}"
+    label += " +bias" * bias + " split" * split
+    return Case("matmul", label, prepare, split=split)
+
+
+def get_rows_case(typ: int, n_tok: int, width: int, rows: int, split=False, seed=1) -> Case:
+    rng = np.random.default_rng(seed)
+    raw = random_weight(rng, typ, rows, width)
+    ids = rng.integers(0, rows, size=n_tok).astype(np.int32)
+    ids[0], ids[-1] = 0, rows - 1                    # first and last rows (chunk edges)
+
+    def prepare(ops: Ops) -> Prepared:
+        W = _weight(ops, "table", typ, raw, rows, width)
+        it = _tensor(ops, ids, "i32")
+        out = ops.tensor(n_tok, width)
+        with ops.record() as prog:
+            ops.get_rows(out, W, it)
+        return Prepared(prog, _simple(ops, n_tok), [(out, n_tok)])
+    return Case("get_rows", f"{T(typ).name} [{rows},{width}] x{n_tok}" + " split" * split, prepare, split=split)
+
+
+def unary_case(op: str, label: str, n_tok: int, width: int, record, cap: int = 0, seed=2,
+               weights: dict | None = None, tol=NMSE_TOL, scale=1.0) -> Case:
+    """An op of one activation input x [n_tok, width] (plus optional weights) -> out [n_tok, width]."""
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal((n_tok, width)) * scale).astype(np.float32)
+    cap = cap or n_tok
+
+    def prepare(ops: Ops) -> Prepared:
+        ws = {k: ops.weight(k, t, shape, raw) for k, (t, shape, raw) in (weights or {}).items()}
+        xt = _tensor(ops, x, rows=cap)
+        out = ops.tensor(cap, width)
+        with ops.record() as prog:
+            record(ops, out, xt, ws)
+        return Prepared(prog, _simple(ops, n_tok), [(out, n_tok)])
+    return Case(op, label, prepare, tol=tol)
+
+
+def binary_case(op: str, n_tok: int, width: int, record, seed=3) -> Case:
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal((n_tok, width)).astype(np.float32)
+    b = rng.standard_normal((n_tok, width)).astype(np.float32)
+
+    def prepare(ops: Ops) -> Prepared:
+        at, bt, out = _tensor(ops, a), _tensor(ops, b), ops.tensor(n_tok, width)
+        with ops.record() as prog:
+            record(ops, out, at, bt)
+        return Prepared(prog, _simple(ops, n_tok), [(out, n_tok)])
+    return Case(op, f"[{n_tok},{width}]", prepare)
+
+
+def rope_case(neox: bool, n_tok: int, pos: int, n_head: int, head_dim: int, n_rot: int, base=10000.0,
+              fscale=1.0, factors=False, seed=4) -> Case:
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n_tok, n_head * head_dim)).astype(np.float32)
+    ff = rng.uniform(1.0, 8.0, n_rot // 2).astype(np.float32) if factors else None
+
+    def prepare(ops: Ops) -> Prepared:
+        xt = _tensor(ops, x)
+        F = ops.weight("rope_freqs", T.F32, (n_rot // 2,), ff) if factors else None
+        with ops.record() as prog:
+            ops.rope(xt, n_head, head_dim, n_rot, base, neox, fscale, F)
+        return Prepared(prog, _simple(ops, n_tok, pos), [(xt, n_tok)])
+    label = (f"{'neox' if neox else 'norm'} n={n_tok} pos={pos} heads={n_head}x{head_dim} rot={n_rot}"
+             + (f" scale={fscale}" if fscale != 1 else "") + " factors" * factors)
+    return Case("rope", label, prepare, tol=1e-6)
+
+
+def attention_case(label: str, n_tok: int, pos: int, n_head: int, n_kv: int, hd: int, causal=True,
+                   window=0, softcap=0.0, seqs=None, n_ctx=64, seed=5) -> Case:
+    rng = np.random.default_rng(seed)
+    q = rng.standard_normal((n_tok, n_head * hd)).astype(np.float32)
+    rows_kv = pos + n_tok if causal else n_tok
+    kc = np.zeros((n_ctx, n_kv * hd), np.float32)
+    vc = np.zeros((n_ctx, n_kv * hd), np.float32)
+    kc[:rows_kv] = rng.standard_normal((rows_kv, n_kv * hd))
+    vc[:rows_kv] = rng.standard_normal((rows_kv, n_kv * hd))
+    scale = 1.0 / math.sqrt(hd)
+
+    def prepare(ops: Ops) -> Prepared:
+        qt, kt, vt = _tensor(ops, q), _tensor(ops, kc), _tensor(ops, vc)
+        st = _tensor(ops, np.asarray(seqs, np.int32), "i32") if seqs is not None else None
+        out = ops.tensor(n_tok, n_head * hd)
+        with ops.record() as prog:
+            ops.attention(out, qt, kt, vt, n_head, n_kv, hd, scale, causal, window, softcap, st)
+        return Prepared(prog, _simple(ops, n_tok, pos), [(out, n_tok)])
+    return Case("attention", label, prepare, tol=1e-6)
+
+
+def sample_case(label: str, n_vocab: int, temp: float, top_k: int, top_p: float, min_p: float,
+                penalty: float, uniforms, history_len=20, seed=6, ties=False) -> Case:
+    rng = np.random.default_rng(seed)
+    logits = (rng.standard_normal(n_vocab) * 3).astype(np.float32)
+    if ties:                    # a block of equal maxima: the lowest id must win, as in np.argmax
+        logits[[7, 3, 11]] = logits.max() + 1.0
+    history = rng.integers(0, n_vocab, size=history_len).astype(np.int32)
+    history[:5] = np.argsort(-logits)[:5]           # penalise some of the likeliest tokens
+    history[5] = history[0]                          # a repeat: penalised once, not twice
+    n_slots = len(uniforms)
+
+    def prepare(ops: Ops) -> Prepared:
+        lt = _tensor(ops, logits[None, :])
+        ht = _tensor(ops, history, "i32", rows=history_len + 4)
+        tok = ops.tensor(n_slots, 1, "i32")
+        with ops.record() as prog:
+            for s in range(n_slots):
+                ops.sample(tok, lt, ht, slot=s)
+
+        def before():
+            ops.set_step(1, 0)
+            ops.set_sampling(temp, top_k, top_p, min_p, penalty, 64, uniforms, history_len)
+        return Prepared(prog, before, [(tok, n_slots)])
+    return Case("sample", label, prepare, tol=0.0)
+
+
+def advance_case(n_vocab=300, steps=3, seed=7) -> Case:
+    """k decode steps recorded once: sample(slot i) then advance(slot i) feeds the token back."""
+    rng = np.random.default_rng(seed)
+    logits = (rng.standard_normal(n_vocab) * 3).astype(np.float32)
+    hist_cap = 6
+    history = np.array([5, 9, 2, 7], np.int32)
+
+    def prepare(ops: Ops) -> Prepared:
+        lt = _tensor(ops, logits[None, :])
+        ht = _tensor(ops, history, "i32", rows=hist_cap)
+        ids = ops.tensor(1, 1, "i32")
+        tok = ops.tensor(steps, 1, "i32")
+        with ops.record() as prog:
+            for s in range(steps):
+                ops.sample(tok, lt, ht, slot=s)
+                ops.advance(ids, tok, ht, slot=s)
+
+        def before():
+            ops.write(ht, history.reshape(-1, 1))
+            ops.set_step(4, 10)
+            ops.set_sampling(0.8, 40, 0.95, 0.0, 1.5, 64, [0.3, 0.6, 0.9], len(history))
+        return Prepared(prog, before, [(tok, steps), (ids, 1), (ht, hist_cap)],
+                        extra=lambda: np.concatenate([np.asarray(ops.step[:3], np.float64),
+                                                      np.asarray(ops.sampling[6:7], np.float64)]))
+    return Case("advance", f"{steps} steps, history fills and shifts", prepare, tol=0.0)
+
+
+def build_cases() -> list[Case]:
+    cases: list[Case] = []
+    # matmul: mat-vec and batched, odd row counts, odd widths for F32/F16; a window + bias; split weights
+    for typ in WEIGHT_TYPES:
+        qk = GGML_QUANT_SIZES[typ][0] if typ not in (T.F32, T.F16) else 1
+        wd = 75 if qk == 1 else (256 if qk == 256 else 96)
+        cases.append(matmul_case(typ, 1, wd, 37))
+        cases.append(matmul_case(typ, 7, wd, 37, cap=16))
+        cases.append(matmul_case(typ, 13, 2 * max(wd, 256) if qk != 1 else 257, 67))
+        cases.append(matmul_case(typ, 5, wd, 45, window=(3, 2, 30), bias=True, split=True))
+    # get_rows: every type, plain and split into chunks
+    for typ in WEIGHT_TYPES:
+        qk = GGML_QUANT_SIZES[typ][0] if typ not in (T.F32, T.F16) else 1
+        wd = 75 if qk == 1 else (256 if qk == 256 else 96)
+        cases.append(get_rows_case(typ, 6, wd, 41))
+        cases.append(get_rows_case(typ, 9, wd, 41, split=True))
+    # norms
+    rng = np.random.default_rng(10)
+    for width, group, with_w in [(576, 0, True), (75, 0, False), (192, 64, True)]:
+        wv = rng.standard_normal(group or width).astype(np.float32)
+        ws = {"w": (T.F32, (group or width,), wv)} if with_w else {}
+        cases.append(unary_case("rms_norm", f"[5,{width}] group={group or width}" + " weight" * with_w, 5, width,
+                                lambda o, out, x, w, g=group: o.rms_norm(out, x, w.get("w"), 1e-6, g),
+                                weights=ws, cap=8))
+    for width, with_wb in [(384, True), (75, False)]:
+        ws = {"w": (T.F32, (width,), rng.standard_normal(width).astype(np.float32)),
+              "b": (T.F32, (width,), rng.standard_normal(width).astype(np.float32))} if with_wb else {}
+        cases.append(unary_case("layer_norm", f"[4,{width}]" + " weight+bias" * with_wb, 4, width,
+                                lambda o, out, x, w: o.layer_norm(out, x, w.get("w"), w.get("b"), 1e-12),
+                                weights=ws, scale=3.0))
+    # rope
+    cases += [rope_case(False, 5, 0, 9, 64, 64), rope_case(False, 1, 300, 3, 64, 64),
+              rope_case(True, 4, 17, 4, 256, 256, base=1e6), rope_case(True, 3, 9, 2, 96, 64, fscale=0.5),
+              rope_case(False, 2, 40, 2, 64, 64, base=500000.0, factors=True)]
+    # store_kv
+    def store_prepare(ops: Ops) -> Prepared:
+        r = np.random.default_rng(11)
+        cache = ops.tensor(20, 48)
+        src = _tensor(ops, r.standard_normal((3, 48)).astype(np.float32), rows=8)
+        with ops.record() as prog:
+            ops.store_kv(cache, src)
+        return Prepared(prog, _simple(ops, 3, 6), [(cache, 20)])
+    cases.append(Case("store_kv", "3 rows at pos 6 into [20,48]", store_prepare))
+    # attention
+    cases += [attention_case("causal GQA 6/2 x64, prompt", 5, 7, 6, 2, 64),
+              attention_case("causal decode pos=90 (2 key tiles)", 1, 90, 9, 3, 64, n_ctx=128),
+              attention_case("sliding window 4", 6, 3, 4, 2, 32, window=4),
+              attention_case("softcap 30, head_dim 256", 3, 5, 4, 1, 256, softcap=30.0),
+              attention_case("non-causal + seq_ids (3 seqs)", 7, 0, 4, 4, 32, causal=False,
+                             seqs=[[0], [0], [0], [1], [1], [2], [2]])]
+    # element-wise and row ops
+    cases.append(binary_case("add", 5, 77, lambda o, out, a, b: o.add(out, a, b)))
+    cases.append(unary_case("scale", "[3,77] * 0.125", 3, 77, lambda o, out, x, w: o.scale(out, x, 0.125)))
+    cases.append(unary_case("mul_weight", "[4,77] * f32 row", 4, 77, lambda o, out, x, w: o.mul_weight(out, x, w["w"]),
+                            weights={"w": (T.F32, (77,), rng.standard_normal(77).astype(np.float32))}))
+    for typ in (T.F32, T.F16, T.Q8_0):
+        width = 96
+        raw = random_weight(rng, typ, 2, width)
+        cases.append(unary_case("add_weight", f"[4,{width}] + {T(typ).name} row 0 of [2,{width}]", 4, width,
+                                lambda o, out, x, w: o.add_weight(out, x, w["w"]),
+                                weights={"w": (typ, (width, 2), raw)}))
+    for kind in ("silu", "gelu"):
+        cases.append(binary_case(f"glu", 5, 99, lambda o, out, a, b, k=kind: o.glu(out, a, b, k)))
+        cases[-1].label += f" {kind}"
+    cases.append(unary_case("gelu", "[4,130]", 4, 130, lambda o, out, x, w: o.gelu(out, x), scale=3.0))
+    cases.append(unary_case("softmax", "[3,1000]", 3, 1000, lambda o, out, x, w: o.softmax(out, x), scale=4.0))
+
+    def copy_prepare(src_row, n_rows, n_tok):
+        def prepare(ops: Ops) -> Prepared:
+            x = _tensor(ops, np.arange(8 * 33, dtype=np.float32).reshape(8, 33))
+            out = ops.tensor(3, 33)
+            with ops.record() as prog:
+                ops.copy_rows(out, x, src_row, n_rows)
+            return Prepared(prog, _simple(ops, n_tok), [(out, n_rows)])
+        return prepare
+    cases.append(Case("copy_rows", "last real row (-1) of 6", copy_prepare(-1, 1, 6)))
+    cases.append(Case("copy_rows", "rows 2..3", copy_prepare(2, 2, 8)))
+
+    def pool_prepare(ops: Ops) -> Prepared:
+        r = np.random.default_rng(12)
+        x = _tensor(ops, r.standard_normal((9, 40)).astype(np.float32))
+        starts = _tensor(ops, np.array([0, 4, 5, 9], np.int32), "i32")
+        out = ops.tensor(4, 40)
+        with ops.record() as prog:
+            ops.mean_pool(out, x, starts, 3)
+        return Prepared(prog, _simple(ops, 9), [(out, 3)])
+    cases.append(Case("mean_pool", "3 sequences of 4, 1, 4 rows", pool_prepare))
+    cases.append(unary_case("l2_normalize", "[5,384], 4 rows", 5, 384,
+                            lambda o, out, x, w: o.l2_normalize(out, x, 4)))
+    # sampling: exact token ids
+    us = [0.05, 0.5, 0.93]
+    cases += [sample_case("greedy + repeat penalty", 1000, 0.0, 40, 0.9, 0.0, 1.3, [0.5]),
+              sample_case("greedy, tied maxima -> lowest id", 500, 0.0, 40, 0.9, 0.0, 1.0, [0.5], ties=True),
+              sample_case("top_k=1 is greedy", 700, 0.8, 1, 0.9, 0.0, 1.1, [0.7]),
+              sample_case("top-k 40, top-p 0.9, temp 0.8", 3001, 0.8, 40, 0.9, 0.0, 1.18, us),
+              sample_case("GPT4All defaults (k40 p0.4 t0.7)", 49152, 0.7, 40, 0.4, 0.0, 1.18, us),
+              sample_case("min-p 0.05, top-p 1", 2000, 1.0, 100, 1.0, 0.05, 1.0, us),
+              sample_case("top-k off, top-p 0.5", 5000, 1.2, 0, 0.5, 0.0, 1.1, us),
+              sample_case("top-k 1000 > 512 candidates, top-p 0.3", 4000, 0.9, 1000, 0.3, 0.0, 1.0, us),
+              advance_case()]
+    return cases
+
+
+# ----------------------------------------------------------------------------------- running
+@dataclass
+class Result:
+    case: Case
+    error: float
+    ok: bool
+    vk_ms: float = float("nan")
+    cpu_ms: float = float("nan")
+    detail: str = ""
+
+
+def execute(ops: Ops, prep: Prepared) -> list[np.ndarray]:
+    prep.before_run()
+    ops.run(prep.program)
+    outs = [ops.read(t, rows) for t, rows in prep.outputs]
+    if prep.extra is not None:
+        outs.append(prep.extra())
+    return outs
+
+
+def time_program(ops: Ops, prep: Prepared, min_s: float = 0.2, max_reps: int = 50) -> float:
+    """Milliseconds per run of the recorded program (warm; before_run included: it is host writes)."""
+    execute(ops, prep)
+    reps, t0 = 0, time.perf_counter()
+    while reps < max_reps and (reps == 0 or time.perf_counter() - t0 < min_s):
+        prep.before_run()
+        ops.run(prep.program)
+        reps += 1
+    return (time.perf_counter() - t0) / reps * 1e3
+
+
+def check(case: Case, vk: Ops, ref: Ops, perf: bool = False) -> Result:
+    pv, pr = case.prepare(vk), case.prepare(ref)
+    got, want = execute(vk, pv), execute(ref, pr)
+    if case.tol == 0.0:
+        bad = [i for i, (g, w) in enumerate(zip(got, want)) if not np.array_equal(g, w)]
+        err = float(len(bad))
+        detail = "" if not bad else f"output {bad[0]}: got {got[bad[0]].ravel()[:8]} want {want[bad[0]].ravel()[:8]}"
+        res = Result(case, err, not bad, detail=detail)
+    else:
+        err = max(nmse(g, w) for g, w in zip(got, want))
+        finite = all(np.isfinite(g).all() for g in got)
+        res = Result(case, err, finite and err <= case.tol, detail="" if finite else "non-finite output")
+    if perf:
+        res.vk_ms = time_program(vk, pv)
+        res.cpu_ms = time_program(ref, pr)
+    return res
+
+
+class Backends:
+    """The Vulkan backend (plus a split-weight one) and the NumPy reference, made once."""
+
+    def __init__(self, device: str = "kompute", subgroups: Optional[bool] = None):
+        from engine.backends.numpy_ops import NumpyOps
+        from engine.backends.vulkan_device import choose
+        from engine.backends.vulkan_ops import VulkanOps
+        info = choose(device)
+        self.vk = VulkanOps(info, subgroups=subgroups)
+        self.vk_split = VulkanOps(info, max_buffer_bytes=SPLIT_BYTES, subgroups=subgroups)
+        self.ref = NumpyOps()
+
+    def check(self, case: Case, perf: bool = False) -> Result:
+        return check(case, self.vk_split if case.split else self.vk, self.ref, perf)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description="Vulkan ops vs the NumPy reference (test-backend-ops style)")
+    ap.add_argument("--op", help="only cases whose op name contains this")
+    ap.add_argument("--perf", action="store_true", help="also time each case's recorded program")
+    ap.add_argument("--device", default="kompute", help="device string, as engine.load's (default: kompute)")
+    ap.add_argument("--portable", action="store_true",
+                    help="force the shared-memory reduction shaders (no subgroup operations)")
+    args = ap.parse_args()
+    b = Backends(args.device, subgroups=False if args.portable else None)
+    cases = [c for c in build_cases() if not args.op or args.op in c.op]
+    sg = "subgroup reductions" if b.vk.subgroups else "shared-memory reductions"
+    print(f"device: {b.vk.device_name} ({b.vk.info.vendor} {b.vk.info.type}, subgroup {b.vk.info.subgroup_size}, "
+          f"{sg}, maxStorageBufferRange {b.vk.info.max_storage_buffer_range >> 20} MiB)")
+    head = f"{'op':12s} {'case':52s} {'error':>10s} {'tol':>8s}  ok"
+    if args.perf:
+        head += f" {'vulkan ms':>10s} {'numpy ms':>9s}"
+    print(head)
+    n_bad = 0
+    for c in cases:
+        try:
+            r = b.check(c, args.perf)
+        except Exception as e:          # one broken op must not hide the others
+            r = Result(c, float("nan"), False, detail=f"{type(e).__name__}: {e}")
+        n_bad += not r.ok
+        tol = "exact" if c.tol == 0 else f"{c.tol:.0e}"
+        line = f"{c.op:12s} {c.label[:52]:52s} {r.error:10.2e} {tol:>8s}  {'OK' if r.ok else 'FAIL'}"
+        if args.perf:
+            line += f" {r.vk_ms:10.3f} {r.cpu_ms:9.3f}"
+        print(line + (f"  {r.detail}" if r.detail else ""), flush=True)
+    print(f"{len(cases) - n_bad}/{len(cases)} cases passed on {b.vk.device_name}")
+    return 1 if n_bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
