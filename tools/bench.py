@@ -230,6 +230,14 @@ def anatomy(llm, prompt_ids: list[int], n_gen: int) -> dict:
             calls[_name] += 1
             return _fn(*a, **kw)
         setattr(ops, name, counted)          # instance attributes shadow the methods for this count only
+    # On Kompute, count the submissions themselves: every kp.Sequence.eval is one submit-and-wait.
+    kp = sys.modules.get("kp") if llm.backend == "kompute" else None
+    kp_eval = kp.Sequence.eval if kp else None
+    if kp:
+        def counted_eval(seq, *a, **kw):
+            calls["submissions"] += 1
+            return kp_eval(seq, *a, **kw)
+        kp.Sequence.eval = counted_eval
     try:
         llm.reset()
         llm.eval(prompt_ids)
@@ -238,9 +246,11 @@ def anatomy(llm, prompt_ids: list[int], n_gen: int) -> dict:
     finally:
         for name in ("run", "read", "write"):
             delattr(ops, name)
+        if kp:
+            kp.Sequence.eval = kp_eval
     out = {"gen_tokens": n, "decode_steps": int(getattr(llm, "decode_steps", 1)),
            **{f"{k}_per_token": v / max(n, 1) for k, v in sorted(calls.items())},
-           "calls_per_token": sum(calls.values()) / max(n, 1)}
+           "calls_per_token": sum(v for k, v in calls.items() if k != "submissions") / max(n, 1)}
     decode = [(key, prog) for key, (prog, _b) in llm.model._programs.items() if key[0] == 1 and key[1] > 0]
     if decode and hasattr(decode[0][1], "n_dispatches"):
         (_cap, steps), prog = max(decode, key=lambda kp_: kp_[0][1])
@@ -384,9 +394,10 @@ def markdown(report: dict) -> str:
         a = res.get("anatomy")
         if a:
             lines.append(f"\nAnatomy of decoding, ours on {res['backend']}: {a['decode_steps']} decode step(s) per "
-                         f"submission; per generated token {a['calls_per_token']:.2f} backend round trips "
+                         f"program run; per generated token {a['calls_per_token']:.2f} backend calls "
                          f"(run {a.get('run_per_token', 0):.2f}, read {a.get('read_per_token', 0):.2f}, "
                          f"write {a.get('write_per_token', 0):.2f})"
+                         + (f", {a['submissions_per_token']:.2f} kp submissions" if "submissions_per_token" in a else "")
                          + (f", {a['dispatches_per_token']:.0f} dispatches" if "dispatches_per_token" in a else "")
                          + f". Command: {cmd}")
     sweep = [name for name in report["results"][0]["runs"] if name.startswith("ctx")]
