@@ -125,3 +125,20 @@ def test_shape_names_resolve_to_random_gguf_files(tmp_path):
     assert info["n_params"] > 0 and info["size_bytes"] == path.stat().st_size
     mtime = path.stat().st_mtime_ns
     assert bench.resolve_model("tiny-q4_0", tmp_path)[0] == path and path.stat().st_mtime_ns == mtime  # cached
+
+
+def test_sweep_only_runs_and_report():
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--model", "x.gguf", "--skip-main"])
+    a = bench.parse_args(["--model", "x.gguf", "--skip-main", "--ctx-sweep", "1024,256"])
+    prompts = {"main": ("m", [1]), "ctx1024": ("a", [1]), "ctx256": ("b", [2])}
+    assert [name for name, _ in bench.runs_of(prompts, a)] == ["ctx1024", "ctx256"]
+    run = {"prompt_tokens": 256, "prompt_tok_s": 100.0, "gen_tokens": 32, "gen_tok_s": 9.5}
+    report = {"command": "c", "date": "d", "host": "h",
+              "model": {"file": "m.gguf", "arch": "llama", "size_bytes": 10**9, "n_params": 10**9},
+              "results": [{"engine": "ours", "backend": "cpu", "device": None,
+                           "runs": {"ctx1024": dict(run, prompt_tokens=1024), "ctx256": run}}]}
+    text = bench.markdown(report)
+    assert "| prompt tok |" not in text                     # no main table without main runs
+    rows = [line for line in text.splitlines() if line.startswith("| ours")]
+    assert [r.split("|")[3].strip() for r in rows] == ["256", "1024"]    # sweep rows sorted by depth

@@ -77,6 +77,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--ctx-sweep", type=parse_int_list, default=[],
                    help="context depths, e.g. 256,1024,4096: generation speed after a prompt that long")
     p.add_argument("--sweep-gen-tokens", type=int, default=32, help="tokens generated at each sweep depth")
+    p.add_argument("--skip-main", action="store_true",
+                   help="only the --ctx-sweep runs (a separate, sweep-only JSON keeps the size plot clean)")
     p.add_argument("--sampling", choices=sorted(SAMPLING), default="greedy",
                    help="greedy (default; EOS ignored) or the SDK's defaults (temp 0.7, top_k 40, top_p 0.4, "
                         "repeat_penalty 1.18)")
@@ -91,6 +93,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.devices = [] if args.device == "none" else [d.strip() for d in args.device.split(",") if d.strip()]
     if not args.devices and not args.upstream:
         p.error("nothing to measure: give --device or --upstream")
+    if args.skip_main and not args.ctx_sweep:
+        p.error("--skip-main needs --ctx-sweep")
     if args.upstream_device is None:
         args.upstream_device = "cpu" if args.devices in ([], ["cpu"]) else "kompute"
     longest = max([args.prompt_tokens + args.gen_tokens]
@@ -301,7 +305,8 @@ def bench_ours(path: Path, device: str, args, prompts: dict, result: dict, save=
 
 def runs_of(prompts: dict, args):
     """(name, (text, ids, n_gen)) for the main run and each context depth."""
-    yield "main", (*prompts["main"], args.gen_tokens)
+    if not args.skip_main:
+        yield "main", (*prompts["main"], args.gen_tokens)
     for depth in args.ctx_sweep:
         yield f"ctx{depth}", (*prompts[f"ctx{depth}"], args.sweep_gen_tokens)
 
@@ -377,12 +382,14 @@ def markdown(report: dict) -> str:
     lines = [f"Model `{m['file']}` ({m['arch']}, {m['size_bytes'] / 1e9:.2f} GB, {m['n_params'] / 1e6:.0f} M params),"
              f" {report['date']}, {report['host']}"
              + (f", load average {load[0]:.1f} at start" if load else "")
-             + f", {report.get('settings', {}).get('sampling', 'greedy')} sampling.", "",
-             "| engine | backend (device) | prompt tok | prompt tok/s | gen tok | gen tok/s | host µs/tok "
-             "| ids = upstream | command |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---|"]
-    upstream = next((res["runs"]["main"] for res in report["results"] if res["engine"] == "upstream"), None)
-    for res in report["results"]:
+             + f", {report.get('settings', {}).get('sampling', 'greedy')} sampling.", ""]
+    with_main = [res for res in report["results"] if "main" in res["runs"]]
+    if with_main:
+        lines += ["| engine | backend (device) | prompt tok | prompt tok/s | gen tok | gen tok/s | host µs/tok "
+                  "| ids = upstream | command |",
+                  "|---|---|---:|---:|---:|---:|---:|---:|---|"]
+    upstream = next((res["runs"]["main"] for res in with_main if res["engine"] == "upstream"), None)
+    for res in with_main:
         r = res["runs"]["main"]
         same = "-"
         if upstream is not None and res["engine"] == "ours":
@@ -400,13 +407,16 @@ def markdown(report: dict) -> str:
                          + (f", {a['submissions_per_token']:.2f} kp submissions" if "submissions_per_token" in a else "")
                          + (f", {a['dispatches_per_token']:.0f} dispatches" if "dispatches_per_token" in a else "")
                          + f". Command: {cmd}")
-    sweep = [name for name in report["results"][0]["runs"] if name.startswith("ctx")]
+    sweep = sorted({name for res in report["results"] for name in res["runs"] if name.startswith("ctx")},
+                   key=lambda name: int(name[3:]))
     if sweep:
         lines += ["", "Context sweep: generation speed with the given number of tokens already in the cache.", "",
                   "| engine | backend (device) | depth | prompt tok/s | gen tok | gen tok/s | command |",
                   "|---|---|---:|---:|---:|---:|---|"]
         for res in report["results"]:
             for name in sweep:
+                if name not in res["runs"]:
+                    continue
                 r = res["runs"][name]
                 lines.append(f"| {engine_label(res)} | {r['prompt_tokens']} | {fmt(r['prompt_tok_s'], '.1f')} | "
                              f"{r['gen_tokens']} | {fmt(r.get('gen_tok_s'), '.2f')} | {cmd} |")
@@ -443,7 +453,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def save() -> None:
         """Write what has been measured so far: a run cut off by a time limit still leaves its numbers."""
-        done = [r for r in results if "main" in r["runs"]]
+        done = [r for r in results if r["runs"]]
         if args.json:
             args.json.parent.mkdir(parents=True, exist_ok=True)
             args.json.write_text(json.dumps(dict(report, results=results), indent=1))

@@ -4,19 +4,23 @@
 #
 #     bash tools/gpu_run.sh            # writes everything under $OUT (default ./gpu-out)
 #
-# In order, each step capped so the whole run ends within GPU_RUN_BUDGET_S seconds (default 530 < 9 min):
+# Steps, each capped so that the whole run ends within GPU_RUN_BUDGET_S seconds (default 530, under 9 min);
+# a step that would start too late is skipped and says so:
 #   1. Vulkan loader + kp (source .devcarry/on-device.sh), the project's wheels into /tmp/site.
 #   2. Random-weight Llama-3.2-1B and Llama-3-8B shaped Q4_0 files (tools/random_gguf.py) in $BENCH_CACHE.
-#   3. The op harness: tests/test_ops_harness.py (correctness of every shader against NumPy on this GPU) and
-#      tools/op_harness.py --perf (per-op timings), when they exist.
-#   4. tools/bench.py on both files: ours on kompute vs upstream gpt4all 2.8.2 on kompute, same file, same run,
-#      256-token prompt, 128 generated tokens, n_batch 128, plus a context sweep.
-# Files under $OUT (at most 8): run.log (everything printed, with timestamps), bench_1b.json, bench_8b.json,
-# bench.md (the markdown tables), ops_perf.txt.  Then on the dev machine:
-#     python tools/plot_perf.py <files_at>/bench_*.json --title "NVIDIA H100"
+#   3. tests/test_ops_harness.py: every shader against the NumPy reference on this GPU (needs pytest).
+#   4. tools/bench.py, ours on kompute vs upstream gpt4all 2.8.2 on kompute, same file, same run:
+#      256-token prompt, 128 generated tokens, n_batch 128, with --anatomy (dispatches, submissions per token).
+#   5. The context sweep (generation speed with 256 / 1024 / 4096 tokens in the cache), a separate run per
+#      model so the main numbers exist even if the sweep runs out of time.
+#   6. tools/op_harness.py --perf (per-op timings), with whatever time is left.
+# Files under $OUT (at most 7): run.log (everything printed, with timestamps), bench_1b.json, bench_8b.json,
+# ctx_1b.json, ctx_8b.json, bench.md (all markdown tables), ops_perf.txt.  Then, on the dev machine:
+#     python tools/plot_perf.py <files_at>/bench_*.json <files_at>/ctx_*.json --title "NVIDIA H100"
 #
 # Knobs (environment): OUT, GPU_RUN_BUDGET_S, BENCH_CACHE, PROMPT_TOKENS (256), GEN_TOKENS (128),
-# N_BATCH (128), SWEEP_1B / SWEEP_8B (context depths, "" to skip), SKIP_HARNESS=1, MODELS ("1b 8b").
+# N_BATCH (128), SWEEP ("256,1024,4096"; "" skips step 5), MODELS ("1b 8b"; "tiny" for a dry run),
+# UPSTREAM_DEVICE (kompute), SKIP_HARNESS=1.
 set -u
 export PYTHONUNBUFFERED=1
 START=$(date +%s)
@@ -27,10 +31,10 @@ BENCH_CACHE=${BENCH_CACHE:-/tmp/bench-models}
 PROMPT_TOKENS=${PROMPT_TOKENS:-256}
 GEN_TOKENS=${GEN_TOKENS:-128}
 N_BATCH=${N_BATCH:-128}
-SWEEP_1B=${SWEEP_1B-256,1024,4096}
-SWEEP_8B=${SWEEP_8B-256,1024,4096}
+SWEEP=${SWEEP-256,1024,4096}
 MODELS=${MODELS:-1b 8b}
-exec > >(tee -a "$OUT/run.log") 2>&1
+UPSTREAM_DEVICE=${UPSTREAM_DEVICE:-kompute}
+declare -A SHAPE=([1b]=llama-3.2-1b [8b]=llama-3-8b [tiny]=tiny)     # tiny: a quick dry run of this script
 
 say() { echo "[$(date +%H:%M:%S) +$(($(date +%s) - START))s] $*"; }
 
@@ -47,59 +51,78 @@ step() {
     return $rc
 }
 
-say "gpu_run.sh at $(git rev-parse --short HEAD 2>/dev/null) $(git status --porcelain 2>/dev/null | wc -l) uncommitted; OUT=$OUT"
-nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader 2>/dev/null
+# bench_step NAME CAP JSON ARGS...: tools/bench.py ours-vs-upstream on kompute, JSON + markdown to $OUT.
+bench_step() {
+    local name=$1 cap=$2 json=$3; shift 3
+    step "$name" "$cap" python3 tools/bench.py --cache-dir "$BENCH_CACHE" --device kompute \
+        --upstream --upstream-device "$UPSTREAM_DEVICE" --upstream-python python3 --upstream-pythonpath "$PWD/.whl/upstream" \
+        --n-batch "$N_BATCH" --json "$OUT/$json" --markdown "$OUT/${json%.json}.md" "$@"
+}
 
-# ---------------------------------------------------------------- 1. environment
-say "sourcing .devcarry/on-device.sh (builds kp on a fresh machine: about a minute)"
-source .devcarry/on-device.sh
-rm -rf /tmp/site && python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl
-export PYTHONPATH=$PWD:/tmp/site${PYTHONPATH:+:$PYTHONPATH}
-python3 -c "import kp, gguf, numpy; print('kp devices:', [d.get('device_name') for d in kp.Manager().list_devices()])" ||
-    say "WARNING: kp or gguf does not import"
-UPSTREAM_PATH=$PWD/.whl/upstream        # upstream 2.8.2, run from another cwd by tools/bench.py
+main() {
+    say "gpu_run.sh at $(git rev-parse --short HEAD 2>/dev/null) ($(git status --porcelain 2>/dev/null | wc -l) paths differ from it); OUT=$OUT"
+    nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader 2>/dev/null
 
-# ---------------------------------------------------------------- 2. model files
-declare -A SHAPE=([1b]=llama-3.2-1b [8b]=llama-3-8b)
-declare -A SWEEP=([1b]=$SWEEP_1B [8b]=$SWEEP_8B)
-for m in $MODELS; do
-    step "write ${SHAPE[$m]} Q4_0" 90 python3 -c "
+    # ------------------------------------------------------------ 1. environment
+    say "sourcing .devcarry/on-device.sh (builds kp on a fresh machine: about a minute)"
+    source .devcarry/on-device.sh
+    rm -rf /tmp/site && python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl
+    export PYTHONPATH=$PWD:/tmp/site${PYTHONPATH:+:$PYTHONPATH}
+    python3 -c "import kp; print('kp devices:', [d['device_name'] for d in kp.Manager().list_devices()])" ||
+        say "WARNING: kp does not import"
+    python3 -c "import vulkan" 2>/dev/null ||
+        say "WARNING: no pyvulkan ('import vulkan'): engine/backends/vulkan_device.py needs it (carry its wheel + cffi)"
+
+    # ------------------------------------------------------------ 2. model files
+    for m in $MODELS; do
+        step "write ${SHAPE[$m]} Q4_0" 90 python3 -c "
 import sys; sys.path.insert(0, 'tools'); import bench
 path, _ = bench.resolve_model('${SHAPE[$m]}-q4_0', bench.Path('$BENCH_CACHE'))
-print(path, path.stat().st_size / 1e9, 'GB')"
-done
+print(path, round(path.stat().st_size / 1e9, 3), 'GB')"
+    done
 
-# ---------------------------------------------------------------- 3. op harness
-if [ "${SKIP_HARNESS:-0}" != 1 ]; then
-    if [ -f tests/test_ops_harness.py ]; then
-        if python3 -c "import pytest" 2>/dev/null; then
-            step "tests/test_ops_harness.py" 120 python3 -m pytest -q -x -p no:cacheprovider tests/test_ops_harness.py
-        else
+    # ------------------------------------------------------------ 3. op harness: correctness
+    if [ "${SKIP_HARNESS:-0}" != 1 ]; then
+        if [ ! -f tests/test_ops_harness.py ]; then
+            say "SKIP tests/test_ops_harness.py: not in this checkout"
+        elif ! python3 -c "import pytest" 2>/dev/null; then
             say "SKIP tests/test_ops_harness.py: no pytest here (carry pytest, pluggy, iniconfig, packaging wheels in .whl)"
+        else
+            step "tests/test_ops_harness.py" 100 python3 -m pytest -q -x -p no:cacheprovider tests/test_ops_harness.py
         fi
-    else
-        say "SKIP tests/test_ops_harness.py: not in this checkout"
     fi
-    if [ -f tools/op_harness.py ]; then
-        step "tools/op_harness.py --perf" 60 python3 tools/op_harness.py --perf > "$OUT/ops_perf.txt" 2>&1
-        tail -40 "$OUT/ops_perf.txt"
-    else
-        say "SKIP tools/op_harness.py --perf: not in this checkout"
-    fi
-fi
 
-# ---------------------------------------------------------------- 4. benchmarks
-# Each bench.py run saves its JSON after every measured run, so a timeout still leaves what was measured.
-declare -A CAP=([1b]=150 [8b]=210)
-for m in $MODELS; do
-    sweep_args=()
-    [ -n "${SWEEP[$m]}" ] && sweep_args=(--ctx-sweep "${SWEEP[$m]}")
-    step "bench ${SHAPE[$m]}" "${CAP[$m]}" python3 tools/bench.py --model "${SHAPE[$m]}-q4_0" \
-        --cache-dir "$BENCH_CACHE" --device kompute --upstream --upstream-device kompute \
-        --upstream-python python3 --upstream-pythonpath "$UPSTREAM_PATH" \
-        --prompt-tokens "$PROMPT_TOKENS" --gen-tokens "$GEN_TOKENS" --n-batch "$N_BATCH" "${sweep_args[@]}" \
-        --anatomy --json "$OUT/bench_$m.json" --markdown "$OUT/bench_$m.md"
-done
-cat "$OUT"/bench_*.md > "$OUT/bench.md" 2>/dev/null && rm -f "$OUT"/bench_1b.md "$OUT"/bench_8b.md
-say "done; files in $OUT:"
-ls -la "$OUT"
+    # ------------------------------------------------------------ 4. main benchmark, both models
+    declare -A CAP=([1b]=120 [8b]=180)
+    for m in $MODELS; do
+        bench_step "bench ${SHAPE[$m]}" "${CAP[$m]:-120}" "bench_$m.json" --model "${SHAPE[$m]}-q4_0" \
+            --prompt-tokens "$PROMPT_TOKENS" --gen-tokens "$GEN_TOKENS" --anatomy
+    done
+
+    # ------------------------------------------------------------ 5. context sweep
+    if [ -n "$SWEEP" ]; then
+        for m in $MODELS; do
+            bench_step "context sweep ${SHAPE[$m]}" 120 "ctx_$m.json" --model "${SHAPE[$m]}-q4_0" \
+                --skip-main --ctx-sweep "$SWEEP" --sweep-gen-tokens 32
+        done
+    fi
+
+    # ------------------------------------------------------------ 6. op harness: timings
+    if [ "${SKIP_HARNESS:-0}" != 1 ]; then
+        if [ -f tools/op_harness.py ]; then
+            step "tools/op_harness.py --perf" 90 python3 tools/op_harness.py --perf > "$OUT/ops_perf.txt" 2>&1
+            tail -40 "$OUT/ops_perf.txt"
+        else
+            say "SKIP tools/op_harness.py --perf: not in this checkout"
+        fi
+    fi
+
+    cat "$OUT"/bench_*.md "$OUT"/ctx_*.md > "$OUT/bench.md" 2>/dev/null
+    rm -f "$OUT"/bench_*.md "$OUT"/ctx_*.md
+    cat "$OUT/bench.md" 2>/dev/null
+    say "done; files in $OUT:"
+    ls -la "$OUT"
+}
+
+# Everything printed goes to the terminal and to run.log; the pipe ends when main does, so the log is complete.
+main 2>&1 | tee -a "$OUT/run.log"
