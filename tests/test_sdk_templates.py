@@ -101,6 +101,6 @@ def test_legacy_template_detection_and_split():
     t = LegacyTemplate.parse("<|user|>\n{0}</s>\n<|assistant|>\n{1}</s>\n")
     assert (t.before_user, t.before_reply, t.after_reply) == ("<|user|>\n", "</s>\n<|assistant|>\n", "</s>\n")
     t = LegacyTemplate.parse("### User:\n{0}\n\n### Response:\n")
-    assert (t.before_user, t.before_reply, t.after_reply) == ("### User:\n", "\n\n### Response:\n", "")
+    assert (t.before_user, t.before_reply, t.after_reply) == ("### User:\n", "\n\n### Response:\n", "\n\n")
     with pytest.raises(ValueError, match="literal '%1'"):
         LegacyTemplate.parse("USER: %1 ASSISTANT:")
