@@ -4,8 +4,10 @@
 // At upload (engine/backends/vulkan_ops.py: repack) each GGUF block is padded to a whole
 // number of 32-bit words so every field is word aligned.  Each type defines
 //   QK  - elements per block,   BW - 32-bit words per (repacked) block,
-//   void dequant8(uint base, uint j, out float v[8])
-//       - elements 8j .. 8j+7 of the block whose first word is data_a[base].
+//   void dequant8v(uint base, uint j, out vec4 a, out vec4 b)
+//       - elements 8j .. 8j+3 (a) and 8j+4 .. 8j+7 (b) of the block whose first word is data_a[base],
+//         unpacked four bytes at a time with vector shifts (BYTE_SHIFTS).
+// dequant8 below is the same as an array, for the shaders that index values one by one.
 // The including shader declares `uint data_a[]` before including this file.
 
 // Byte b (0..3) of a word, as unsigned / signed.
@@ -13,6 +15,8 @@ uint  byte_u(uint w, uint b) { return (w >> (8u * b)) & 0xFFu; }
 int   byte_s(uint w, uint b) { return int(w << (24u - 8u * b)) >> 24; }
 // Byte at byte offset `off` from word `base`.
 uint  byte_at(uint base, uint off) { return byte_u(data_a[base + (off >> 2)], off & 3u); }
+// Shift of each byte of a word: (uvec4(w) >> BYTE_SHIFTS) & 0xFF are its four bytes.
+const uvec4 BYTE_SHIFTS = uvec4(0u, 8u, 16u, 24u);
 
 #if defined(DATA_A_F32)
 #include "quants/f32.glsl"
@@ -33,3 +37,10 @@ uint  byte_at(uint base, uint off) { return byte_u(data_a[base + (off >> 2)], of
 #else
 #error "define one DATA_A_<type>"
 #endif
+
+void dequant8(uint base, uint j, out float v[8]) {
+    vec4 a, b;
+    dequant8v(base, j, a, b);
+    v[0] = a.x; v[1] = a.y; v[2] = a.z; v[3] = a.w;
+    v[4] = b.x; v[5] = b.y; v[6] = b.z; v[7] = b.w;
+}

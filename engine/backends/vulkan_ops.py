@@ -43,10 +43,12 @@ from .vulkan_device import GpuInfo, check_fits, choose
 
 SPV_DIR = Path(__file__).resolve().parent.parent / "spv"
 WG = 64                     # WG_SIZE of most shaders (shaders/common.glsl)
-MATMUL_NR = 4               # weight rows per workgroup of matmul.comp
+MATMUL_NR = 16              # weight rows per workgroup pass of matmul.comp (mat-vec)
+MATMUL_NR_BATCH = 8         # ... of the batched variant
 MATMUL_NT = 4               # x rows per workgroup of the batched matmul (matmul.comp, BATCH)
 ROW_GROUPS = 8              # workgroups along the row dimension of row-wise ops
 MATMUL_TILE_GROUPS = 4      # workgroups along the NT-row tiles of the batched matmul
+CPU_MATMUL_GROUPS = 64      # matmul workgroups on a CPU Vulkan device (see _matmul_groups)
 MAX_GROUPS_X = 32768        # split large dispatches over x and y (Vulkan guarantees >= 65535)
 
 
@@ -319,8 +321,17 @@ class VulkanOps(Ops):
             self._dispatch(shader, [buf, x.handle, out.handle, bbuf or self._dummy],
                            push_constants(w.width, vw.nb, a - lo, n, out_col0 + (a - w_row0), x.width,
                                           out.width, int(bbuf is not None), a, cap),
-                           (min(_groups(n, MATMUL_NR), MAX_GROUPS_X), _groups(n, MATMUL_NR * MAX_GROUPS_X),
+                           (*self._matmul_groups(n, MATMUL_NR_BATCH if batch else MATMUL_NR),
                             min(_groups(cap, MATMUL_NT), MATMUL_TILE_GROUPS) if batch else 1))
+
+    def _matmul_groups(self, n_out: int, nr: int) -> tuple[int, int]:
+        """Workgroups (x, y) for n_out weight rows, NR per group.  A GPU gets one workgroup per
+        group; a CPU Vulkan device runs workgroups as functions on a few cores, where each costs
+        microseconds of set-up, so it gets at most CPU_MATMUL_GROUPS that loop over the groups."""
+        g = _groups(n_out, nr)
+        if self.info.type == "cpu":
+            g = min(g, CPU_MATMUL_GROUPS)
+        return min(g, MAX_GROUPS_X), _groups(g, MAX_GROUPS_X)
 
     def rope(self, x: Tensor, n_head: int, head_dim: int, n_rot: int, freq_base: float,
              neox: bool, freq_scale: float = 1.0, freq_factors: Optional[Weight] = None) -> None:

@@ -4,7 +4,7 @@
 // high nibbles for sub-block 2g + 1.  w = d * sc * q - dmin * m.
 #define QK 256
 #define BW 36
-void dequant8(uint base, uint j, out float v[8]) {
+void dequant8v(uint base, uint j, out vec4 a, out vec4 b) {
     vec2 dm = unpackHalf2x16(data_a[base]);
     uint e = 8u * j;
     uint g = e / 64u;                 // group of 64
@@ -23,11 +23,7 @@ void dequant8(uint base, uint j, out float v[8]) {
     float d = dm.x * float(sc);
     float m = dm.y * float(mn);
     uint q0 = 4u + (32u * g + l) / 4u;   // word of the first qs byte
-    uint w0 = data_a[base + q0];
-    uint w1 = data_a[base + q0 + 1u];
-    uint sh = 4u * hi;
-    for (uint i = 0; i < 4; i++) {
-        v[i]     = d * float((byte_u(w0, i) >> sh) & 0xFu) - m;
-        v[i + 4] = d * float((byte_u(w1, i) >> sh) & 0xFu) - m;
-    }
+    uvec4 sh = BYTE_SHIFTS + 4u * hi;
+    a = vec4((uvec4(data_a[base + q0]) >> sh) & 0xFu) * d - m;
+    b = vec4((uvec4(data_a[base + q0 + 1u]) >> sh) & 0xFu) * d - m;
 }

@@ -3,16 +3,13 @@
 // word 0 = d (+ padding), word 1 = qh, words 2..5 = qs.
 #define QK 32
 #define BW 6
-void dequant8(uint base, uint j, out float v[8]) {
+void dequant8v(uint base, uint j, out vec4 a, out vec4 b) {
     float d = unpackHalf2x16(data_a[base]).x;
     uint qh = data_a[base + 1u];
     uint w0 = data_a[base + 2u + (j & 1u) * 2u];
     uint w1 = data_a[base + 3u + (j & 1u) * 2u];
-    uint sh = (j >> 1) * 4u;
-    for (uint i = 0; i < 8; i++) {
-        uint e = 8u * j + i;                               // element index in the block
-        uint lo = (byte_u(i < 4u ? w0 : w1, i & 3u) >> sh) & 0xFu;
-        uint hi = (qh >> e) & 1u;
-        v[i] = (float(lo | (hi << 4)) - 16.0) * d;
-    }
+    uvec4 sh = BYTE_SHIFTS + (j >> 1) * 4u;
+    uvec4 e = uvec4(0u, 1u, 2u, 3u) + 8u * j;      // element indices of a; b's are e + 4
+    a = (vec4(((uvec4(w0) >> sh) & 0xFu) | (((uvec4(qh) >> e) & 1u) << 4)) - 16.0) * d;
+    b = (vec4(((uvec4(w1) >> sh) & 0xFu) | (((uvec4(qh) >> (e + 4u)) & 1u) << 4)) - 16.0) * d;
 }

@@ -5,7 +5,7 @@
 // and bits 2k..2k+1 of qh[l].  w = d * scale * (q - 32).
 #define QK 256
 #define BW 53
-void dequant8(uint base, uint j, out float v[8]) {
+void dequant8v(uint base, uint j, out vec4 a, out vec4 b) {
     float d = unpackHalf2x16(data_a[base + 52u]).x;
     uint e = 8u * j;
     uint n = e / 128u;
@@ -13,13 +13,12 @@ void dequant8(uint base, uint j, out float v[8]) {
     uint l = e % 32u;
     uint ql0 = (64u * n + l + 32u * (k & 1u)) / 4u;          // word index of ql bytes
     uint qh0 = 32u + (32u * n + l) / 4u;
-    float sc = float(byte_s(data_a[base + 48u + (8u * n + l / 16u + 2u * k) / 4u],
-                            (8u * n + l / 16u + 2u * k) & 3u)) * d;
-    uint shl = (k >> 1) * 4u;
-    uint shh = 2u * k;
-    for (uint i = 0; i < 8; i++) {
-        uint lo = (byte_u(data_a[base + ql0 + i / 4u], i & 3u) >> shl) & 0xFu;
-        uint hb = (byte_u(data_a[base + qh0 + i / 4u], i & 3u) >> shh) & 3u;
-        v[i] = sc * (float(lo | (hb << 4)) - 32.0);
-    }
+    uint si = 8u * n + l / 16u + 2u * k;                      // scale index
+    float sc = float(byte_s(data_a[base + 48u + si / 4u], si & 3u)) * d;
+    uvec4 shl = BYTE_SHIFTS + (k >> 1) * 4u;
+    uvec4 shh = BYTE_SHIFTS + 2u * k;
+    a = sc * (vec4(((uvec4(data_a[base + ql0]) >> shl) & 0xFu)
+                   | (((uvec4(data_a[base + qh0]) >> shh) & 3u) << 4)) - 32.0);
+    b = sc * (vec4(((uvec4(data_a[base + ql0 + 1u]) >> shl) & 0xFu)
+                   | (((uvec4(data_a[base + qh0 + 1u]) >> shh) & 3u) << 4)) - 32.0);
 }
