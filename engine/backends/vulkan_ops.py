@@ -26,6 +26,7 @@ dispatch per chunk.  1-D weights (norms, biases, rope factors) are dequantised t
 """
 from __future__ import annotations
 
+import os
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -158,6 +159,11 @@ class VulkanOps(Ops):
         self._scratch: dict[int, "kp.Tensor"] = {}
         self._recording: Optional[VulkanProgram] = None
         self.bytes_allocated = 0
+        # Decode steps per submission (engine/llm.py reads it): on a GPU a submit-and-wait round trip
+        # (~0.6 ms measured on an H100) is worth saving; each k-step program is k forward passes of
+        # pipelines to build once.  On a CPU device submission is cheap and pipelines are not.
+        default_steps = 1 if self.info.type == "cpu" else 4
+        self.decode_steps = int(os.environ.get("GPT4ALL_DECODE_STEPS", default_steps))
 
     # ---------------------------------------------------------------- memory
     def check_fits(self, bytes_needed: int, what: str = "the model") -> None:
