@@ -18,6 +18,16 @@ model), paid only for matrices that are actually multiplied.  Embedding tables r
 bytes (gemma3-270m's table is 168M values), unless the table is also the LM head (tied
 embeddings), in which case the matmul cache already holds it.
 Small 1-D weights (norms, biases, rope factors) are dequantised at upload.
+
+Threads
+-------
+Decoding one token is a chain of matrix-*vector* products: memory-bound work that one core
+streams about as fast as two, while OpenBLAS's per-call thread hand-off costs more than the
+product itself when the other core is busy (measured on the 2-core dev machine under load:
+one 1536x576 f32 product took 150-250 us on 1 thread, 11 ms on 2).  So ``run`` lowers BLAS
+to one thread while a program processes a single row, and leaves the thread count set by the
+caller (engine.LLM's n_threads, through threadpoolctl) for prompt batches, where the
+matrix-matrix products do use both cores.
 """
 from __future__ import annotations
 
@@ -36,6 +46,15 @@ from ..ops import (MAX_DECODE_STEPS, SAMPLE_MIN_P, SAMPLE_N_HISTORY, SAMPLE_REPE
 from ..sampling import sample_token
 
 SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+
+
+def _blas_controllers() -> list:
+    """threadpoolctl's handles on the BLAS libraries NumPy uses (empty if it cannot find them)."""
+    try:
+        from threadpoolctl import ThreadpoolController
+        return list(ThreadpoolController().select(user_api="blas").lib_controllers)
+    except Exception:       # threadpoolctl missing or an unknown BLAS: leave threads alone
+        return []
 
 
 class NumpyWeight:
@@ -80,6 +99,7 @@ class NumpyOps(Ops):
         self.sampling = np.zeros(SAMPLE_SIZE, dtype=np.float32)  # the sampling buffer (SAMPLE_*)
         self._recording: Optional[NumpyProgram] = None
         self._rope_cache: dict = {}
+        self._blas = _blas_controllers()
 
     # ---------------------------------------------------------------- memory
     def tensor(self, rows: int, width: int, dtype: str = "f32", name: str = "") -> Tensor:
@@ -114,8 +134,17 @@ class NumpyOps(Ops):
             self._recording = None
 
     def run(self, program: Program) -> None:
-        for step in program.steps:
-            step()
+        single_row = self.step[STEP_N_TOKENS] <= 1
+        saved = [c.get_num_threads() for c in self._blas] if single_row else []
+        try:
+            if single_row:
+                for c in self._blas:
+                    c.set_num_threads(1)      # see "Threads" in the module docstring
+            for step in program.steps:
+                step()
+        finally:
+            for c, n in zip(self._blas, saved):
+                c.set_num_threads(n)
 
     def _op(self, fn: Callable[[], None]) -> None:
         """Record ``fn`` when inside ``record()``, else run it now (eager use by tests)."""
