@@ -216,3 +216,31 @@ def test_list_models_falls_back_to_the_bundled_copy(monkeypatch):
         models = catalogue.list_models()
     assert len(models) == 32
     assert {"filename", "md5sum", "url"} <= set(models[1])
+
+
+def test_gpt4all_downloads_into_the_default_directory_checked_for_size(tmp_path, monkeypatch, model_path):
+    """Upstream's test_download_model, locally: DEFAULT_MODEL_DIRECTORY is a temporary folder, the catalogue
+    and the file come from 127.0.0.1, and the downloaded model loads and generates."""
+    import gpt4all.gpt4all as sdk
+    from gpt4all import GPT4All
+
+    source = model_path("smollm2-q4_1")
+    data = source.read_bytes()
+    entry = {"filename": "local-smollm2.gguf", "name": "Local SmolLM2", "filesize": str(len(data)),
+             "md5sum": hashlib.md5(data).hexdigest(), "chatTemplate": None}
+    with FlakyServer({"/local-smollm2.gguf": data}) as srv:
+        entry["url"] = srv.url("/local-smollm2.gguf")
+        srv.files["/models3.json"] = json.dumps([entry]).encode()
+        srv.behaviour = [("ok", 0), ("cut", 10_000_000)]     # catalogue, then a first attempt that drops
+        monkeypatch.setattr(catalogue, "CATALOGUE_URL", srv.url("/models3.json"))
+        monkeypatch.setattr(sdk, "DEFAULT_MODEL_DIRECTORY", tmp_path)
+        model = GPT4All(model_name="local-smollm2")
+    assert srv.requests[-1]["Range"].startswith("bytes=")           # the dropped transfer was resumed
+    model_file = tmp_path / model.config["filename"]
+    assert model_file.absolute() == Path(model.config["path"]).absolute()
+    assert model_file.stat().st_size == int(model.config["filesize"])
+    assert model.generate("The capital of France is", temp=0, max_tokens=2).startswith(" Paris")
+    with pytest.raises(ValueError, match="does not support chat"):    # its entry says chatTemplate: null
+        with model.chat_session():
+            pass
+    model.close()
