@@ -17,7 +17,7 @@ import matplotlib
 
 matplotlib.use("Agg")          # files only; no display on CI or the GPU machine
 import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import FuncFormatter  # noqa: E402
+from matplotlib.ticker import FuncFormatter, NullFormatter  # noqa: E402
 
 plain = FuncFormatter(lambda value, _pos: f"{value:g}")   # 1024 rather than 2^10 on log axes
 
@@ -70,12 +70,14 @@ def plot_size(reports: list[dict], out: Path, title: str) -> bool:
         ax_pp.plot(gb, [p[1] for p in pts], label=series, **style(series))
         gen = [(p[0], p[2]) for p in pts if p[2] is not None]
         ax_tg.plot([g[0] for g in gen], [g[1] for g in gen], label=series, **style(series))
+    sizes = sorted({p[0] for pts in points.values() for p in pts})
     for ax, what in ((ax_pp, "prompt processing"), (ax_tg, "generation")):
         ax.set_xlabel("model file size (GB)")
         ax.set_ylabel(f"{what} (tok/s)")
         ax.set_yscale("log")
         ax.set_xscale("log")
-        ax.xaxis.set_major_formatter(plain)
+        ax.set_xticks(sizes, [f"{gb:.2g}" for gb in sizes])     # one labelled tick per model measured
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.yaxis.set_major_formatter(plain)
         ax.grid(True, which="both", alpha=0.3)
         ax.set_title(f"{what} vs model size")
@@ -101,7 +103,7 @@ def plot_context(reports: list[dict], out: Path, title: str) -> bool:
     ax.set_ylabel("generation (tok/s)")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7)
-    ax.set_title(f"generation vs context depth {title}".strip())
+    ax.set_title("generation vs context depth" + (f" ({title})" if title else ""))
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)
