@@ -295,3 +295,14 @@ def test_list_gpus_and_an_unknown_device(model_path):
     with pytest.raises(ValueError, match="no-such-gpu") as err:
         GPT4All(path.name, model_path=path.parent, allow_download=False, device="no-such-gpu")
     assert gpus[0].removeprefix("kompute:") in str(err.value)        # the error names what is available
+
+
+def test_a_gpu_from_list_gpus_runs_the_model_and_reports_it(model, model_path):
+    """backend/device tell the truth: on a Vulkan device (lavapipe on CI) the forward pass runs in Kompute,
+    and greedy text equals the CPU's."""
+    gpu = GPT4All.list_gpus()[0]
+    path = model_path(SMOL)
+    with GPT4All(path.name, model_path=path.parent, allow_download=False, device=gpu) as on_gpu:
+        assert on_gpu.backend == "kompute" and on_gpu.device == gpu.removeprefix("kompute:")
+        text = on_gpu.generate("The capital of France is", temp=0, max_tokens=3)
+    assert text == model.generate("The capital of France is", temp=0, max_tokens=3)
