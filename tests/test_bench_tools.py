@@ -112,6 +112,40 @@ def test_markdown_rows_carry_the_command():
     assert "| upstream 2.8.2 | cpu | 32 | 12.5 | 8 | 3.25 | - | - |" in text
 
 
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    """The 2-layer random-weight 'tiny' shape (a few MB), written through bench.py's shape path."""
+    path, _ = bench.resolve_model("tiny-q4_0", tmp_path_factory.mktemp("bench-models"))
+    return path
+
+
+def test_make_prompt_gives_exact_token_counts(tiny_model):
+    tokenizer = bench.load_tokenizer(tiny_model)
+    for n in (8, 40, 130):
+        text, ids = bench.make_prompt(tokenizer, n)
+        assert len(ids) == n and tokenizer.encode(text, add_special=True) == ids
+
+
+def test_upstream_runner_sees_every_prompt_and_generated_token(tiny_model, tmp_path):
+    """Upstream, in its own interpreter, counts the same prompt tokens as our tokenizer and all n tokens."""
+    assert Path(bench.DEFAULT_UPSTREAM_PYTHON).exists(), \
+        f"upstream gpt4all 2.8.2's interpreter {bench.DEFAULT_UPSTREAM_PYTHON} is missing (set BENCH_UPSTREAM_PYTHON)"
+    args = bench.parse_args(["--model", str(tiny_model), "--device", "none", "--upstream", "--threads", "1",
+                             "--prompt-tokens", "24", "--gen-tokens", "5", "--ctx-sweep", "40",
+                             "--sweep-gen-tokens", "3", "--cache-dir", str(tmp_path)])
+    tokenizer = bench.load_tokenizer(tiny_model)
+    prompts = {name: bench.make_prompt(tokenizer, n) for name, n in
+               {"warmup": 10, "main": 24, "ctx40": 40}.items()}
+    res = bench.bench_upstream(tiny_model, args, prompts)
+    assert res["engine"] == "upstream" and res["version"] == "2.8.2" and res["backend"] == "cpu"
+    assert not Path(res["gpt4all_file"]).resolve().is_relative_to(bench.REPO / "gpt4all")   # not our SDK
+    assert set(res["runs"]) == {"main", "ctx40"}                                      # warm-up dropped
+    main, ctx = res["runs"]["main"], res["runs"]["ctx40"]
+    assert main["prompt_tokens"] == 24 and ctx["prompt_tokens"] == 40
+    assert main["gen_tokens"] == len(main["gen_ids"]) == 5 and ctx["gen_tokens"] == 3
+    assert all(0 <= i < 49216 for i in main["gen_ids"])
+
+
 def test_shape_names_resolve_to_random_gguf_files(tmp_path):
     assert bench.split_shape("llama-3.2-1b-q4_0") == ("llama-3.2-1b", "Q4_0")
     assert bench.split_shape("llama-3-8b-Q8_0") == ("llama-3-8b", "Q8_0")
