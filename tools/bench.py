@@ -429,7 +429,9 @@ def log(msg: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    command = shlex.join(["python", "tools/bench.py", *(sys.argv[1:] if argv is None else argv)])
+    # Engine knobs read from the environment (GPT4ALL_DECODE_STEPS, ...) are part of the exact command.
+    knobs = [f"{k}={shlex.quote(v)}" for k, v in sorted(os.environ.items()) if k.startswith("GPT4ALL_")]
+    command = " ".join(knobs + [shlex.join(["python", "tools/bench.py", *(sys.argv[1:] if argv is None else argv)])])
     path, shape = resolve_model(args.model, args.cache_dir)
     info = model_info(path)
     info["shape"] = shape
