@@ -71,7 +71,7 @@ main() {
     python3 -c "import kp; print('kp devices:', [d['device_name'] for d in kp.Manager().list_devices()])" ||
         say "WARNING: kp does not import"
     python3 -c "import vulkan" 2>/dev/null ||
-        say "WARNING: no pyvulkan ('import vulkan'): engine/backends/vulkan_device.py needs it (carry its wheel + cffi)"
+        say "WARNING: no pyvulkan ('import vulkan'): engine/backends/vulkan_device.py needs it (carry the vulkan, cffi and pycparser wheels in .whl)"
 
     # ------------------------------------------------------------ 2. model files
     for m in $MODELS; do
