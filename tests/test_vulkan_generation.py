@@ -31,16 +31,27 @@ def numpy_greedy(llm, prompt_ids, n):
     return first, ids, gaps
 
 
+_LOADED = {}
+
+
+def load_pair(key, model_path):
+    """(NumPy engine, Vulkan engine) for a test model, loaded once per test session."""
+    if key not in _LOADED:
+        path = model_path(key)
+        _LOADED[key] = (engine.load(path, n_ctx=N_CTX, n_batch=N_BATCH),
+                        engine.load(path, device="kompute", n_ctx=N_CTX, n_batch=N_BATCH))
+    return _LOADED[key]
+
+
 def compare(key, model_path, n_tokens, decode_steps=None):
-    path = model_path(key)
-    cpu = engine.load(path, n_ctx=N_CTX, n_batch=N_BATCH)
-    gpu = engine.load(path, device="kompute", n_ctx=N_CTX, n_batch=N_BATCH)
+    cpu, gpu = load_pair(key, model_path)
     assert gpu.backend == "kompute" and gpu.device
     if decode_steps:
         gpu.decode_steps = decode_steps
     prompt = cpu.tokenizer.encode(PROMPT)
     want_logits, want, gaps = numpy_greedy(cpu, prompt, n_tokens)
 
+    gpu.reset()
     got_logits = gpu.eval(prompt)
     err = float(np.max(np.abs(got_logits - want_logits)))
     assert err <= LOGIT_ATOL, f"{key}: last-position logits differ by {err:.2e} > {LOGIT_ATOL}"
@@ -56,13 +67,13 @@ def compare(key, model_path, n_tokens, decode_steps=None):
 
 
 def test_smollm2_q4_0_greedy_matches_numpy(model_path):
-    compare("smollm2-q4_0", model_path, 6)
+    compare("smollm2-q4_0", model_path, 6, decode_steps=1)
 
 
 def test_smollm2_q4_0_multi_step_decode_and_sampling(model_path):
     """Several decode steps per submission (sample + advance on the GPU), then seeded sampling with
     GPT4All's defaults: the GPU's draws equal the NumPy engine's from the same uniforms."""
-    gpu, cpu, prompt = compare("smollm2-q4_0", model_path, 5, decode_steps=3)
+    gpu, cpu, prompt = compare("smollm2-q4_0", model_path, 4, decode_steps=2)
     params = SamplingParams(seed=1234)            # temp 0.7, top-k 40, top-p 0.4, penalty 1.18
     cpu.reset(), gpu.reset()
     want = list(cpu.generate(prompt, params, 5))
@@ -81,3 +92,16 @@ def test_gemma3_greedy_matches_numpy_with_split_embedding(model_path):
     nbytes = sum(int(buf.size()) * 4 for buf, _, _ in emb.handle.chunks)
     if nbytes > gpu.ops.info.max_storage_buffer_range:      # 178 MB > lavapipe's 128 MiB
         assert len(emb.handle.chunks) > 1
+
+
+def test_sdk_generate_on_kompute_matches_cpu(model_path):
+    """The same through the SDK surface: GPT4All(..., device='kompute') greedy text == device='cpu'."""
+    from gpt4all import GPT4All
+    path = model_path("smollm2-q4_0")
+    texts = {}
+    for device in ("cpu", "kompute"):
+        m = GPT4All(path.name, model_path=path.parent, allow_download=False, device=device, n_ctx=N_CTX)
+        assert m.backend == ("cpu" if device == "cpu" else "kompute")
+        texts[device] = m.generate(PROMPT, max_tokens=5, temp=0.0, repeat_penalty=1.0)
+        m.close()
+    assert texts["kompute"] == texts["cpu"] and texts["cpu"]
