@@ -118,6 +118,12 @@ class VulkanProgram(Program):
         self.seq = seq
         self.algorithms: list = []              # keeps kp objects alive as long as the program
         self.n_dispatches = 0
+        self.n_barriers = 0
+        # hazard tracking for barriers (VulkanOps._dispatch): ids of kp tensors written / read
+        # since the last barrier; the first dispatch always gets one (after earlier submissions)
+        self.dirty: set = set()
+        self.reads: set = set()
+        self.first = True
 
     def __len__(self) -> int:
         return self.n_dispatches
@@ -262,9 +268,9 @@ class VulkanOps(Ops):
             self._spv[name] = path.read_bytes()
         return self._spv[name]
 
-    def _dispatch(self, shader: str, tensors: list, push: np.ndarray, groups: tuple) -> None:
-        """Record one dispatch of ``shader`` (binding 0 = the step buffer, then ``tensors``), or run it
-        now when no program is being recorded."""
+    def _dispatch(self, shader: str, tensors: list, push: np.ndarray, groups: tuple, writes: list) -> None:
+        """Record one dispatch of ``shader`` (binding 0 = the step buffer, then ``tensors``; ``writes``
+        are the ones it writes), or run it now when no program is being recorded."""
         gx, gy, gz = (list(groups) + [1, 1])[:3]
         algo = self.mgr.algorithm([self._step_t, *tensors], self._spirv(shader),
                                   [int(gx), int(gy), int(gz)], [], push)
@@ -273,8 +279,18 @@ class VulkanOps(Ops):
             self.mgr.sequence().record(kp.OpTensorSyncLocal([self._barrier_t])) \
                 .record(kp.OpAlgoDispatch(algo)).eval()
             return
-        prog.seq.record(kp.OpTensorSyncLocal([self._barrier_t]))     # orders it after earlier dispatches
+        # A barrier only where this dispatch touches a buffer written since the last one (read after
+        # write, write after write) or writes one read since (write after read): independent
+        # dispatches (q/k/v, gate/up) may then overlap on a GPU.
+        used = {id(t) for t in tensors} | {id(self._step_t)}
+        written = {id(t) for t in writes}
+        if prog.first or used & prog.dirty or written & prog.reads:
+            prog.seq.record(kp.OpTensorSyncLocal([self._barrier_t]))   # see the module docstring
+            prog.dirty, prog.reads, prog.first = set(), set(), False
+            prog.n_barriers += 1
         prog.seq.record(kp.OpAlgoDispatch(algo))
+        prog.reads |= used
+        prog.dirty |= written
         prog.algorithms.append(algo)
         prog.n_dispatches += 1
 
@@ -294,14 +310,14 @@ class VulkanOps(Ops):
         for buf, lo, hi in vw.chunks:
             self._dispatch(f"get_rows_{vw.layout.shader}", [buf, ids.handle, out.handle],
                            push_constants(table.width, vw.nb, lo, hi, cap),
-                           (_groups(_groups(table.width, 8), WG), _row_groups(cap)))
+                           (_groups(_groups(table.width, 8), WG), _row_groups(cap)), [out.handle])
 
     def rms_norm(self, out: Tensor, x: Tensor, weight: Optional[Weight], eps: float, group: int = 0) -> None:
         group = group or x.width
         wbuf = self._f32_buffer(weight)
         self._dispatch("rms_norm", [x.handle, out.handle, wbuf or self._dummy],
                        push_constants(x.width, group, float(eps), int(wbuf is not None), min(x.rows, out.rows)),
-                       (x.width // group, _row_groups(min(x.rows, out.rows))))
+                       (x.width // group, _row_groups(min(x.rows, out.rows))), [out.handle])
 
     def layer_norm(self, out: Tensor, x: Tensor, weight: Optional[Weight], bias: Optional[Weight],
                    eps: float) -> None:
@@ -309,7 +325,7 @@ class VulkanOps(Ops):
         cap = min(x.rows, out.rows)
         self._dispatch("layer_norm", [x.handle, out.handle, wbuf or self._dummy, bbuf or self._dummy],
                        push_constants(x.width, float(eps), int(wbuf is not None), int(bbuf is not None), cap),
-                       (_row_groups(cap),))
+                       (_row_groups(cap),), [out.handle])
 
     def matmul(self, out: Tensor, w: Weight, x: Tensor, bias: Optional[Weight] = None,
                w_row0: int = 0, out_col0: int = 0, n_out: int = 0) -> None:
@@ -328,7 +344,7 @@ class VulkanOps(Ops):
                            push_constants(w.width, vw.nb, a - lo, n, out_col0 + (a - w_row0), x.width,
                                           out.width, int(bbuf is not None), a, cap),
                            (*self._matmul_groups(n, MATMUL_NR_BATCH if batch else MATMUL_NR),
-                            min(_groups(cap, MATMUL_NT), MATMUL_TILE_GROUPS) if batch else 1))
+                            min(_groups(cap, MATMUL_NT), MATMUL_TILE_GROUPS) if batch else 1), [out.handle])
 
     def _matmul_groups(self, n_out: int, nr: int) -> tuple[int, int]:
         """Workgroups (x, y) for n_out weight rows, NR per group.  A GPU gets one workgroup per
@@ -345,12 +361,12 @@ class VulkanOps(Ops):
         self._dispatch("rope", [x.handle, ff or self._dummy],
                        push_constants(x.width, n_head, head_dim, n_rot, float(freq_base), float(freq_scale),
                                       int(neox), int(ff is not None), x.rows),
-                       (_groups(n_head * (n_rot // 2), WG), _row_groups(x.rows)))
+                       (_groups(n_head * (n_rot // 2), WG), _row_groups(x.rows)), [x.handle])
 
     def store_kv(self, cache: Tensor, src: Tensor) -> None:
         self._dispatch("store_kv", [cache.handle, src.handle],
                        push_constants(src.width, src.rows, cache.rows),
-                       (_groups(src.width, WG), _row_groups(src.rows)))
+                       (_groups(src.width, WG), _row_groups(src.rows)), [cache.handle])
 
     def attention(self, out: Tensor, q: Tensor, k_cache: Tensor, v_cache: Tensor,
                   n_head: int, n_kv_head: int, head_dim: int, scale: float,
@@ -363,10 +379,12 @@ class VulkanOps(Ops):
                                      seq_ids.handle if seq_ids is not None else self._dummy],
                        push_constants(n_head, n_kv_head, head_dim, float(scale), int(causal), int(window),
                                       float(softcap), int(seq_ids is not None), cap),
-                       (n_head, _row_groups(cap)))
+                       (n_head, _row_groups(cap)), [out.handle])
 
     def _rowwise(self, shader: str, tensors: list, width: int, cap: int, *extra) -> None:
-        self._dispatch(shader, tensors, push_constants(width, cap, *extra), (_groups(width, WG), _row_groups(cap)))
+        """An element-wise op whose last buffer is its output."""
+        self._dispatch(shader, tensors, push_constants(width, cap, *extra), (_groups(width, WG), _row_groups(cap)),
+                       [tensors[-1]])
 
     def add(self, out: Tensor, a: Tensor, b: Tensor) -> None:
         self._rowwise("add", [a.handle, b.handle, out.handle], out.width, min(a.rows, b.rows, out.rows))
@@ -378,7 +396,8 @@ class VulkanOps(Ops):
         vw: VulkanWeight = w.handle
         cap = min(a.rows, out.rows)
         self._dispatch(f"{op}_weight_{vw.layout.shader}", [vw.chunks[0][0], a.handle, out.handle],
-                       push_constants(out.width, cap), (_groups(_groups(out.width, 8), WG), _row_groups(cap)))
+                       push_constants(out.width, cap), (_groups(_groups(out.width, 8), WG), _row_groups(cap)),
+                       [out.handle])
 
     def add_weight(self, out: Tensor, a: Tensor, w: Weight) -> None:
         self._weight_row_op("add", out, a, w)
@@ -397,18 +416,20 @@ class VulkanOps(Ops):
 
     def softmax(self, out: Tensor, x: Tensor) -> None:
         cap = min(x.rows, out.rows)
-        self._dispatch("softmax", [x.handle, out.handle], push_constants(x.width, cap), (_row_groups(cap),))
+        self._dispatch("softmax", [x.handle, out.handle], push_constants(x.width, cap), (_row_groups(cap),),
+                       [out.handle])
 
     def copy_rows(self, out: Tensor, x: Tensor, src_row: int = -1, n_rows: int = 1) -> None:
         self._dispatch("copy_rows", [x.handle, out.handle], push_constants(x.width, src_row, n_rows),
-                       (_groups(x.width, WG), n_rows))
+                       (_groups(x.width, WG), n_rows), [out.handle])
 
     def mean_pool(self, out: Tensor, x: Tensor, seq_starts: Tensor, n_seqs: int) -> None:
         self._dispatch("mean_pool", [x.handle, seq_starts.handle, out.handle], push_constants(x.width, n_seqs),
-                       (_groups(x.width, WG), n_seqs))
+                       (_groups(x.width, WG), n_seqs), [out.handle])
 
     def l2_normalize(self, out: Tensor, x: Tensor, n_rows: int) -> None:
-        self._dispatch("l2_normalize", [x.handle, out.handle], push_constants(x.width, n_rows), (n_rows,))
+        self._dispatch("l2_normalize", [x.handle, out.handle], push_constants(x.width, n_rows), (n_rows,),
+                       [out.handle])
 
     def _scratch_for(self, n: int) -> "kp.Tensor":
         if n not in self._scratch:
@@ -416,10 +437,11 @@ class VulkanOps(Ops):
         return self._scratch[n]
 
     def sample(self, out_token: Tensor, logits: Tensor, history: Tensor, slot: int = 0) -> None:
-        self._dispatch("sample", [self._samp_t, logits.handle, history.handle,
-                                  self._scratch_for(logits.width), out_token.handle],
-                       push_constants(logits.width, slot), (1,))
+        scratch = self._scratch_for(logits.width)
+        self._dispatch("sample", [self._samp_t, logits.handle, history.handle, scratch, out_token.handle],
+                       push_constants(logits.width, slot), (1,), [scratch, out_token.handle])
 
     def advance(self, ids: Tensor, tokens: Tensor, history: Tensor, slot: int = 0) -> None:
         self._dispatch("advance", [self._samp_t, tokens.handle, ids.handle, history.handle],
-                       push_constants(slot, history.rows), (1,))
+                       push_constants(slot, history.rows), (1,),
+                       [self._step_t, self._samp_t, ids.handle, history.handle])
