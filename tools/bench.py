@@ -234,19 +234,29 @@ def anatomy(llm, prompt_ids: list[int], n_gen: int) -> dict:
             calls[_name] += 1
             return _fn(*a, **kw)
         setattr(ops, name, counted)          # instance attributes shadow the methods for this count only
-    # On Kompute, count the submissions themselves: every kp.Sequence.eval is one submit-and-wait.
+    # On Kompute, count the submissions themselves (every kp.Sequence.eval is one submit-and-wait) and
+    # split each into submit (eval_async) and wait (eval_await): wall time minus the waits is the host's
+    # own time per token, a second measure that does not depend on how the driver waits for a fence.
     kp = sys.modules.get("kp") if llm.backend == "kompute" else None
     kp_eval = kp.Sequence.eval if kp else None
+    waited = [0.0]
     if kp:
-        def counted_eval(seq, *a, **kw):
+        def split_eval(seq, *a, **kw):
             calls["submissions"] += 1
-            return kp_eval(seq, *a, **kw)
-        kp.Sequence.eval = counted_eval
+            seq.eval_async(*a, **kw)
+            t = time.perf_counter()
+            seq.eval_await()
+            waited[0] += time.perf_counter() - t
+            return seq
+        kp.Sequence.eval = split_eval
     try:
         llm.reset()
         llm.eval(prompt_ids)
         calls.clear()
+        waited[0] = 0.0
+        t0 = time.perf_counter()
         n = sum(1 for _ in llm.generate(prompt_ids, SamplingParams(**SAMPLING["greedy"], seed=0), n_gen))
+        wall = time.perf_counter() - t0
     finally:
         for name in ("run", "read", "write"):
             delattr(ops, name)
@@ -255,6 +265,9 @@ def anatomy(llm, prompt_ids: list[int], n_gen: int) -> dict:
     out = {"gen_tokens": n, "decode_steps": int(getattr(llm, "decode_steps", 1)),
            **{f"{k}_per_token": v / max(n, 1) for k, v in sorted(calls.items())},
            "calls_per_token": sum(v for k, v in calls.items() if k != "submissions") / max(n, 1)}
+    if kp and n:
+        out["wait_us_per_token"] = waited[0] / n * 1e6
+        out["host_us_per_token_excl_wait"] = (wall - waited[0]) / n * 1e6
     decode = [(key, prog) for key, (prog, _b) in llm.model._programs.items() if key[0] == 1 and key[1] > 0]
     if decode and hasattr(decode[0][1], "n_dispatches"):
         (_cap, steps), prog = max(decode, key=lambda kp_: kp_[0][1])
@@ -297,7 +310,7 @@ def bench_ours(path: Path, device: str, args, prompts: dict, result: dict, save=
         log(f"ours[{device}] {name}: {summary(run)}")
         save()
     if args.anatomy:
-        result["anatomy"] = anatomy(llm, prompts["warmup"][1], max(8, 2 * result["decode_steps"]))
+        result["anatomy"] = anatomy(llm, prompts["warmup"][1], max(8, 4 * result["decode_steps"]))
         log(f"ours[{device}] anatomy: {result['anatomy']}")
         save()
     llm.close()
@@ -405,6 +418,8 @@ def markdown(report: dict) -> str:
                          f"(run {a.get('run_per_token', 0):.2f}, read {a.get('read_per_token', 0):.2f}, "
                          f"write {a.get('write_per_token', 0):.2f})"
                          + (f", {a['submissions_per_token']:.2f} kp submissions" if "submissions_per_token" in a else "")
+                         + (f", wall time outside fence waits {a['host_us_per_token_excl_wait']:.0f} µs"
+                            if "host_us_per_token_excl_wait" in a else "")
                          + (f", {a['dispatches_per_token']:.0f} dispatches" if "dispatches_per_token" in a else "")
                          + f". Command: {cmd}")
     sweep = sorted({name for res in report["results"] for name in res["runs"] if name.startswith("ctx")},
