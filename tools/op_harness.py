@@ -363,6 +363,31 @@ def build_cases() -> list[Case]:
     return cases
 
 
+def perf_cases() -> list[Case]:
+    """Model-sized cases, only with --perf: the shapes a 1B model's decode and prompt steps run."""
+    cases = []
+    for typ in (T.Q4_0, T.Q8_0, T.Q4_K, T.Q6_K, T.F16):
+        cases.append(matmul_case(typ, 1, 2048, 8192, seed=20))        # mat-vec: FFN up, decode
+        cases.append(matmul_case(typ, 128, 2048, 2048, seed=21))      # batched: attention proj, prompt
+    cases.append(attention_case("decode pos=1023, 32/8 heads x64", 1, 1023, 32, 8, 64, n_ctx=1024))
+    cases.append(attention_case("prompt 128 at pos 0, 32/8 heads x64", 128, 0, 32, 8, 64, n_ctx=128))
+    cases.append(sample_case("GPT4All defaults, vocab 128256", 128256, 0.7, 40, 0.4, 0.0, 1.18, [0.5]))
+    for c in cases:
+        c.label = "perf " + c.label
+    return cases
+
+
+def weight_gbs(case: Case, ms: float) -> str:
+    """Weight bytes streamed per second by a matmul case (mat-vec is bandwidth bound)."""
+    if case.op != "matmul" or not ms or ms != ms:
+        return ""
+    parts = case.label.replace("perf ", "").split()
+    typ = T[parts[0]]
+    rows, width = (int(v) for v in parts[2].strip("W[]").split(","))
+    qk, bs = GGML_QUANT_SIZES[typ]
+    return f"{rows * width // qk * bs / (ms * 1e-3) / 1e9:6.1f} GB/s"
+
+
 # ----------------------------------------------------------------------------------- running
 @dataclass
 class Result:
@@ -437,7 +462,7 @@ def main() -> int:
                     help="force the shared-memory reduction shaders (no subgroup operations)")
     args = ap.parse_args()
     b = Backends(args.device, subgroups=False if args.portable else None)
-    cases = [c for c in build_cases() if not args.op or args.op in c.op]
+    cases = [c for c in build_cases() + (perf_cases() if args.perf else []) if not args.op or args.op in c.op]
     sg = "subgroup reductions" if b.vk.subgroups else "shared-memory reductions"
     print(f"device: {b.vk.device_name} ({b.vk.info.vendor} {b.vk.info.type}, subgroup {b.vk.info.subgroup_size}, "
           f"{sg}, maxStorageBufferRange {b.vk.info.max_storage_buffer_range >> 20} MiB)")
@@ -455,7 +480,7 @@ def main() -> int:
         tol = "exact" if c.tol == 0 else f"{c.tol:.0e}"
         line = f"{c.op:12s} {c.label[:52]:52s} {r.error:10.2e} {tol:>8s}  {'OK' if r.ok else 'FAIL'}"
         if args.perf:
-            line += f" {r.vk_ms:10.3f} {r.cpu_ms:9.3f}"
+            line += f" {r.vk_ms:10.3f} {r.cpu_ms:9.3f} {weight_gbs(c, r.vk_ms)}"
         print(line + (f"  {r.detail}" if r.detail else ""), flush=True)
     print(f"{len(cases) - n_bad}/{len(cases)} cases passed on {b.vk.device_name}")
     return 1 if n_bad else 0
