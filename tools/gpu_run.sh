@@ -13,13 +13,16 @@
 #      256-token prompt, 128 generated tokens, n_batch 128, with --anatomy (dispatches, submissions per token).
 #   5. The context sweep (generation speed with 256 / 1024 / 4096 tokens in the cache), a separate run per
 #      model so the main numbers exist even if the sweep runs out of time.
-#   6. tools/op_harness.py --perf (per-op timings), with whatever time is left.
-# Files under $OUT (at most 7): run.log (everything printed, with timestamps), bench_1b.json, bench_8b.json,
-# ctx_1b.json, ctx_8b.json, bench.md (all markdown tables), ops_perf.txt.  Then, on the dev machine:
-#     python tools/plot_perf.py <files_at>/bench_*.json <files_at>/ctx_*.json --title "NVIDIA H100"
+#   6. Ours alone on the 1B shape with GPT4ALL_DECODE_STEPS=$ALT_STEPS (16): fewer submissions per token.
+#   7. tools/op_harness.py --perf (per-op timings), with whatever time is left.
+# Files under $OUT (at most 8): run.log (everything printed, with timestamps), bench_1b.json, bench_8b.json,
+# ctx_1b.json, ctx_8b.json, steps_1b.json, bench.md (all markdown tables), ops_perf.txt.  Then, on the dev
+# machine:
+#     python tools/plot_perf.py <files_at>/*.json --title "NVIDIA H100"
 #
 # Knobs (environment): OUT, GPU_RUN_BUDGET_S, BENCH_CACHE, PROMPT_TOKENS (256), GEN_TOKENS (128),
-# N_BATCH (128), SWEEP ("256,1024,4096"; "" skips step 5), MODELS ("1b 8b"; "tiny" for a dry run),
+# N_BATCH (128), SWEEP ("256,1024,4096"; "" skips step 5), ALT_STEPS (16; "" skips step 6),
+# MODELS ("1b 8b"; "tiny" for a dry run),
 # UPSTREAM_DEVICE (kompute), SKIP_HARNESS=1.
 set -u
 export PYTHONUNBUFFERED=1
@@ -32,6 +35,7 @@ PROMPT_TOKENS=${PROMPT_TOKENS:-256}
 GEN_TOKENS=${GEN_TOKENS:-128}
 N_BATCH=${N_BATCH:-128}
 SWEEP=${SWEEP-256,1024,4096}
+ALT_STEPS=${ALT_STEPS-16}
 MODELS=${MODELS:-1b 8b}
 UPSTREAM_DEVICE=${UPSTREAM_DEVICE:-kompute}
 declare -A SHAPE=([1b]=llama-3.2-1b [8b]=llama-3-8b [tiny]=tiny)     # tiny: a quick dry run of this script
@@ -107,7 +111,17 @@ print(path, round(path.stat().st_size / 1e9, 3), 'GB')"
         done
     fi
 
-    # ------------------------------------------------------------ 6. op harness: timings
+    # ------------------------------------------------------------ 6. more decode steps per submission
+    # ours alone on the 1B shape with GPT4ALL_DECODE_STEPS=$ALT_STEPS (VulkanOps' default is 4): what
+    # fewer round trips per token buy (docs/performance.md, "Where the time goes", item 1).
+    if [ -n "$ALT_STEPS" ] && [[ " $MODELS " == *" 1b "* ]]; then
+        GPT4ALL_DECODE_STEPS=$ALT_STEPS step "decode steps $ALT_STEPS, llama-3.2-1b" 90 python3 tools/bench.py \
+            --cache-dir "$BENCH_CACHE" --device kompute --model llama-3.2-1b-q4_0 --n-batch "$N_BATCH" \
+            --prompt-tokens "$PROMPT_TOKENS" --gen-tokens "$GEN_TOKENS" --anatomy \
+            --json "$OUT/steps_1b.json" --markdown "$OUT/steps_1b.md"
+    fi
+
+    # ------------------------------------------------------------ 7. op harness: timings
     if [ "${SKIP_HARNESS:-0}" != 1 ]; then
         if [ -f tools/op_harness.py ]; then
             step "tools/op_harness.py --perf" 90 python3 tools/op_harness.py --perf > "$OUT/ops_perf.txt" 2>&1
@@ -117,8 +131,8 @@ print(path, round(path.stat().st_size / 1e9, 3), 'GB')"
         fi
     fi
 
-    cat "$OUT"/bench_*.md "$OUT"/ctx_*.md > "$OUT/bench.md" 2>/dev/null
-    rm -f "$OUT"/bench_*.md "$OUT"/ctx_*.md
+    cat "$OUT"/bench_*.md "$OUT"/ctx_*.md "$OUT"/steps_*.md > "$OUT/bench.md" 2>/dev/null
+    rm -f "$OUT"/bench_*.md "$OUT"/ctx_*.md "$OUT"/steps_*.md
     cat "$OUT/bench.md" 2>/dev/null
     say "done; files in $OUT:"
     ls -la "$OUT"

@@ -23,9 +23,13 @@ plain = FuncFormatter(lambda value, _pos: f"{value:g}")   # 1024 rather than 2^1
 
 
 def series_name(res: dict) -> str:
-    """'ours kompute (NVIDIA H100 80GB HBM3)' / 'upstream 2.8.2 cpu': one line on a plot."""
+    """'ours kompute (NVIDIA H100 80GB HBM3) k=4' / 'upstream 2.8.2 cpu': one line on a plot.
+    k is our decode steps per submission, so runs with another GPT4ALL_DECODE_STEPS get their own line."""
     who = "ours" if res["engine"] == "ours" else f"upstream {res.get('version', '')}".strip()
-    return f"{who} {res['backend']}" + (f" ({res['device']})" if res.get("device") else "")
+    name = f"{who} {res['backend']}" + (f" ({res['device']})" if res.get("device") else "")
+    if res["engine"] == "ours" and res.get("backend") != "cpu" and res.get("decode_steps"):
+        name += f" k={res['decode_steps']}"
+    return name
 
 
 def load(paths: list[Path]) -> list[dict]:
