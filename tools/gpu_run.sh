@@ -11,7 +11,8 @@
 #   3. tests/test_ops_harness.py: every shader against the NumPy reference on this GPU (needs pytest).
 #   4. tools/bench.py, ours on kompute vs upstream gpt4all 2.8.2 on kompute, same file, same run:
 #      256-token prompt, 128 generated tokens, n_batch 128, with --anatomy (dispatches, submissions per token).
-#   5. The context sweep (generation speed with 256 / 1024 / 4096 tokens in the cache), a separate run per
+#   5. The context sweep (generation speed with 512 / 1024 / 4096 tokens in the cache; its 512-token prompt
+#      is the prompt-processing target, "pp512"), a separate run per
 #      model so the main numbers exist even if the sweep runs out of time.
 #   6. Ours alone on the 1B shape with GPT4ALL_DECODE_STEPS=$ALT_STEPS (16): fewer submissions per token.
 #   7. tools/op_harness.py --perf (per-op timings), with whatever time is left.
@@ -21,7 +22,7 @@
 #     python tools/plot_perf.py <files_at>/*.json --title "NVIDIA H100"
 #
 # Knobs (environment): OUT, GPU_RUN_BUDGET_S, BENCH_CACHE, PROMPT_TOKENS (256), GEN_TOKENS (128),
-# N_BATCH (128), SWEEP ("256,1024,4096"; "" skips step 5), ALT_STEPS (16; "" skips step 6),
+# N_BATCH (128), SWEEP ("512,1024,4096"; "" skips step 5), ALT_STEPS (16; "" skips step 6),
 # MODELS ("1b 8b"; "tiny" for a dry run),
 # UPSTREAM_DEVICE (kompute), SKIP_HARNESS=1.
 set -u
@@ -34,7 +35,7 @@ BENCH_CACHE=${BENCH_CACHE:-/tmp/bench-models}
 PROMPT_TOKENS=${PROMPT_TOKENS:-256}
 GEN_TOKENS=${GEN_TOKENS:-128}
 N_BATCH=${N_BATCH:-128}
-SWEEP=${SWEEP-256,1024,4096}
+SWEEP=${SWEEP-512,1024,4096}
 ALT_STEPS=${ALT_STEPS-16}
 MODELS=${MODELS:-1b 8b}
 UPSTREAM_DEVICE=${UPSTREAM_DEVICE:-kompute}
