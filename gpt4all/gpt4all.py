@@ -122,12 +122,16 @@ class GPT4All:
 
         self.model_type = model_type
         self._session: ChatSession | None = None
+        self._pieces: Iterator | None = None    # the generation in progress (a streaming one may be paused)
         engine_device = _engine_device(device)
         self.config: ConfigType = self.retrieve_model(model_name, model_path=model_path,
                                                       allow_download=allow_download, verbose=verbose)
         llm = engine.load(self.config["path"], device=engine_device, n_ctx=max(8, int(n_ctx)), n_threads=n_threads,
                           n_batch=MAX_PROMPT_BATCH, verbose=verbose)
         self.model = LLModel(llm, n_threads)
+        if llm.n_ctx > llm.n_ctx_train and not llm.is_embedding:   # (encoders use n_ctx as their batch)
+            warnings.warn(f"n_ctx={llm.n_ctx} is larger than the {llm.n_ctx_train} tokens this model was trained "
+                          "on; expect poor results past that length", stacklevel=2)
 
     # -------------------------------------------------------------------------------------------- lifetime
     def __enter__(self) -> "GPT4All":
@@ -230,7 +234,11 @@ class GPT4All:
         if not tokens:
             raise ValueError("Prompt tokenized to zero tokens.")
 
-        pieces = text_pieces(llm, tokens, params, n_predict, n_batch, stop or ())
+        # one model, one KV cache: a streaming generation the caller left unfinished must not resume later and
+        # write into the cache this call is about to use
+        if self._pieces is not None:
+            self._pieces.close()
+        pieces = self._pieces = text_pieces(llm, tokens, params, n_predict, n_batch, stop or ())
         if streaming:
             return self._stream(pieces, callback, reply)
         for token_id, text in pieces:
@@ -314,7 +322,6 @@ class GPT4All:
         if self._session is None:
             raise ValueError("current_chat_session may only be set when there is an active chat session")
         self._session.messages[:] = [dict(m) for m in history]
-        self._session.__post_init__()
 
 
 class Embed4All:

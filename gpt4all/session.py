@@ -12,7 +12,7 @@ message always stays); a single message that cannot fit raises ValueError as ups
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .templates import LegacyTemplate, render_chat
 
@@ -24,10 +24,10 @@ class ChatSession:
     messages: list[dict]                    # [{"role": "system"|"user"|"assistant", "content": str}, ...]
     jinja_template: str | None = None       # exactly one of these two is set
     legacy_template: LegacyTemplate | None = None
-    has_system: bool = field(init=False)
 
-    def __post_init__(self):
-        self.has_system = bool(self.messages) and self.messages[0]["role"] == "system"
+    @property
+    def has_system(self) -> bool:
+        return bool(self.messages) and self.messages[0]["role"] == "system"
 
     # ---------------------------------------------------------------------------------------------- rendering
     def prompt_tokens(self, tokenizer, n_ctx: int) -> list[int]:

@@ -306,3 +306,11 @@ def test_a_gpu_from_list_gpus_runs_the_model_and_reports_it(model, model_path):
         assert on_gpu.backend == "kompute" and on_gpu.device == gpu.removeprefix("kompute:")
         text = on_gpu.generate("The capital of France is", temp=0, max_tokens=3)
     assert text == model.generate("The capital of France is", temp=0, max_tokens=3)
+
+
+def test_an_abandoned_stream_cannot_disturb_the_next_generation(model):
+    stream = model.generate("The capital of France is", temp=0, max_tokens=4, streaming=True)
+    first = next(stream)
+    full = model.generate("The capital of France is", temp=0, max_tokens=4)
+    assert full.startswith(first)
+    assert list(stream) == []                # it was ended, not resumed onto the newer KV cache
