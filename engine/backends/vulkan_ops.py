@@ -5,8 +5,9 @@ How a forward pass runs
 ``record()`` collects the model's op calls; each becomes one ``kp.Algorithm`` (a pipeline with its
 buffers bound and its push constants fixed) dispatched inside one ``kp.Sequence``.  ``run()``
 re-submits that sequence with ``eval()``: nothing is re-recorded per token.  What changes per step
-lives in two small *host-visible* buffers the shaders read directly: the step buffer (n_tokens,
-pos, n_kv; binding 0 of every shader) and the sampling buffer.  Dispatches are sized for a
+lives in two small buffers the host writes through views of their staging memory, copied to the
+device by the program's first (recorded) op: the step buffer (n_tokens, pos, n_kv; binding 0 of
+every shader) and the sampling buffer.  Dispatches are sized for a
 buffer's row *capacity* and each shader skips the rows >= n_tokens.
 
 kp 0.9 records, before each dispatch, only a transfer->compute barrier, so two dispatches in one
@@ -154,10 +155,13 @@ class VulkanOps(Ops):
         self.device_name = self.info.name
         self.max_buffer_bytes = max_buffer_bytes or self.info.max_storage_buffer_range
         self.mgr = kp.Manager(self.info.index)
-        # the host-written per-step buffers, read by shaders with no copy
-        self._step_t = self.mgr.tensor_t(np.zeros(STEP_SIZE, np.int32), kp.TensorTypes.host)
-        self._samp_t = self.mgr.tensor_t(np.zeros(SAMPLE_SIZE, np.float32), kp.TensorTypes.host)
-        self.step = self._step_t.data()         # writable views of the mapped memory
+        # The per-step buffers: the host writes them through NumPy views of their (host-visible) staging
+        # memory; each program starts with a recorded copy to device memory (so a discrete GPU's
+        # workgroups do not read host memory over the bus) and ends with a copy back, so the host
+        # views show what advance() left there.
+        self._step_t = self.mgr.tensor_t(np.zeros(STEP_SIZE, np.int32))
+        self._samp_t = self.mgr.tensor_t(np.zeros(SAMPLE_SIZE, np.float32))
+        self.step = self._step_t.data()         # writable views of the mapped staging memory
         self.sampling = self._samp_t.data()
         self._barrier_t = self.mgr.tensor_t(np.zeros(1, np.float32))   # see the module docstring
         self._dummy = self.mgr.tensor_t(np.zeros(8, np.float32))       # for absent optional buffers
@@ -236,11 +240,13 @@ class VulkanOps(Ops):
     @contextmanager
     def record(self) -> Iterator[Program]:
         prog = VulkanProgram(self.mgr.sequence())
+        prog.seq.record(kp.OpTensorSyncDevice([self._step_t, self._samp_t]))
         self._recording = prog
         try:
             yield prog
         finally:
             self._recording = None
+        prog.seq.record(kp.OpTensorSyncLocal([self._step_t, self._samp_t]))
 
     def run(self, program: Program) -> None:
         program.seq.eval()
@@ -276,8 +282,10 @@ class VulkanOps(Ops):
                                   [int(gx), int(gy), int(gz)], [], push)
         prog = self._recording
         if prog is None:
-            self.mgr.sequence().record(kp.OpTensorSyncLocal([self._barrier_t])) \
-                .record(kp.OpAlgoDispatch(algo)).eval()
+            self.mgr.sequence().record(kp.OpTensorSyncDevice([self._step_t, self._samp_t])) \
+                .record(kp.OpTensorSyncLocal([self._barrier_t])) \
+                .record(kp.OpAlgoDispatch(algo)) \
+                .record(kp.OpTensorSyncLocal([self._step_t, self._samp_t])).eval()
             return
         # A barrier only where this dispatch touches a buffer written since the last one (read after
         # write, write after write) or writes one read since (write after read): independent
