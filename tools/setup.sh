@@ -4,10 +4,11 @@
 #   bash tools/setup.sh                 # everything, with every test model
 #   bash tools/setup.sh --models chat   # everything, with only the default chat model
 #   bash tools/setup.sh --models none   # no models
+#   bash tools/setup.sh --oracle        # also the oracle venv the tests compare with (tools/test.sh does this)
 #
 # Idempotent: each step checks whether it is already done and says so; a second run takes seconds.
-# Steps: Debian packages -> venv at .venv -> kp (Kompute) built from its sdist -> the project, editable,
-# with its Python dependencies -> test models (tools/models.py).
+# Steps: Debian packages -> venv at .venv -> the project, editable, with its Python dependencies -> kp
+# (Kompute) built from its sdist -> [--oracle: upstream gpt4all + llama-cpp-python in .venv-oracle] -> test models.
 # Environment: PYTHON (the interpreter that makes the venv, default python3), GPT4ALL_TEST_MODELS,
 # GPT4ALL_DOWNLOAD_CACHE (see tools/models.py).
 set -euo pipefail
@@ -19,12 +20,17 @@ PY="$VENV/bin/python"
 KP_VERSION=0.9.0
 DOWNLOAD_CACHE="${GPT4ALL_DOWNLOAD_CACHE:-$HOME/.cache/gpt4all-vulkan/wheels}"
 
+ORACLE_GPT4ALL=2.8.2        # the upstream SDK we re-implement
+ORACLE_LLAMA_CPP=0.3.36     # the llama.cpp our reference logits and token ids were made with
+
 MODELS=all
+ORACLE=no
 while [ $# -gt 0 ]; do
   case "$1" in
     --models) MODELS="$2"; shift 2 ;;
     --models=*) MODELS="${1#*=}"; shift ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    --oracle) ORACLE=yes; shift ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
     *) echo "setup.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -104,7 +110,30 @@ else
   say "kp: built in $((SECONDS - t0)) s"
 fi
 
-# --- 5. Test models ------------------------------------------------------------------------------------------
+# --- 5. The oracle venv (tests only): upstream gpt4all 2.8.2 and llama-cpp-python ----------------------
+# Tests compare our engine with them in a subprocess of this separate interpreter (upstream's package is also
+# named `gpt4all`).  An existing oracle with both, e.g. /opt/oracle, is used as it is.
+ORACLE_CHECK="import gpt4all, llama_cpp, gguf, numpy; assert gpt4all.__file__.find('site-packages') > 0"
+if [ "$ORACLE" = yes ]; then
+  ORACLE_PY=""
+  for candidate in "${GPT4ALL_ORACLE_PYTHON:-}" /opt/oracle/bin/python "$ROOT/.venv-oracle/bin/python"; do
+    if [ -n "$candidate" ] && (cd / && "$candidate" -c "$ORACLE_CHECK") 2>/dev/null; then ORACLE_PY="$candidate"; break; fi
+  done
+  if [ -n "$ORACLE_PY" ]; then
+    say "oracle: $ORACLE_PY has upstream gpt4all and llama-cpp-python"
+  else
+    say "oracle: making .venv-oracle with gpt4all==$ORACLE_GPT4ALL and llama-cpp-python==$ORACLE_LLAMA_CPP"
+    say "oracle: (llama-cpp-python builds from its sdist: about 4 minutes on 2 cores, once)"
+    [ -x "$ROOT/.venv-oracle/bin/python" ] || "${PYTHON:-python3}" -m venv "$ROOT/.venv-oracle"
+    CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" "$ROOT/.venv-oracle/bin/python" -m pip install -q \
+      "gpt4all==$ORACLE_GPT4ALL" "llama-cpp-python==$ORACLE_LLAMA_CPP" gguf numpy
+    ORACLE_PY="$ROOT/.venv-oracle/bin/python"
+    (cd / && "$ORACLE_PY" -c "$ORACLE_CHECK") || { say "oracle: .venv-oracle does not import both"; exit 1; }
+  fi
+  echo "$ORACLE_PY" > "$VENV/.oracle-python"     # tools/test.sh exports it as $GPT4ALL_ORACLE_PYTHON
+fi
+
+# --- 6. Test models ------------------------------------------------------------------------------------------
 case "$MODELS" in
   all)  say "models: tools/models.py (every test model)"; "$PY" tools/models.py ;;
   chat) say "models: tools/models.py --only smollm2-q4_1 (the default chat model)"; "$PY" tools/models.py --only smollm2-q4_1 ;;
