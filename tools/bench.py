@@ -481,13 +481,19 @@ def main(argv: list[str] | None = None) -> int:
         res = {"engine": "ours", "requested_device": device, "runs": {}}
         results.append(res)
         bench_ours(path, device, args, prompts, res, save)
+    failed = False
     if args.upstream:
-        results.append(bench_upstream(path, args, prompts))
+        try:
+            results.append(bench_upstream(path, args, prompts))
+        except RuntimeError as err:     # keep our numbers; the log above has upstream's own output
+            log(f"upstream: {err}")
+            report["upstream_error"] = str(err)
+            failed = True
         save()
-    print(markdown(report))
+    print(markdown(dict(report, results=[r for r in results if r["runs"]])))
     if args.json:
         log(f"wrote {args.json}")
-    return 0
+    return 1 if failed else 0
 
 
 def load_tokenizer(path: Path):
