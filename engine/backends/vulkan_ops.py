@@ -146,7 +146,8 @@ class VulkanOps(Ops):
     def __init__(self, info: Optional[GpuInfo] = None, max_buffer_bytes: Optional[int] = None,
                  subgroups: Optional[bool] = None):
         """``info``: the device (default: vulkan_device.choose('kompute')).  ``max_buffer_bytes``
-        overrides the device's maxStorageBufferRange (the op harness uses it to test split weights).
+        overrides the device's maxStorageBufferRange for splitting weights (the op harness uses a few KiB
+        to test split weights).
         ``subgroups``: use the subgroup-reduction shader variants (default: where the device has
         subgroup arithmetic; False forces the portable shared-memory path)."""
         self.info = info or choose("kompute")
@@ -183,6 +184,10 @@ class VulkanOps(Ops):
     def tensor(self, rows: int, width: int, dtype: str = "f32", name: str = "") -> Tensor:
         np_dtype = {"f32": np.float32, "i32": np.int32}[dtype]
         self.check_fits(rows * width * 4, f"buffer {name or '?'} [{rows}, {width}]")
+        if rows * width * 4 > self.info.max_storage_buffer_range:      # activations are never split
+            raise ValueError(f"buffer {name or '?'} [{rows}, {width}] needs {rows * width * 4 / 2**20:.1f} MiB, more "
+                             f"than one shader binding may address on '{self.device_name}' "
+                             f"(maxStorageBufferRange {self.info.max_storage_buffer_range / 2**20:.1f} MiB): lower n_ctx or n_batch")
         t = self.mgr.tensor_t(np.zeros(rows * width, np_dtype))
         self.mgr.sequence().eval(kp.OpTensorSyncDevice([t]))      # device memory starts undefined
         self.bytes_allocated += rows * width * 4
