@@ -5,8 +5,8 @@
 // One workgroup does it all:
 //   1. penalised logits into `scratch` (each distinct recent token once);
 //   2. greedy: an arg-max reduction (lowest id on ties, like np.argmax);
-//   3. otherwise the M = min(k, MAX_CAND) largest logits are found by a bitwise search for the
-//      M-th largest value (32 counting passes over the vocabulary, no global sort), gathered into
+//   3. otherwise the M = min(k, MAX_CAND) largest logits are found by a radix select of the M-th
+//      largest value (4 histogram passes over the vocabulary, no global sort), gathered into
 //      shared memory and bitonic-sorted by (logit desc, id asc) -- NumPy's stable order;
 //   4. thread 0 walks the short sorted list for top-p, min-p and the draw.
 // When k > MAX_CAND (top-k off), top-p's probabilities still use the softmax over all k
@@ -39,17 +39,38 @@ float unkey(uint k) {
     return uintBitsToFloat((k & 0x80000000u) != 0u ? (k & 0x7FFFFFFFu) : ~k);
 }
 
-// The largest key T with count(key >= T) >= k: the k-th largest logit's key.
+// The k-th largest key (= the largest T with count(key >= T) >= k), by radix select: four passes
+// over the vocabulary, each a shared-memory histogram of the next 8 bits of the keys that match
+// the prefix found so far, then a scan from the top bin for the one holding the k-th key.
+shared uint hist[256];
+shared uint sel_prefix, sel_need;
+
 uint kth_key(uint k) {
     uint tid = gl_LocalInvocationID.x;
-    uint T = 0u;
-    for (int bit = 31; bit >= 0; bit--) {
-        uint c = T | (1u << uint(bit));
-        float cnt = 0.0;
-        for (uint i = tid; i < pc.n_vocab; i += WG_SIZE) cnt += okey(scratch[i]) >= c ? 1.0 : 0.0;
-        if (wg_sum(cnt) >= float(k)) T = c;
+    uint prefix = 0u, mask = 0u, need = k;
+    for (int shift = 24; shift >= 0; shift -= 8) {
+        for (uint i = tid; i < 256u; i += WG_SIZE) hist[i] = 0u;
+        barrier();
+        for (uint i = tid; i < pc.n_vocab; i += WG_SIZE) {
+            uint key = okey(scratch[i]);
+            if ((key & mask) == prefix) atomicAdd(hist[(key >> uint(shift)) & 255u], 1u);
+        }
+        barrier();
+        if (tid == 0u) {
+            uint above = 0u, b = 0u;               // keys in bins above b (all larger than bin b's)
+            for (int bb = 255; bb >= 0; bb--) {
+                if (above + hist[bb] >= need) { b = uint(bb); break; }
+                above += hist[bb];
+            }
+            sel_prefix = prefix | (b << uint(shift));
+            sel_need = need - above;
+        }
+        barrier();
+        prefix = sel_prefix;
+        need = sel_need;
+        mask |= 255u << uint(shift);
     }
-    return T;
+    return prefix;
 }
 
 void main() {
