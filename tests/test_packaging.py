@@ -9,8 +9,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_wheel_ships_spirv_catalogue_and_cli(tmp_path):
-    # Build the wheel exactly as `pip install .` would (setuptools from this venv, no network).
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+    # Build the wheel exactly as `pip install .` does: in an isolated build environment with the
+    # setuptools pyproject.toml asks for (from the package index), not whatever this venv happens to hold.
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q",
                     "-w", str(tmp_path), str(ROOT)], check=True, cwd=tmp_path)
     (wheel,) = tmp_path.glob("gpt4all_vulkan-*.whl")
     with zipfile.ZipFile(wheel) as zf:
