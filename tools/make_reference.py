@@ -11,7 +11,9 @@ model and saves, per prompt:
 
     /opt/oracle/bin/python tools/make_reference.py            # all models found
     /opt/oracle/bin/python tools/make_reference.py smollm2-f16
+    /opt/oracle/bin/python tools/make_reference.py gemma3-q4_k_m-long    # only the long prompt
 
+For gemma3 also <key>-long.npz: one prompt longer than its sliding window (top-256 last logits).
 Output: tests/data/reference/<key>.npz (compressed, ~100 KB each) and <key>.json (versions, prompts).
 """
 from __future__ import annotations
@@ -89,10 +91,33 @@ def run(key: str) -> None:
         "n_greedy": N_GREEDY, "top": TOP, "prompts": prompts}, indent=1, ensure_ascii=False) + "\n")
 
 
+# A prompt longer than gemma3's 512-position sliding window, so its local layers must mask old positions.
+LONG_PROMPT = " ".join(f"Item {i} is {'red' if i % 3 else 'blue'}." for i in range(120)) + " The colour of item 42 is"
+
+
+def run_long(key: str) -> None:
+    """<key>-long.npz: llama.cpp's top-256 last logits after LONG_PROMPT (859 tokens for gemma3)."""
+    import llama_cpp
+    llm = llama_cpp.Llama(str(MODELS_DIR / MODELS[key]), n_ctx=1024, n_batch=512, logits_all=True,
+                          verbose=False, n_threads=2, seed=0)
+    ids = llm.tokenize(LONG_PROMPT.encode(), add_bos=True, special=False)
+    llm.eval(ids)
+    last = np.array(llm.scores[llm.n_tokens - 1], dtype=np.float32)
+    top = np.argsort(-last, kind="stable")[:TOP]
+    np.savez_compressed(OUT / f"{key}-long.npz", ids=np.array(ids, dtype=np.int32),
+                        top_ids=top.astype(np.int32), top_logits=last[top])
+    print(f"{key} long prompt: {len(ids)} ids, top {top[:5].tolist()}", flush=True)
+
+
 def main(argv: list[str]) -> int:
     keys = argv or [k for k in MODELS if (MODELS_DIR / MODELS[k]).exists()]
     for key in keys:
+        if key.endswith("-long"):
+            run_long(key[:-len("-long")])
+            continue
         run(key)
+        if key.startswith("gemma3"):
+            run_long(key)
     return 0
 
 
