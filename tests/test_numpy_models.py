@@ -190,3 +190,30 @@ def test_family_matches_llamacpp(tmp_path, arch, flags):
     ours = engine.load(p, n_ctx=64).eval(PROMPT)
     assert np.abs(ours - theirs).max() < 1e-2 * max(1.0, np.abs(theirs).max())
     assert np.argsort(-ours)[:5].tolist() == np.argsort(-theirs)[:5].tolist()
+
+
+def test_multi_step_decode_programs_equal_single_steps(tmp_path):
+    """GPU backends record k decode steps per program (sample + advance on the device); the tokens,
+    the cache and the seeded draws must be the same as one step at a time."""
+    p = write_tiny(tmp_path / "m.gguf", qtype=T.Q8_0, untied=True)
+    llm = engine.load(p, n_ctx=64, n_batch=8)
+    llm.is_eog = lambda t: False
+    runs = {}
+    for k in (1, 3, 4):
+        llm.decode_steps = k
+        for name, params in {"greedy": engine.SamplingParams(temp=0, repeat_penalty=1.3, repeat_last_n=8),
+                             "sampled": engine.SamplingParams(temp=1.2, top_k=50, top_p=0.95, min_p=0.01,
+                                                              repeat_penalty=1.1, seed=3)}.items():
+            llm.reset()
+            runs[k, name] = (list(llm.generate(PROMPT, params, max_tokens=10)), list(llm.tokens))
+    for name in ("greedy", "sampled"):
+        assert runs[3, name] == runs[1, name] and runs[4, name] == runs[1, name], name
+    # the cache holds what tokens says: evaluating one more token equals a fresh run over all of them
+    ids, cached = runs[1, "sampled"]
+    llm.decode_steps = 4
+    llm.reset()
+    list(llm.generate(PROMPT, engine.SamplingParams(temp=1.2, top_k=50, top_p=0.95, min_p=0.01,
+                                                    repeat_penalty=1.1, seed=3), max_tokens=10))
+    after = llm.eval([ids[-1]]).copy()
+    llm.reset()
+    np.testing.assert_allclose(after, llm.eval(cached + [ids[-1]]), rtol=1e-4, atol=1e-4)
