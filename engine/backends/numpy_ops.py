@@ -5,6 +5,8 @@ list of Python closures; ``record`` collects them and ``run`` calls them in orde
 program is replayed for many steps, no closure captures a position or a token count: each reads
 ``n_tokens`` / ``pos`` from ``self.step`` (the step buffer) when it runs, and ``sample`` reads its
 parameters from ``self.sampling`` (the sampling buffer) -- exactly as the GPU backends do.
+A row-wise op processes min(n_tokens, rows of its output) rows, so a one-row buffer (the last
+row's hidden state, the logits) is one row even inside a prompt program (VulkanOps does the same).
 
 Weights and the dequantisation cache
 ------------------------------------
