@@ -4,6 +4,9 @@
 // thread); an online softmax (running max m and sum l, rescaling the accumulator when m grows)
 // keeps memory constant in the context length.  The output accumulator is split over threads
 // by dimension: thread tid owns dims tid, tid + WG_SIZE, ...
+// n_split > 1 (decode on a GPU: one query row, many keys): workgroup z takes the z-th of n_split
+// slices of the visible keys and writes its unnormalised (m, l, acc) to `part`;
+// attention_merge.comp combines the slices (flash-decoding).
 #include "common.glsl"
 
 #define MAX_HEAD_DIM 512
@@ -14,10 +17,11 @@ layout(std430, binding = 2) readonly buffer K { float kc[]; };    // [n_ctx, n_k
 layout(std430, binding = 3) readonly buffer V { float vc[]; };    // [n_ctx, n_kv_head * head_dim]
 layout(std430, binding = 4) buffer O { float out_[]; };           // [rows, n_head * head_dim]
 layout(std430, binding = 5) readonly buffer S { int seq[]; };     // [rows, 1] (if has_seq)
+layout(std430, binding = 6) buffer P { float part[]; };           // [rows, n_head, n_split, 2 + head_dim]
 
 layout(push_constant) uniform PC {
     uint n_head; uint n_kv_head; uint head_dim; float scale;
-    uint causal; uint window; float softcap; uint has_seq; uint rows_cap;
+    uint causal; uint window; float softcap; uint has_seq; uint rows_cap; uint n_split;
 } pc;
 
 shared float q_sh[MAX_HEAD_DIM];
@@ -42,6 +46,12 @@ void main() {
         j_hi = n;
     }
     int my_seq = pc.has_seq != 0u ? seq[t] : 0;
+    if (pc.n_split > 1u) {                             // this workgroup's slice, whole tiles
+        uint per = ((j_hi - j_lo + pc.n_split - 1u) / pc.n_split + WG_SIZE - 1u) / WG_SIZE * WG_SIZE;
+        uint a = j_lo + gl_WorkGroupID.z * per;
+        j_hi = min(j_hi, a + per);
+        j_lo = min(a, j_hi);
+    }
 
     float m = -1.0 / 0.0, l = 0.0;
     float acc[ACC_PER_THREAD];
@@ -77,9 +87,18 @@ void main() {
             acc[a] = v;
         }
     }
-    for (uint a = 0; a < ACC_PER_THREAD; a++) {
-        uint d = tid + a * WG_SIZE;
-        if (d < pc.head_dim) out_[t * qw + h * pc.head_dim + d] = acc[a] / l;
+    if (pc.n_split > 1u) {
+        uint pb = ((t * pc.n_head + h) * pc.n_split + gl_WorkGroupID.z) * (2u + pc.head_dim);
+        if (tid == 0u) { part[pb] = m; part[pb + 1u] = l; }
+        for (uint a = 0; a < ACC_PER_THREAD; a++) {
+            uint d = tid + a * WG_SIZE;
+            if (d < pc.head_dim) part[pb + 2u + d] = acc[a];
+        }
+    } else {
+        for (uint a = 0; a < ACC_PER_THREAD; a++) {
+            uint d = tid + a * WG_SIZE;
+            if (d < pc.head_dim) out_[t * qw + h * pc.head_dim + d] = acc[a] / l;
+        }
     }
     }
 }

@@ -45,7 +45,8 @@ def variants() -> dict[str, tuple[str, list[str]]]:
         v[f"add_weight_{t}"] = ("add_weight.comp", [d])
         v[f"mul_weight_{t}"] = ("mul_weight.comp", [d])
     for plain in ["rms_norm", "layer_norm", "rope", "store_kv", "attention", "add", "scale", "gelu",
-                  "softmax", "copy_rows", "mean_pool", "l2_normalize", "sample", "advance"]:
+                  "softmax", "copy_rows", "mean_pool", "l2_normalize", "sample", "advance",
+                  "attention_merge"]:
         if (SHADERS / f"{plain}.comp").exists():
             v[plain] = (f"{plain}.comp", [])
     v["attention_sg"] = ("attention.comp", ["USE_SUBGROUP"])

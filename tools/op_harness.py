@@ -187,7 +187,7 @@ def rope_case(neox: bool, n_tok: int, pos: int, n_head: int, head_dim: int, n_ro
 
 
 def attention_case(label: str, n_tok: int, pos: int, n_head: int, n_kv: int, hd: int, causal=True,
-                   window=0, softcap=0.0, seqs=None, n_ctx=64, seed=5) -> Case:
+                   window=0, softcap=0.0, seqs=None, n_ctx=64, seed=5, split=False) -> Case:
     rng = np.random.default_rng(seed)
     q = rng.standard_normal((n_tok, n_head * hd)).astype(np.float32)
     rows_kv = pos + n_tok if causal else n_tok
@@ -204,7 +204,7 @@ def attention_case(label: str, n_tok: int, pos: int, n_head: int, n_kv: int, hd:
         with ops.record() as prog:
             ops.attention(out, qt, kt, vt, n_head, n_kv, hd, scale, causal, window, softcap, st)
         return Prepared(prog, _simple(ops, n_tok, pos), [(out, n_tok)])
-    return Case("attention", label, prepare, tol=1e-6)
+    return Case("attention", label + " split keys" * split, prepare, tol=1e-6, split=split)
 
 
 def sample_case(label: str, n_vocab: int, temp: float, top_k: int, top_p: float, min_p: float,
@@ -309,7 +309,12 @@ def build_cases() -> list[Case]:
               attention_case("sliding window 4", 6, 3, 4, 2, 32, window=4),
               attention_case("softcap 30, head_dim 256", 3, 5, 4, 1, 256, softcap=30.0),
               attention_case("non-causal + seq_ids (3 seqs)", 7, 0, 4, 4, 32, causal=False,
-                             seqs=[[0], [0], [0], [1], [1], [2], [2]])]
+                             seqs=[[0], [0], [0], [1], [1], [2], [2]]),
+              attention_case("causal decode pos=200", 1, 200, 8, 2, 64, n_ctx=256, split=True),
+              attention_case("causal decode pos=2 (empty slices)", 1, 2, 4, 4, 32, split=True),
+              attention_case("window 70 at pos 300, GQA 8/2 x256", 2, 300, 8, 2, 256, window=70,
+                             n_ctx=320, split=True),
+              attention_case("window 100 at pos 300, 1 slice path", 3, 300, 4, 1, 64, window=100, n_ctx=320)]
     # element-wise and row ops
     cases.append(binary_case("add", 5, 77, lambda o, out, a, b: o.add(out, a, b)))
     cases.append(unary_case("scale", "[3,77] * 0.125", 3, 77, lambda o, out, x, w: o.scale(out, x, 0.125)))
@@ -446,7 +451,8 @@ class Backends:
         from engine.backends.vulkan_ops import VulkanOps
         info = choose(device)
         self.vk = VulkanOps(info, subgroups=subgroups)
-        self.vk_split = VulkanOps(info, max_buffer_bytes=SPLIT_BYTES, subgroups=subgroups)
+        # split weights into row chunks, and attention keys into 3 slices (flash-decoding path)
+        self.vk_split = VulkanOps(info, max_buffer_bytes=SPLIT_BYTES, subgroups=subgroups, attention_splits=3)
         self.ref = NumpyOps()
 
     def check(self, case: Case, perf: bool = False) -> Result:

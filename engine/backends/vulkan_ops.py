@@ -50,6 +50,7 @@ MATMUL_NR_BATCH = 8         # ... of the batched variant
 MATMUL_NT = 4               # x rows per workgroup of the batched matmul (matmul.comp, BATCH)
 ROW_GROUPS = 8              # workgroups along the row dimension of row-wise ops
 MATMUL_TILE_GROUPS = 4      # workgroups along the NT-row tiles of the batched matmul
+ATTENTION_SPLITS = 16       # key slices per head for a decode step's attention on a GPU
 CPU_MATMUL_GROUPS = 64      # matmul workgroups on a CPU Vulkan device (see _matmul_groups)
 MAX_GROUPS_X = 32768        # split large dispatches over x and y (Vulkan guarantees >= 65535)
 
@@ -144,12 +145,15 @@ class VulkanOps(Ops):
     name = "kompute"
 
     def __init__(self, info: Optional[GpuInfo] = None, max_buffer_bytes: Optional[int] = None,
-                 subgroups: Optional[bool] = None):
+                 subgroups: Optional[bool] = None, attention_splits: Optional[int] = None):
         """``info``: the device (default: vulkan_device.choose('kompute')).  ``max_buffer_bytes``
         overrides the device's maxStorageBufferRange for splitting weights (the op harness uses a few KiB
         to test split weights).
         ``subgroups``: use the subgroup-reduction shader variants (default: where the device has
-        subgroup arithmetic; False forces the portable shared-memory path)."""
+        subgroup arithmetic; False forces the portable shared-memory path).  ``attention_splits``:
+        key slices per (row, head) in attention (default: ATTENTION_SPLITS for decode on a GPU, else 1)."""
+        self.attention_splits = attention_splits
+        self._keep: list = []                   # scratch buffers recorded programs use
         self.info = info or choose("kompute")
         self.subgroups = self.info.subgroup_arithmetic if subgroups is None else bool(subgroups)
         self._sg = "_sg" if self.subgroups else ""
@@ -388,11 +392,23 @@ class VulkanOps(Ops):
         if head_dim > 512:
             raise ValueError(f"attention: head_dim {head_dim} > 512 (MAX_HEAD_DIM of shaders/attention.comp)")
         cap = min(q.rows, out.rows)
+        # flash-decoding split of the keys over workgroups: a decode step's single query row per
+        # head would otherwise give a GPU one workgroup per head walking the whole cache
+        n_split = self.attention_splits if self.attention_splits is not None else (
+            1 if self.info.type == "cpu" or cap > 1 else ATTENTION_SPLITS)
+        part = self._dummy
+        if n_split > 1:
+            part = self.mgr.tensor_t(np.zeros(cap * n_head * n_split * (2 + head_dim), np.float32),
+                                     kp.TensorTypes.storage)
+            self._keep.append(part)
         self._dispatch("attention" + self._sg, [q.handle, k_cache.handle, v_cache.handle, out.handle,
-                                     seq_ids.handle if seq_ids is not None else self._dummy],
+                                                seq_ids.handle if seq_ids is not None else self._dummy, part],
                        push_constants(n_head, n_kv_head, head_dim, float(scale), int(causal), int(window),
-                                      float(softcap), int(seq_ids is not None), cap),
-                       (n_head, _row_groups(cap)), [out.handle])
+                                      float(softcap), int(seq_ids is not None), cap, n_split),
+                       (n_head, _row_groups(cap), n_split), [part if n_split > 1 else out.handle])
+        if n_split > 1:
+            self._dispatch("attention_merge", [part, out.handle], push_constants(n_head, head_dim, n_split, cap),
+                           (n_head, _row_groups(cap)), [out.handle])
 
     def _rowwise(self, shader: str, tensors: list, width: int, cap: int, *extra) -> None:
         """An element-wise op whose last buffer is its output."""
