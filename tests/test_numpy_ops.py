@@ -184,3 +184,20 @@ def test_sampling_chain():
     lg = np.array([-1.0, -1.2], np.float32)
     assert sample_token(lg, np.array([0, 1, 1]), 0.0, 40, 1.0, 0.0, 1.5, 2, 0.0) == 0
     assert sample_token(lg, np.array([1, 0, 0]), 0.0, 40, 1.0, 0.0, 1.5, 2, 0.0) == 1
+
+
+def test_matmul_over_cache_budget_dequantises_row_blocks():
+    """With no cache budget left, a quantised matrix is dequantised in row blocks on each use, never
+    kept, and gives the same products (row window included)."""
+    import gguf
+    W, x = f32(2500, 64), f32(2, 64)
+    raw = gguf.quants.quantize(W, T.Q8_0)
+    expected = x @ gguf.quants.dequantize(raw, T.Q8_0)[100:2300].T
+    for budget in (None, 0):
+        ops = NumpyOps(cache_budget=budget)
+        w = ops.weight("w", T.Q8_0, (64, 2500), raw)
+        out = ops.tensor(2, 2200)
+        ops.set_step(2, 0)
+        ops.matmul(out, w, tensor_with(ops, x), w_row0=100, n_out=2200)
+        np.testing.assert_allclose(ops.read(out), expected, rtol=1e-5, atol=1e-4)
+        assert (w.handle._dense is None) == (budget == 0)

@@ -18,7 +18,9 @@ llama.cpp's decode speed).  The price is memory: 4 bytes per weight (~0.5 GB for
 model), paid only for matrices that are actually multiplied.  Embedding tables read by
 ``get_rows`` are never expanded whole: only the looked-up rows are dequantised from the mapped
 bytes (gemma3-270m's table is 168M values), unless the table is also the LM head (tied
-embeddings), in which case the matmul cache already holds it.
+embeddings), in which case the matmul cache already holds it.  The cache has a budget (default
+half the machine's memory; ``NumpyOps(cache_budget=...)``): matrices first used after it is spent
+are dequantised 1024 rows at a time on every use instead -- slow, but an 8B model still runs.
 Small 1-D weights (norms, biases, rope factors) are dequantised at upload.
 
 Threads
@@ -34,6 +36,7 @@ matrix-matrix products do use both cores.
 from __future__ import annotations
 
 import math
+import os
 from contextlib import contextmanager
 from typing import Callable, Iterator, Optional, Sequence
 
@@ -59,23 +62,60 @@ def _blas_controllers() -> list:
         return []
 
 
+class _CacheBudget:
+    """Bytes of float32 weight copies the backend may still keep (see the module docstring)."""
+
+    def __init__(self, n_bytes: int):
+        self.left = n_bytes
+
+    def take(self, n_bytes: int) -> bool:
+        if n_bytes > self.left:
+            return False
+        self.left -= n_bytes
+        return True
+
+
+def _default_cache_budget() -> int:
+    """Half the machine's memory (the mapped file and activations need the rest)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
+    except (ValueError, OSError, AttributeError):
+        return 8 << 30
+
+
 class NumpyWeight:
     """A GGUF tensor as the NumPy backend holds it: the mapped bytes, plus a lazy float32 copy."""
 
-    def __init__(self, raw: np.ndarray, ggml_type: int, rows: int, width: int, name: str):
+    CHUNK_ROWS = 1024      # rows dequantised at a time when a matrix is not cached
+
+    def __init__(self, raw: np.ndarray, ggml_type: int, rows: int, width: int, name: str,
+                 budget: Optional[_CacheBudget] = None):
         self.raw = raw.reshape(rows, -1) if raw.ndim != 2 or raw.shape[0] != rows else raw
         self.ggml_type = ggml_type
         self.rows, self.width, self.name = rows, width, name
+        self.budget = budget
         self._dense: Optional[np.ndarray] = None          # f32 [rows, width] once dequantised
+        self._uncached = False                            # True: over budget, dequantise per use
 
-    def dense(self) -> np.ndarray:
-        """The whole matrix as float32 [rows, width], dequantised once and cached."""
-        if self._dense is None:
+    def dense(self) -> Optional[np.ndarray]:
+        """The whole matrix as float32 [rows, width], dequantised once and cached; None when the
+        cache budget is spent (then ``rows_f32`` dequantises row blocks on each use)."""
+        if self._dense is None and not self._uncached:
+            if self.budget is not None and not self.budget.take(4 * self.rows * self.width):
+                self._uncached = True
+                return None
             if self.ggml_type == T.F32:
                 self._dense = np.ascontiguousarray(self.raw, dtype=np.float32)
             else:
                 self._dense = quants.dequantize(self.raw, self.ggml_type)
         return self._dense
+
+    def rows_f32(self, row0: int, n_rows: int) -> np.ndarray:
+        """Rows row0 .. row0 + n_rows as float32, from the cache or straight from the mapped bytes."""
+        d = self.dense()
+        if d is not None:
+            return d[row0:row0 + n_rows]
+        return quants.dequantize_rows(self.raw, self.ggml_type, row0, n_rows)
 
     def take(self, ids: np.ndarray) -> np.ndarray:
         """Rows ``ids`` as float32 [len(ids), width], from the cache if present, else from the bytes."""
@@ -96,7 +136,9 @@ class NumpyOps(Ops):
     name = "cpu"
     device_name = None
 
-    def __init__(self) -> None:
+    def __init__(self, cache_budget: Optional[int] = None) -> None:
+        """cache_budget: bytes of float32 weight copies to keep (default: half the machine's memory)."""
+        self.cache_budget = _CacheBudget(_default_cache_budget() if cache_budget is None else cache_budget)
         self.step = np.zeros(STEP_SIZE, dtype=np.int32)          # the step buffer (STEP_*)
         self.sampling = np.zeros(SAMPLE_SIZE, dtype=np.float32)  # the sampling buffer (SAMPLE_*)
         self._recording: Optional[NumpyProgram] = None
@@ -112,9 +154,9 @@ class NumpyOps(Ops):
         quants.check_supported(ggml_type, name)
         width = int(shape[0])
         rows = int(np.prod(shape[1:])) if len(shape) > 1 else 1
-        w = NumpyWeight(raw, ggml_type, rows, width, name)
+        w = NumpyWeight(raw, ggml_type, rows, width, name, None if rows == 1 else self.cache_budget)
         if rows == 1:
-            w.dense()        # norms, biases: tiny, and used every step
+            w.dense()        # norms, biases: tiny, used every step, never counted against the budget
         return Weight(rows, width, int(ggml_type), name, w)
 
     def write(self, t: Tensor, values: np.ndarray, row: int = 0) -> None:
@@ -234,13 +276,18 @@ class NumpyOps(Ops):
 
         def run():
             n = self._rows(out)
-            wt = nw.dense()[w_row0:w_row0 + n_out]                             # [n_out, in]
-            if full:
-                dst = out.handle[:n]
-                np.matmul(x.handle[:n], wt.T, out=dst)                          # [n, n_out]
-            else:
-                dst = out.handle[:n, out_col0:out_col0 + n_out]
-                dst[...] = x.handle[:n] @ wt.T
+            dst = out.handle[:n, out_col0:out_col0 + n_out]                     # [n, n_out]
+            dense = nw.dense()
+            if dense is not None:
+                wt = dense[w_row0:w_row0 + n_out]                               # [n_out, in]
+                if full:
+                    np.matmul(x.handle[:n], wt.T, out=dst)
+                else:
+                    dst[...] = x.handle[:n] @ wt.T
+            else:       # over the cache budget: dequantise a block of rows at a time
+                for j in range(0, n_out, NumpyWeight.CHUNK_ROWS):
+                    m = min(NumpyWeight.CHUNK_ROWS, n_out - j)
+                    dst[:, j:j + m] = x.handle[:n] @ nw.rows_f32(w_row0 + j, m).T
             if bv is not None:
                 dst += bv
         self._op(run)
@@ -330,7 +377,7 @@ class NumpyOps(Ops):
         self._op(run)
 
     def add_weight(self, out: Tensor, a: Tensor, w: Weight) -> None:
-        wv = w.handle.dense()[0]
+        wv = w.handle.rows_f32(0, 1)[0]
 
         def run():
             n = self._rows(out)
@@ -346,7 +393,7 @@ class NumpyOps(Ops):
         self._op(run)
 
     def mul_weight(self, out: Tensor, x: Tensor, w: Weight) -> None:
-        wv = w.handle.dense()[0]
+        wv = w.handle.rows_f32(0, 1)[0]
 
         def run():
             n = self._rows(out)
