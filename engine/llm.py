@@ -140,7 +140,11 @@ class LLM:
         u = self._sampler_for(params.seed).uniforms(1)[0]
         return sample_token(self._logits, np.asarray(self.tokens, dtype=np.int32), params.temp,
                             params.top_k, params.top_p, params.min_p, params.repeat_penalty,
-                            params.repeat_last_n, u)
+                            self._repeat_window(params), u)
+
+    def _repeat_window(self, params: SamplingParams) -> int:
+        """repeat_last_n, with llama.cpp's -1 meaning the whole context."""
+        return self.n_ctx if params.repeat_last_n < 0 else int(params.repeat_last_n)
 
     def generate(self, prompt_tokens: Sequence[int], params: SamplingParams,
                  max_tokens: int) -> Iterator[int]:
@@ -166,14 +170,15 @@ class LLM:
         ops = self.ops
         produced = 0
         self._logits = None
+        last_n = self._repeat_window(params)
         while produced < max_tokens and len(self.tokens) < self.n_ctx:
             steps = min(self.decode_steps, max_tokens - produced, self.n_ctx - len(self.tokens))
             prog, b = self.model.program(1, decode_steps=steps)
             # the penalty looks at the newest repeat_last_n ids: the cache's tokens plus the input
-            history = (self.tokens + [cur])[-max(params.repeat_last_n, 1):]
+            history = (self.tokens + [cur])[-max(last_n, 1):]
             ops.write(b.history, np.asarray(history, dtype=np.int32).reshape(-1, 1))
             ops.set_sampling(params.temp, params.top_k, params.top_p, params.min_p,
-                             params.repeat_penalty, params.repeat_last_n,
+                             params.repeat_penalty, last_n,
                              uniforms=sampler.uniforms(steps), n_history=len(history))
             ops.write(b.ids, np.array([[cur]], dtype=np.int32))
             ops.set_step(1, len(self.tokens))
