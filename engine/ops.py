@@ -27,7 +27,8 @@ Buffers and shapes
 ------------------
 Activation buffers are 2-D float32 ``[rows, width]`` made by ``ops.tensor``.  ``rows`` is
 a *capacity* (the largest batch a program handles); each op processes only the first
-``n_tokens`` rows, read from the step buffer at run time.  KV-cache buffers are
+min(n_tokens, rows of its output) rows, n_tokens read from the step buffer at run time (so a
+prompt program can run the LM head on a one-row buffer holding just the last position).  KV-cache buffers are
 ``[n_ctx, n_kv_head * head_dim]`` and are indexed by absolute position.  Weights are
 uploaded once by ``ops.weight`` from a GGUF tensor and keep their quantised type; a
 weight of GGUF shape ``(ne0=in, ne1=out)`` is used as the matrix ``W[out, in]``.

@@ -37,8 +37,9 @@ def _parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default=DEFAULT_MODEL,
                    help=f"a GGUF file path, a file in the test-model folder, or a catalogue name (default {DEFAULT_MODEL})")
-    p.add_argument("--device", default=None,
-                   help="cpu (default), gpu, kompute, amd, nvidia, intel or a name from --list-gpus")
+    p.add_argument("--device", default="auto",
+                   help="auto (default: the best real GPU through Vulkan, else the CPU), cpu, gpu, kompute, "
+                        "amd, nvidia, intel or a name from --list-gpus")
     p.add_argument("--prompt", default=None, help="answer this one message, then exit")
     p.add_argument("--system", default=None, help="system message (default: the model's own)")
     p.add_argument("--max-tokens", type=int, default=200, help="longest reply in tokens (default 200)")
@@ -90,6 +91,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"The default model {DEFAULT_MODEL} is not in {test_models_dir()}: make it with "
               "`python tools/models.py`, or pass --model PATH_OR_NAME.", file=sys.stderr)
         return 1
+    if args.device == "auto":
+        from engine.backends.vulkan_device import best_available
+        args.device = best_available()
     try:
         model = GPT4All(name, model_path=directory, allow_download=allow_download, device=args.device,
                         n_ctx=args.n_ctx)

@@ -38,7 +38,8 @@ sys.path.insert(0, str(TOOLS))
 sys.path.insert(1, str(REPO))       # our engine package, when run as `python tools/bench.py`
 from upstream_runner import upstream_copy  # noqa: E402  (our side of the upstream helper)
 
-DEFAULT_UPSTREAM_PYTHON = os.environ.get("BENCH_UPSTREAM_PYTHON", "/opt/oracle/bin/python")
+DEFAULT_UPSTREAM_PYTHON = os.environ.get("BENCH_UPSTREAM_PYTHON",
+                                         os.environ.get("GPT4ALL_ORACLE_PYTHON", "/opt/oracle/bin/python"))
 DEFAULT_CACHE = Path(os.environ.get("BENCH_CACHE", Path.home() / ".cache" / "gpt4all-vulkan" / "bench-models"))
 
 # Sampling settings.  'greedy' makes both engines do the same deterministic work (and lets the tables

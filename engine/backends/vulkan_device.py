@@ -112,6 +112,15 @@ def choose(spec: str) -> GpuInfo:
     return found
 
 
+def best_available() -> str:
+    """The device string for 'the best backend this machine has': 'gpu' when Vulkan shows a real GPU,
+    else 'cpu' (the NumPy engine outruns a software Vulkan device such as lavapipe)."""
+    try:
+        return "gpu" if any(d.is_gpu for d in list_gpus()) else "cpu"
+    except ImportError:             # no pyvulkan: no way to see a GPU
+        return "cpu"
+
+
 def open_device(device: str):
     """A ``VulkanOps`` on the device the string names (engine.load calls this for device != 'cpu')."""
     from .vulkan_ops import VulkanOps
