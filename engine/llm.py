@@ -43,6 +43,16 @@ def load(path, *, device: Optional[str] = None, n_ctx: int = 2048, n_threads: Op
     return LLM(path, device=device, n_ctx=n_ctx, n_threads=n_threads, n_batch=n_batch, verbose=verbose)
 
 
+
+def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    """How many leading ids two token sequences share (the part of a KV cache a new prompt can reuse)."""
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
+
 class LLM:
     def __init__(self, path, *, device: Optional[str] = None, n_ctx: int = 2048,
                  n_threads: Optional[int] = None, n_batch: int = 128, verbose: bool = False):
@@ -156,11 +166,7 @@ class LLM:
         if len(prompt) > self.n_ctx:
             raise ValueError(f"prompt of {len(prompt)} tokens exceeds n_ctx {self.n_ctx}")
         # longest common prefix with the cache, but always re-evaluate at least the last token
-        n_keep = 0
-        for a, b in zip(self.tokens, prompt[:-1]):
-            if a != b:
-                break
-            n_keep += 1
+        n_keep = common_prefix(self.tokens, prompt[:-1])
         self.truncate(n_keep)
         if len(prompt) - n_keep > 1:
             self.eval(prompt[n_keep:-1])

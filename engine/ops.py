@@ -125,15 +125,27 @@ class Ops(ABC):
     def run(self, program: Program) -> None:
         """Execute a recorded program (after set_step / set_sampling) and wait for it."""
 
-    @abstractmethod
+    # The step and sampling buffers: every backend exposes them as writable host arrays, ``self.step``
+    # (int32 [STEP_SIZE]) and ``self.sampling`` (float32 [SAMPLE_SIZE]), that its programs read at run time.
+    step: np.ndarray
+    sampling: np.ndarray
+
     def set_step(self, n_tokens: int, pos: int) -> None:
         """Write the step buffer (STEP_*) read by the next run."""
+        self.step[STEP_N_TOKENS] = n_tokens
+        self.step[STEP_POS] = pos
+        self.step[STEP_N_KV] = pos + n_tokens
 
-    @abstractmethod
     def set_sampling(self, temp: float, top_k: int, top_p: float, min_p: float,
                      repeat_penalty: float, repeat_last_n: int, uniforms: Sequence[float],
                      n_history: int) -> None:
         """Write the sampling buffer (SAMPLE_*) read by ``sample`` in the next run."""
+        s = self.sampling
+        s[SAMPLE_TEMP], s[SAMPLE_TOP_K], s[SAMPLE_TOP_P], s[SAMPLE_MIN_P] = temp, top_k, top_p, min_p
+        s[SAMPLE_REPEAT_PENALTY], s[SAMPLE_REPEAT_LAST_N] = repeat_penalty, repeat_last_n
+        s[SAMPLE_N_HISTORY] = n_history
+        uniforms = list(uniforms)[:MAX_DECODE_STEPS]
+        s[SAMPLE_UNIFORMS:SAMPLE_UNIFORMS + len(uniforms)] = uniforms
 
     # ---------------------------------------------------------------- ops
     # Every op below processes rows [0, n_tokens) of its row-wise operands.

@@ -15,18 +15,11 @@ from __future__ import annotations
 
 from typing import Iterable, Iterator
 
+from engine.llm import common_prefix
+
 from .stop import BUILTIN_STOP_STRINGS, StopFilter
 
 CONTEXT_ERASE = 0.75   # fraction of the context dropped when it fills up mid-reply (upstream's context_erase)
-
-
-def _common_prefix(a: list[int], b: list[int]) -> int:
-    n = 0
-    for x, y in zip(a, b):
-        if x != y:
-            break
-        n += 1
-    return n
 
 
 def prefill(llm, tokens: list[int], n_batch: int) -> None:
@@ -35,7 +28,7 @@ def prefill(llm, tokens: list[int], n_batch: int) -> None:
     The last token is left for ``llm.generate``, which always evaluates at least one token itself (it needs the
     logits of the last position) and then finds everything before it already cached.
     """
-    keep = min(_common_prefix(llm.tokens, tokens), len(tokens) - 1)
+    keep = min(common_prefix(llm.tokens, tokens), len(tokens) - 1)
     if keep < len(llm.tokens):
         llm.truncate(keep)
     if keep < len(tokens) - 1:

@@ -37,6 +37,7 @@ TOOLS = REPO / "tools"
 sys.path.insert(0, str(TOOLS))
 sys.path.insert(1, str(REPO))       # our engine package, when run as `python tools/bench.py`
 from upstream_runner import upstream_copy  # noqa: E402  (our side of the upstream helper)
+from engine.llm import common_prefix  # noqa: E402
 
 DEFAULT_UPSTREAM_PYTHON = os.environ.get("BENCH_UPSTREAM_PYTHON",
                                          os.environ.get("GPT4ALL_ORACLE_PYTHON", "/opt/oracle/bin/python"))
@@ -374,17 +375,6 @@ def engine_label(res: dict) -> str:
     return f"{who} | {where}"
 
 
-def common_prefix(a: list[int], b: list[int]) -> int:
-    """How many leading greedy ids two engines share: a check that both did the same work (a near-tie
-    between two logits may legitimately split them later)."""
-    n = 0
-    for x, y in zip(a, b):
-        if x != y:
-            break
-        n += 1
-    return n
-
-
 def fmt(value, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
@@ -407,6 +397,8 @@ def markdown(report: dict) -> str:
         r = res["runs"]["main"]
         same = "-"
         if upstream is not None and res["engine"] == "ours":
+            # leading greedy ids both engines share: evidence they did the same work (a near-tie
+            # between two logits may legitimately split them later)
             same = f"{common_prefix(r.get('gen_ids', []), upstream.get('gen_ids', []))}/{r['gen_tokens']}"
         lines.append(f"| {engine_label(res)} | {r['prompt_tokens']} | {fmt(r['prompt_tok_s'], '.1f')} | "
                      f"{r['gen_tokens']} | {fmt(r.get('gen_tok_s'), '.2f')} | "

@@ -44,7 +44,7 @@ import numpy as np
 from gguf import GGMLQuantizationType as T
 
 from .. import quants
-from ..ops import (MAX_DECODE_STEPS, SAMPLE_MIN_P, SAMPLE_N_HISTORY, SAMPLE_REPEAT_LAST_N,
+from ..ops import (SAMPLE_MIN_P, SAMPLE_N_HISTORY, SAMPLE_REPEAT_LAST_N,
                    SAMPLE_REPEAT_PENALTY, SAMPLE_SIZE, SAMPLE_TEMP, SAMPLE_TOP_K, SAMPLE_TOP_P,
                    SAMPLE_UNIFORMS, STEP_N_KV, STEP_N_TOKENS, STEP_POS, STEP_SIZE, Ops, Program,
                    Tensor, Weight)
@@ -196,21 +196,6 @@ class NumpyOps(Ops):
             self._recording.steps.append(fn)
         else:
             fn()
-
-    def set_step(self, n_tokens: int, pos: int) -> None:
-        self.step[STEP_N_TOKENS] = n_tokens
-        self.step[STEP_POS] = pos
-        self.step[STEP_N_KV] = pos + n_tokens
-
-    def set_sampling(self, temp: float, top_k: int, top_p: float, min_p: float,
-                     repeat_penalty: float, repeat_last_n: int, uniforms: Sequence[float],
-                     n_history: int) -> None:
-        s = self.sampling
-        s[SAMPLE_TEMP], s[SAMPLE_TOP_K], s[SAMPLE_TOP_P], s[SAMPLE_MIN_P] = temp, top_k, top_p, min_p
-        s[SAMPLE_REPEAT_PENALTY], s[SAMPLE_REPEAT_LAST_N] = repeat_penalty, repeat_last_n
-        s[SAMPLE_N_HISTORY] = n_history
-        uniforms = list(uniforms)[:MAX_DECODE_STEPS]
-        s[SAMPLE_UNIFORMS:SAMPLE_UNIFORMS + len(uniforms)] = uniforms
 
     def _rows(self, t: Tensor) -> int:
         """Rows an op processes: n_tokens, but never more than its output buffer holds (so a

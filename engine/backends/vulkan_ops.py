@@ -38,9 +38,7 @@ import kp
 from gguf import GGML_QUANT_SIZES, GGMLQuantizationType as T
 from gguf.quants import dequantize as gguf_dequantize
 
-from ..ops import (SAMPLE_SIZE, STEP_N_KV, STEP_N_TOKENS, STEP_POS, STEP_SIZE, SAMPLE_TEMP, SAMPLE_TOP_K,
-                   SAMPLE_TOP_P, SAMPLE_MIN_P, SAMPLE_REPEAT_PENALTY, SAMPLE_REPEAT_LAST_N,
-                   SAMPLE_N_HISTORY, SAMPLE_UNIFORMS, MAX_DECODE_STEPS, Ops, Program, Tensor, Weight)
+from ..ops import SAMPLE_SIZE, STEP_SIZE, Ops, Program, Tensor, Weight
 from .vulkan_device import GpuInfo, check_fits, choose
 
 SPV_DIR = Path(__file__).resolve().parent.parent / "spv"
@@ -259,21 +257,6 @@ class VulkanOps(Ops):
 
     def run(self, program: Program) -> None:
         program.seq.eval()
-
-    def set_step(self, n_tokens: int, pos: int) -> None:
-        self.step[STEP_N_TOKENS] = n_tokens
-        self.step[STEP_POS] = pos
-        self.step[STEP_N_KV] = pos + n_tokens
-
-    def set_sampling(self, temp: float, top_k: int, top_p: float, min_p: float,
-                     repeat_penalty: float, repeat_last_n: int, uniforms: Sequence[float],
-                     n_history: int) -> None:
-        s = self.sampling
-        s[SAMPLE_TEMP], s[SAMPLE_TOP_K], s[SAMPLE_TOP_P], s[SAMPLE_MIN_P] = temp, top_k, top_p, min_p
-        s[SAMPLE_REPEAT_PENALTY], s[SAMPLE_REPEAT_LAST_N] = repeat_penalty, repeat_last_n
-        s[SAMPLE_N_HISTORY] = n_history
-        uniforms = list(uniforms)[:MAX_DECODE_STEPS]
-        s[SAMPLE_UNIFORMS:SAMPLE_UNIFORMS + len(uniforms)] = uniforms
 
     def _spirv(self, name: str) -> bytes:
         if name not in self._spv:
