@@ -1,0 +1,233 @@
+"""nomic-bert (nomic-embed-text) against llama.cpp, on a tiny random-weight model in the real layout.
+
+No nomic weights are reachable offline, so the test writes its own nomic-bert GGUF: the tensor set,
+names, shapes and hyperparameter keys that llama.cpp's loader expects (gguf-py's
+MODEL_TENSORS[NOMIC_BERT] / TENSOR_NAMES name them), random F32/F16 weights, and the real WordPiece
+vocab borrowed from the all-MiniLM-L6-v2 test model.  What makes nomic-bert different from BERT is
+all exercised: fused attn_qkv, NeoX-style RoPE on q and k (no position table), SwiGLU feed-forward
+(silu(ffn_gate x) * ffn_up x), no biases on the projections, mean pooling, non-causal attention.
+
+Oracles: llama-cpp-python (llama.cpp's nomic-bert graph, oracle venv, subprocess) for the pooled
+vector of each token list, on our NumPy and Vulkan (lavapipe) backends; upstream gpt4all 2.8.2's
+Embed4All for the SDK path (prefixes, Matryoshka layer norm + truncation) on the same file renamed
+'nomic-embed-text-v1.5'.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import gguf
+import numpy as np
+import pytest
+
+ORACLE_PYTHON = os.environ.get("GPT4ALL_ORACLE_PYTHON", "/opt/oracle/bin/python")
+ARCH = gguf.MODEL_ARCH.NOMIC_BERT
+T = gguf.GGMLQuantizationType
+
+# tiny but not degenerate: 4 heads of 16 dims, so RoPE rotates 8 frequency pairs per head
+N_EMBD, N_HEAD, N_FF, N_LAYER, N_CTX = 64, 4, 128, 2, 128
+
+TEXTS = ["hello",
+         "The quick brown fox jumps over the lazy dog.",
+         "Rotary position embeddings rotate each query and key pair by an angle that grows with the "
+         "token's position, so attention sees relative distances; this text is long enough to reach "
+         "positions where the low frequencies matter too."]
+
+
+def tensor_name(key: gguf.MODEL_TENSOR, bid: int | None = None, suffix: str = "weight") -> str:
+    """A GGUF tensor name from gguf-py's table, checked to be one llama.cpp lists for nomic-bert."""
+    assert key in gguf.MODEL_TENSORS[ARCH], key
+    return gguf.TENSOR_NAMES[key].format(bid=bid) + "." + suffix
+
+
+def write_nomic_bert(path: Path, vocab_model: Path, *, name: str, rope_base: float = 1000.0,
+                     matrix_dtype=np.float32, seed: int = 0) -> Path:
+    """A random nomic-bert GGUF with llama.cpp's layout (numpy shapes are GGUF's, reversed)."""
+    rng = np.random.default_rng(seed)
+    E, F = N_EMBD, N_FF
+    vocab = {k: f.contents() for k, f in gguf.GGUFReader(vocab_model).fields.items()
+             if k.startswith("tokenizer.ggml.")}
+    n_vocab = len(vocab["tokenizer.ggml.tokens"])
+
+    def rand(*shape, std=1.0, mean=0.0):
+        return (mean + std * rng.standard_normal(shape)).astype(np.float32)
+
+    def mat(*shape, std=1.0):           # the big matrices: F32 or F16 (1-D tensors stay F32, as converters do)
+        return rand(*shape, std=std).astype(matrix_dtype)
+
+    # weights chosen so attention is far from uniform (|q.k|/sqrt(d) ~ 1): a wrong RoPE shows
+    M = gguf.MODEL_TENSOR
+    tensors: dict[str, np.ndarray] = {
+        tensor_name(M.TOKEN_EMBD): mat(n_vocab, E),      # [n_vocab, E]
+        tensor_name(M.TOKEN_TYPES): rand(2, E, std=0.5),                       # [n_types, E]
+        tensor_name(M.TOKEN_EMBD_NORM): rand(E, std=0.1, mean=1.0),            # [E]
+        tensor_name(M.TOKEN_EMBD_NORM, suffix="bias"): rand(E, std=0.1),       # [E]
+    }
+    for i in range(N_LAYER):
+        tensors.update({
+            tensor_name(M.ATTN_QKV, i): mat(3 * E, E, std=0.15),             # [3E, E]: q, k, v rows
+            tensor_name(M.ATTN_OUT, i): mat(E, E, std=0.15),                 # [E, E]
+            tensor_name(M.ATTN_OUT_NORM, i): rand(E, std=0.1, mean=1.0),
+            tensor_name(M.ATTN_OUT_NORM, i, "bias"): rand(E, std=0.1),
+            tensor_name(M.FFN_UP, i): mat(F, E, std=0.15),                   # [F, E]
+            tensor_name(M.FFN_GATE, i): mat(F, E, std=0.15),                 # [F, E]
+            tensor_name(M.FFN_DOWN, i): mat(E, F, std=0.1),                  # [E, F]
+            tensor_name(M.LAYER_OUT_NORM, i): rand(E, std=0.1, mean=1.0),
+            tensor_name(M.LAYER_OUT_NORM, i, "bias"): rand(E, std=0.1),
+        })
+
+    w = gguf.GGUFWriter(str(path), gguf.MODEL_ARCH_NAMES[ARCH])
+    w.add_name(name)
+    w.add_context_length(N_CTX)
+    w.add_embedding_length(E)
+    w.add_feed_forward_length(F)
+    w.add_block_count(N_LAYER)
+    w.add_head_count(N_HEAD)
+    w.add_layer_norm_eps(1e-12)
+    w.add_causal_attention(False)
+    w.add_pooling_type(gguf.PoolingType.MEAN)
+    w.add_rope_freq_base(rope_base)
+    w.add_file_type(gguf.LlamaFileType.MOSTLY_F16 if matrix_dtype == np.float16 else gguf.LlamaFileType.ALL_F32)
+    w.add_tokenizer_model("bert")
+    w.add_token_list(vocab["tokenizer.ggml.tokens"])
+    w.add_token_types(vocab["tokenizer.ggml.token_type"])
+    w.add_token_type_count(2)
+    for key, add in (("bos", w.add_bos_token_id), ("eos", w.add_eos_token_id), ("unknown", w.add_unk_token_id),
+                     ("seperator", w.add_sep_token_id), ("padding", w.add_pad_token_id),
+                     ("mask", w.add_mask_token_id)):
+        add(vocab[f"tokenizer.ggml.{key}_token_id"])
+    w.add_add_bos_token(True)
+    w.add_add_eos_token(True)
+    for n, t in tensors.items():
+        w.add_tensor(n, t)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path
+
+
+# ------------------------------------------------------------------ llama.cpp
+_LLAMA_CPP = r"""
+import json, sys
+from llama_cpp import Llama
+paths, texts = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+out = {}
+for path in paths:
+    m = Llama(path, embedding=True, n_ctx=128, n_batch=128, n_ubatch=128, verbose=False)
+    out[path] = [{"ids": m.tokenize(t.encode("utf-8")), "embedding": m.embed(t)} for t in texts]
+    m.close()
+print(json.dumps(out))
+"""
+
+
+def _oracle(script: str, *args: str) -> object:
+    assert Path(ORACLE_PYTHON).exists(), f"oracle venv missing: {ORACLE_PYTHON} (see tools/setup.sh)"
+    # -I: isolated mode, so this repo (with its own `gpt4all`) is not on the oracle's sys.path
+    r = subprocess.run([ORACLE_PYTHON, "-I", "-c", script, *args], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def unit(v) -> np.ndarray:
+    v = np.asarray(v, dtype=np.float64)
+    return v / np.linalg.norm(v)
+
+
+@pytest.fixture(scope="module")
+def files(model_path, tmp_path_factory):
+    """kind -> path: 'f32', 'f16' (matrices F16), 'base10k' (the f32 weights, another RoPE base)."""
+    out = tmp_path_factory.mktemp("nomic")
+    vocab = model_path("minilm-f16")
+    return {"f32": write_nomic_bert(out / "nomic-tiny.f32.gguf", vocab, name="nomic-tiny"),
+            "f16": write_nomic_bert(out / "nomic-tiny.f16.gguf", vocab, name="nomic-tiny",
+                                    matrix_dtype=np.float16),
+            "base10k": write_nomic_bert(out / "nomic-tiny.base10k.gguf", vocab, name="nomic-tiny",
+                                        rope_base=10000.0)}
+
+
+@pytest.fixture(scope="module")
+def llama_cpp(files):
+    """path -> [{'ids': llama.cpp's tokens (CLS ... SEP), 'embedding': its mean-pooled vector}] per text."""
+    paths = [str(files["f32"]), str(files["f16"])]
+    return _oracle(_LLAMA_CPP, json.dumps(paths), json.dumps(TEXTS))
+
+
+def test_file_has_llama_cpp_nomic_bert_layout(files):
+    r = gguf.GGUFReader(files["f16"])
+    kv = {k: f.contents() for k, f in r.fields.items()}
+    assert kv["general.architecture"] == "nomic-bert"
+    assert kv["nomic-bert.rope.freq_base"] == 1000.0 and kv["nomic-bert.pooling_type"] == 1
+    shapes = {t.name: [int(d) for d in t.shape] for t in r.tensors}
+    assert shapes["blk.1.attn_qkv.weight"] == [N_EMBD, 3 * N_EMBD]          # GGUF order: [E, 3E]
+    assert shapes["blk.0.ffn_gate.weight"] == shapes["blk.0.ffn_up.weight"] == [N_EMBD, N_FF]
+    assert "position_embd.weight" not in shapes
+    assert {t.name: t.tensor_type for t in r.tensors}["blk.0.ffn_down.weight"] == T.F16
+
+
+@pytest.mark.parametrize("kind", ["f32", "f16"])
+def test_numpy_matches_llama_cpp(files, llama_cpp, kind):
+    from engine import load
+    want = llama_cpp[str(files[kind])]
+    ids = [w["ids"] for w in want]
+    assert [len(i) for i in ids] == sorted({len(i) for i in ids}) and len(ids[-1]) > 40, ids
+    m = load(files[kind], n_ctx=N_CTX)
+    got = m.embed(ids)                                      # all texts in one call: one pass each
+    for g, w, text in zip(got, want, TEXTS):
+        assert unit(g) @ unit(w["embedding"]) >= 0.9999, text
+    # the texts are told apart (the model is not degenerate), so agreement above means something
+    v = [unit(w["embedding"]) for w in want]
+    assert max(v[0] @ v[1], v[0] @ v[2], v[1] @ v[2]) < 0.99
+
+
+def test_a_wrong_rope_is_caught(files, llama_cpp):
+    """Control: the same weights with another RoPE base give embeddings the check above rejects."""
+    from engine import load
+    want = llama_cpp[str(files["f32"])][-1]
+    got = load(files["base10k"], n_ctx=N_CTX).embed([want["ids"]])[0]
+    assert unit(got) @ unit(want["embedding"]) < 0.9999
+
+
+def test_vulkan_matches_llama_cpp(files, llama_cpp):
+    from engine import load
+    want = llama_cpp[str(files["f16"])]
+    m = load(files["f16"], device="kompute", n_ctx=N_CTX)
+    assert m.backend == "kompute"
+    got = m.embed([w["ids"] for w in want])
+    for g, w, text in zip(got, want, TEXTS):
+        assert unit(g) @ unit(w["embedding"]) >= 0.9999, text
+    m.close()
+
+
+# ------------------------------------------------------------------ upstream gpt4all 2.8.2: SDK path
+_UPSTREAM = r"""
+import json, os, sys
+from gpt4all import Embed4All
+path, calls = sys.argv[1], json.loads(sys.argv[2])
+e = Embed4All(os.path.basename(path), model_path=os.path.dirname(path), allow_download=False, device='cpu')
+print(json.dumps([e.embed(texts, return_dict=True, **kw) for texts, kw in calls]))
+"""
+
+
+@pytest.mark.filterwarnings("ignore:Dimensionality .* less than the suggested minimum")   # upstream's too
+def test_sdk_prefix_and_matryoshka_match_upstream_gpt4all(model_path, tmp_path):
+    """Embed4All on a file named nomic-embed-text-v1.5: task prefixes, Matryoshka dims, as upstream."""
+    from gpt4all import Embed4All
+    path = write_nomic_bert(tmp_path / "nomic-embed-text-v1.5.f16.gguf", model_path("minilm-f16"),
+                            name="nomic-embed-text-v1.5", matrix_dtype=np.float16, seed=1)
+    calls = [(TEXTS, {}),                                            # default prefix: search_document
+             (TEXTS[:2], {"prefix": "search_query", "dimensionality": 32}),
+             (TEXTS[2:], {"prefix": "clustering", "dimensionality": 48})]
+    upstream = _oracle(_UPSTREAM, str(path), json.dumps(calls))
+    e = Embed4All(path.name, model_path=str(path.parent), allow_download=False)
+    for (texts, kw), want in zip(calls, upstream):
+        got = e.embed(texts, return_dict=True, **kw)
+        assert got["n_prompt_tokens"] == want["n_prompt_tokens"], kw
+        g, w = np.asarray(got["embeddings"]), np.asarray(want["embeddings"])
+        assert g.shape == w.shape == (len(texts), kw.get("dimensionality", N_EMBD)), kw
+        for a, b in zip(g, w):
+            assert unit(a) @ unit(b) >= 0.9999, kw
+    e.close()
