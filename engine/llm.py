@@ -179,6 +179,8 @@ class LLM:
         last_n = self._repeat_window(params)
         while produced < max_tokens and len(self.tokens) < self.n_ctx:
             steps = min(self.decode_steps, max_tokens - produced, self.n_ctx - len(self.tokens))
+            # a power of two, so a run uses at most log2(decode_steps) + 1 recorded programs (one per k)
+            steps = 1 << (steps.bit_length() - 1)
             prog, b = self.model.program(1, decode_steps=steps)
             # the penalty looks at the newest repeat_last_n ids: the cache's tokens plus the input
             history = (self.tokens + [cur])[-max(last_n, 1):]
@@ -188,8 +190,14 @@ class LLM:
                              uniforms=sampler.uniforms(steps), n_history=len(history))
             ops.write(b.ids, np.array([[cur]], dtype=np.int32))
             ops.set_step(1, len(self.tokens))
+            # on Vulkan the three writes above touch host memory only and the run copies them to the
+            # device and b.tokens back: one submission per chunk, and the read below submits nothing
             ops.run(prog)
             sampled = ops.read(b.tokens, steps)[:, 0]
+            # stopping early (end of generation, max_tokens, the caller closing this generator) leaves
+            # self.tokens holding exactly the ids consumed: the K/V rows of discarded later steps lie
+            # past len(self.tokens) and are overwritten by the next eval, and the next chunk rewrites
+            # the history and step buffers from self.tokens
             for t in sampled:
                 t = int(t)
                 self.tokens.append(cur)         # cur's K/V are in the cache now

@@ -28,6 +28,7 @@ dispatch per chunk.  1-D weights (norms, biases, rope factors) are dequantised t
 from __future__ import annotations
 
 import os
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -116,7 +117,15 @@ class VulkanWeight:
 class VulkanProgram(Program):
     def __init__(self, seq: "kp.Sequence"):
         self.seq = seq
+        self.ops: list = []                     # kp ops in order, recorded into seq when record() ends
         self.algorithms: list = []              # keeps kp objects alive as long as the program
+        # mirrored (i32) tensors the dispatches read / write: id -> kp.Tensor.  The sequence starts by
+        # copying the inputs' host memory to the device and ends by copying the outputs back, so the
+        # host writes them and reads them with no submission of its own (see VulkanOps.write)
+        self.inputs: dict = {}
+        self.outputs: dict = {}
+        self.writes: dict = {}                  # every tensor a dispatch writes (their host copies go stale)
+        self.record_s = 0.0                     # host seconds spent recording (bench, docs/vulkan.md)
         self.n_dispatches = 0
         self.n_barriers = 0
         # hazard tracking for barriers (VulkanOps._dispatch): ids of kp tensors written / read
@@ -151,7 +160,6 @@ class VulkanOps(Ops):
         subgroup arithmetic; False forces the portable shared-memory path).  ``attention_splits``:
         key slices per (row, head) in attention (default: ATTENTION_SPLITS for decode on a GPU, else 1)."""
         self.attention_splits = attention_splits
-        self._keep: list = []                   # scratch buffers recorded programs use
         self.info = info or choose("kompute")
         self.subgroups = self.info.subgroup_arithmetic if subgroups is None else bool(subgroups)
         self._sg = "_sg" if self.subgroups else ""
@@ -170,12 +178,17 @@ class VulkanOps(Ops):
         self._dummy = self.mgr.tensor_t(np.zeros(8, np.float32))       # for absent optional buffers
         self._spv: dict[str, bytes] = {}
         self._scratch: dict[int, "kp.Tensor"] = {}
+        self._partials: dict[int, "kp.Tensor"] = {}             # attention's split-key partial results
+        self._algos: dict[tuple, tuple] = {}                    # see _algorithm()
+        self._mirror: dict[int, "kp.Tensor"] = {}               # i32 tensors, see write()
+        self._stale: set[int] = set()                           # see write()
         self._recording: Optional[VulkanProgram] = None
         self.bytes_allocated = 0
         # Decode steps per submission (engine/llm.py reads it): on a GPU a submit-and-wait round trip
-        # (~0.6 ms measured on an H100) is worth saving; each k-step program is k forward passes of
-        # pipelines to build once.  On a CPU device submission is cheap and pipelines are not.
-        default_steps = 1 if self.info.type == "cpu" else 4
+        # (~0.6 ms measured on an H100) is worth saving; a k-step program is k forward passes that
+        # reuse one pipeline per op (_algorithm), so recording it costs k x the op calls, not k x the
+        # pipeline builds.  On a CPU device a submission is cheap and the forward pass is the cost.
+        default_steps = 1 if self.info.type == "cpu" else 16
         self.decode_steps = int(os.environ.get("GPT4ALL_DECODE_STEPS", default_steps))
 
     # ---------------------------------------------------------------- memory
@@ -192,6 +205,8 @@ class VulkanOps(Ops):
                              f"(maxStorageBufferRange {self.info.max_storage_buffer_range / 2**20:.1f} MiB): lower n_ctx or n_batch")
         t = self.mgr.tensor_t(np.zeros(rows * width, np_dtype))
         self.mgr.sequence().eval(kp.OpTensorSyncDevice([t]))      # device memory starts undefined
+        if dtype == "i32":
+            self._mirror[id(t)] = t              # see write(); the dict keeps t alive, so its id stays unique
         self.bytes_allocated += rows * width * 4
         return Tensor(rows, width, dtype, name, t)
 
@@ -229,34 +244,57 @@ class VulkanOps(Ops):
         staging.destroy()
         return dev
 
+    # Host copies.  Every kp tensor of type 'device' has a host-visible staging copy (t.handle.data()).
+    # * Mirrored tensors (all i32 ones: token ids, sampled tokens, the penalty history, sequence
+    #   starts: small, written or read by the host every step) keep that copy authoritative between
+    #   submissions: each program / eager dispatch that reads one starts by copying it to the device, each
+    #   that writes one ends by copying it back (in the same submission).  So write() and read() of a
+    #   mirrored tensor are plain memory accesses, with no submission: one decode chunk is one eval.
+    # * Other (f32) tensors: ``_stale`` holds those a dispatch may have written since their host copy
+    #   was last synced; only a partial write() of a stale tensor has to read the device copy first.
+    def _mirrored(self, t: "kp.Tensor") -> bool:
+        return id(t) in self._mirror
+
     def write(self, t: Tensor, values: np.ndarray, row: int = 0) -> None:
         values = np.asarray(values, dtype=np.float32 if t.dtype == "f32" else np.int32).reshape(-1)
+        h = t.handle
         whole = row == 0 and values.size == t.rows * t.width
-        if not whole:       # keep the rest of the buffer: bring the device's copy to the host first
-            self.mgr.sequence().eval(kp.OpTensorSyncLocal([t.handle]))
-        data = t.handle.data()
-        data[row * t.width: row * t.width + values.size] = values
-        self.mgr.sequence().eval(kp.OpTensorSyncDevice([t.handle]))
+        if not whole and id(h) in self._stale:      # keep the rest: the device's copy is newer
+            self.mgr.sequence().eval(kp.OpTensorSyncLocal([h]))
+            self._stale.discard(id(h))
+        h.data()[row * t.width: row * t.width + values.size] = values
+        if not self._mirrored(h):                    # mirrored: the next submission that reads it copies it
+            self.mgr.sequence().eval(kp.OpTensorSyncDevice([h]))
 
     def read(self, t: Tensor, rows: Optional[int] = None) -> np.ndarray:
         rows = t.rows if rows is None else rows
-        self.mgr.sequence().eval(kp.OpTensorSyncLocal([t.handle]))
-        return np.array(t.handle.data()[: rows * t.width]).reshape(rows, t.width)
+        h = t.handle
+        if not self._mirrored(h):                    # a mirrored tensor's host copy is already current
+            self.mgr.sequence().eval(kp.OpTensorSyncLocal([h]))
+            self._stale.discard(id(h))
+        return np.array(h.data()[: rows * t.width]).reshape(rows, t.width)
 
     # ---------------------------------------------------------------- programs
     @contextmanager
     def record(self) -> Iterator[Program]:
         prog = VulkanProgram(self.mgr.sequence())
-        prog.seq.record(kp.OpTensorSyncDevice([self._step_t, self._samp_t]))
         self._recording = prog
+        t0 = time.perf_counter()
         try:
             yield prog
         finally:
             self._recording = None
-        prog.seq.record(kp.OpTensorSyncLocal([self._step_t, self._samp_t]))
+        # one submission: host copies in, the dispatches, host copies out (see write())
+        prog.seq.record(kp.OpTensorSyncDevice([self._step_t, self._samp_t, *prog.inputs.values()]))
+        for op in prog.ops:
+            prog.seq.record(op)
+        prog.seq.record(kp.OpTensorSyncLocal([self._step_t, self._samp_t, *prog.outputs.values()]))
+        prog.ops = []
+        prog.record_s = time.perf_counter() - t0
 
     def run(self, program: Program) -> None:
         program.seq.eval()
+        self._stale.update(program.writes)
 
     def _spirv(self, name: str) -> bytes:
         if name not in self._spv:
@@ -266,18 +304,34 @@ class VulkanOps(Ops):
             self._spv[name] = path.read_bytes()
         return self._spv[name]
 
+    def _algorithm(self, shader: str, tensors: list, groups: list, n_push: int) -> "kp.Algorithm":
+        """One kp Algorithm (pipeline + bound buffers) per (shader, buffers, workgroups, push-constant
+        count), reused by every dispatch that matches: a k-step decode program dispatches the same
+        pipelines k times with only the push constants (given per dispatch) differing, so recording
+        it costs no pipeline builds after the first step.  The entry keeps the tensors alive, so the
+        ids in its key cannot be reused by new tensors."""
+        key = (shader, tuple(id(t) for t in tensors), tuple(groups), n_push)
+        hit = self._algos.get(key)
+        if hit is None:
+            algo = self.mgr.algorithm(tensors, self._spirv(shader), groups, [], np.zeros(n_push, np.float32))
+            hit = self._algos[key] = (algo, tensors)
+        return hit[0]
+
     def _dispatch(self, shader: str, tensors: list, push: np.ndarray, groups: tuple, writes: list) -> None:
         """Record one dispatch of ``shader`` (binding 0 = the step buffer, then ``tensors``; ``writes``
         are the ones it writes), or run it now when no program is being recorded."""
         gx, gy, gz = (list(groups) + [1, 1])[:3]
-        algo = self.mgr.algorithm([self._step_t, *tensors], self._spirv(shader),
-                                  [int(gx), int(gy), int(gz)], [], push)
+        algo = self._algorithm(shader, [self._step_t, *tensors], [int(gx), int(gy), int(gz)], len(push))
+        dispatch = kp.OpAlgoDispatch(algo, push)
+        ins = {id(t): t for t in tensors if self._mirrored(t)}
+        outs = {id(t): t for t in writes if self._mirrored(t)}
         prog = self._recording
         if prog is None:
-            self.mgr.sequence().record(kp.OpTensorSyncDevice([self._step_t, self._samp_t])) \
+            self.mgr.sequence().record(kp.OpTensorSyncDevice([self._step_t, self._samp_t, *ins.values()])) \
                 .record(kp.OpTensorSyncLocal([self._barrier_t])) \
-                .record(kp.OpAlgoDispatch(algo)) \
-                .record(kp.OpTensorSyncLocal([self._step_t, self._samp_t])).eval()
+                .record(dispatch) \
+                .record(kp.OpTensorSyncLocal([self._step_t, self._samp_t, *outs.values()])).eval()
+            self._stale.update(id(t) for t in writes if not self._mirrored(t))
             return
         # A barrier only where this dispatch touches a buffer written since the last one (read after
         # write, write after write) or writes one read since (write after read): independent
@@ -285,12 +339,15 @@ class VulkanOps(Ops):
         used = {id(t) for t in tensors} | {id(self._step_t)}
         written = {id(t) for t in writes}
         if prog.first or used & prog.dirty or written & prog.reads:
-            prog.seq.record(kp.OpTensorSyncLocal([self._barrier_t]))   # see the module docstring
+            prog.ops.append(kp.OpTensorSyncLocal([self._barrier_t]))   # see the module docstring
             prog.dirty, prog.reads, prog.first = set(), set(), False
             prog.n_barriers += 1
-        prog.seq.record(kp.OpAlgoDispatch(algo))
+        prog.ops.append(dispatch)
         prog.reads |= used
         prog.dirty |= written
+        prog.inputs.update(ins)
+        prog.outputs.update(outs)
+        prog.writes.update({id(t): t for t in writes if not self._mirrored(t)})
         prog.algorithms.append(algo)
         prog.n_dispatches += 1
 
@@ -381,9 +438,12 @@ class VulkanOps(Ops):
             1 if self.info.type == "cpu" or cap > 1 else ATTENTION_SPLITS)
         part = self._dummy
         if n_split > 1:
-            part = self.mgr.tensor_t(np.zeros(cap * n_head * n_split * (2 + head_dim), np.float32),
-                                     kp.TensorTypes.storage)
-            self._keep.append(part)
+            # one scratch buffer per size, shared by every layer and step (the barriers order its
+            # uses), so a k-step decode program reuses the same attention pipelines
+            n = cap * n_head * n_split * (2 + head_dim)
+            if n not in self._partials:
+                self._partials[n] = self.mgr.tensor_t(np.zeros(n, np.float32), kp.TensorTypes.storage)
+            part = self._partials[n]
         self._dispatch("attention" + self._sg, [q.handle, k_cache.handle, v_cache.handle, out.handle,
                                                 seq_ids.handle if seq_ids is not None else self._dummy, part],
                        push_constants(n_head, n_kv_head, head_dim, float(scale), int(causal), int(window),

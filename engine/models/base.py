@@ -38,6 +38,7 @@ class DecoderModel:
         self.load_weights()
         self.kv = KVCache(ops, self.hp.n_layer, n_ctx, self.hp.kv_width)
         self._programs: dict[tuple, tuple[Program, Buffers]] = {}
+        self._buffers: dict[int, Buffers] = {}      # per capacity, shared by its programs
 
     # ---------------------------------------------------------------- to be written per family
     @classmethod
@@ -71,10 +72,17 @@ class DecoderModel:
         """
         key = (cap, decode_steps)
         if key not in self._programs:
-            b = self.buffers(cap)
+            # programs of one capacity share its activation buffers (they run one at a time), so the
+            # decode programs for several k cost no extra memory, and their dispatches bind the same
+            # buffers (a GPU backend then reuses one pipeline per op for all of them)
+            if cap not in self._buffers:
+                self._buffers[cap] = self.buffers(cap)
+            b = Buffers(**vars(self._buffers[cap]))
             if decode_steps:
+                if not hasattr(self._buffers[cap], "history"):
+                    self._buffers[cap].history = self.ops.tensor(self.n_ctx, 1, "i32", name="history")  # [n_ctx, 1]
+                b.history = self._buffers[cap].history
                 b.tokens = self.ops.tensor(decode_steps, 1, "i32", name="sampled")       # [k, 1]
-                b.history = self.ops.tensor(self.n_ctx, 1, "i32", name="history")        # [n_ctx, 1]
             with self.ops.record() as prog:
                 for slot in range(max(decode_steps, 1)):
                     self.forward(b)
