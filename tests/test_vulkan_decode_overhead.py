@@ -55,6 +55,9 @@ def test_i32_tensors_are_written_and_read_without_submissions(ops):
         got = ops.read(tokens)[:, 0]
     assert n[0] == 0
     assert list(got) == [7, 0, int(np.argmax(values)), 0]
+    ops.write(tokens, np.array([[9]], np.int32), row=3)    # host-only so far ...
+    ops.sample(tokens, logits, history, slot=1)            # ... and kept by a dispatch writing another row
+    assert list(ops.read(tokens)[:, 0]) == [7, int(np.argmax(values)), int(np.argmax(values)), 9]
 
 
 def test_partial_f32_write_reads_back_only_a_stale_tensor(ops):

@@ -323,6 +323,8 @@ class VulkanOps(Ops):
         gx, gy, gz = (list(groups) + [1, 1])[:3]
         algo = self._algorithm(shader, [self._step_t, *tensors], [int(gx), int(gy), int(gz)], len(push))
         dispatch = kp.OpAlgoDispatch(algo, push)
+        # mirrored tensors go in even when only written: rows this dispatch leaves alone must keep the
+        # host's values when the whole buffer is copied back
         ins = {id(t): t for t in tensors if self._mirrored(t)}
         outs = {id(t): t for t in writes if self._mirrored(t)}
         prog = self._recording
