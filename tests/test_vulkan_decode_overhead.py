@@ -127,3 +127,17 @@ def test_stop_inside_a_chunk_leaves_single_step_state(model_path):
     gpu.decode_steps = 1
     rest = list(gpu.generate(prompt + head, SamplingParams(temp=0.0, seed=0), 3))
     assert rest == want[2:]
+
+
+def test_split_attention_shares_its_scratch_across_layers_and_steps(model_path):
+    """The GPU decode path (keys split over workgroups, one partial-results buffer shared by every
+    layer and step), forced on lavapipe: a 4-step program gives the single-step tokens."""
+    import engine
+    from test_vulkan_generation import N_BATCH, N_CTX
+    cpu, gpu = load_pair("smollm2-q4_0", model_path)
+    prompt = cpu.tokenizer.encode(PROMPT)
+    want = _greedy(gpu, prompt, 4, 1)
+    split = engine.load(model_path("smollm2-q4_0"), device="kompute", n_ctx=N_CTX, n_batch=N_BATCH)
+    split.ops.attention_splits = 3
+    assert _greedy(split, prompt, 4, 4) == want
+    assert len(split.ops._partials) >= 1

@@ -2,13 +2,15 @@
 
 How a forward pass runs
 -----------------------
-``record()`` collects the model's op calls; each becomes one ``kp.Algorithm`` (a pipeline with its
-buffers bound and its push constants fixed) dispatched inside one ``kp.Sequence``.  ``run()``
-re-submits that sequence with ``eval()``: nothing is re-recorded per token.  What changes per step
-lives in two small buffers the host writes through views of their staging memory, copied to the
-device by the program's first (recorded) op: the step buffer (n_tokens, pos, n_kv; binding 0 of
-every shader) and the sampling buffer.  Dispatches are sized for a
-buffer's row *capacity* and each shader skips the rows >= n_tokens.
+``record()`` collects the model's op calls; each becomes one dispatch (its push constants given per
+dispatch) of a ``kp.Algorithm`` (a pipeline with its buffers bound), inside one ``kp.Sequence``;
+algorithms are shared by every dispatch of the same shader on the same buffers (``_algorithm``).
+``run()`` re-submits that sequence with ``eval()``: nothing is re-recorded per token.  What changes
+per step lives in small buffers the host writes through views of their staging memory, copied to
+the device by the program's first (recorded) op and back by its last: the step buffer (n_tokens,
+pos, n_kv; binding 0 of every shader), the sampling buffer and every i32 tensor the program binds
+(token ids, sampled tokens, history: see ``write``), so a decode chunk is a single submission.
+Dispatches are sized for a buffer's row *capacity* and each shader skips the rows >= n_tokens.
 
 kp 0.9 records, before each dispatch, only a transfer->compute barrier, so two dispatches in one
 sequence are not ordered on a real GPU.  Before every dispatch we therefore record a
