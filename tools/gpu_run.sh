@@ -8,7 +8,8 @@
 # a step that would start too late is skipped and says so:
 #   1. Vulkan loader + kp (source .devcarry/on-device.sh), the project's wheels into /tmp/site.
 #   2. Random-weight Llama-3.2-1B and Llama-3-8B shaped Q4_0 files (tools/random_gguf.py) in $BENCH_CACHE.
-#   3. tests/test_ops_harness.py: every shader against the NumPy reference on this GPU (needs pytest).
+#   3. tests/test_ops_harness.py: every shader against the NumPy reference on this GPU (needs pytest), and
+#      tests/test_vulkan_random_model.py: greedy generation, Vulkan vs NumPy, on random tiny and 1B files.
 #   4. tools/bench.py, ours on kompute vs upstream gpt4all 2.8.2 on kompute, same file, same run:
 #      256-token prompt, 128 generated tokens, n_batch 128, with --anatomy (dispatches, submissions per token).
 #   5. The context sweep (generation speed with 512 / 1024 / 4096 tokens in the cache; its 512-token prompt
@@ -94,6 +95,12 @@ print(path, round(path.stat().st_size / 1e9, 3), 'GB')"
             say "SKIP tests/test_ops_harness.py: no pytest here (carry pytest, pluggy, iniconfig, packaging wheels in .whl)"
         else
             step "tests/test_ops_harness.py" 100 python3 -m pytest -q -x -p no:cacheprovider tests/test_ops_harness.py
+            # end-to-end generation, Vulkan vs NumPy, on random-weight files written here (no model cache
+            # can travel to this machine): the tiny shape, then the real Llama-3.2-1B shape
+            step "tests/test_vulkan_random_model.py (tiny)" 60 python3 -m pytest -q -s -p no:cacheprovider \
+                tests/test_vulkan_random_model.py
+            GPT4ALL_RANDOM_SHAPE=llama-3.2-1b step "tests/test_vulkan_random_model.py (llama-3.2-1b)" 120 \
+                python3 -m pytest -q -s -p no:cacheprovider tests/test_vulkan_random_model.py
         fi
     fi
 
