@@ -25,13 +25,14 @@ Small 1-D weights (norms, biases, rope factors) are dequantised at upload.
 
 Threads
 -------
-Decoding one token is a chain of matrix-*vector* products: memory-bound work that one core
-streams about as fast as two, while OpenBLAS's per-call thread hand-off costs more than the
-product itself when the other core is busy (measured on the 2-core dev machine under load:
-one 1536x576 f32 product took 150-250 us on 1 thread, 11 ms on 2).  So ``run`` lowers BLAS
-to one thread while a program processes a single row, and leaves the thread count set by the
-caller (engine.LLM's n_threads, through threadpoolctl) for prompt batches, where the
-matrix-matrix products do use both cores.
+Decoding one token is a chain of matrix-*vector* products: memory-bound work.  On an idle
+2-core machine two BLAS threads stream the weights faster than one (SmolLM2 Q4_0 decode,
+measured: 15.5 ms per token on 2 threads, 22.2 ms on 1), so by default every program uses the
+thread count the caller set (engine.LLM's n_threads, through threadpoolctl).  On a machine whose
+cores are busy with other work, OpenBLAS's per-call thread hand-off can cost more than the
+product itself (measured under load: one 1536x576 f32 product took 150-250 us on 1 thread,
+11 ms on 2); set GPT4ALL_NUMPY_DECODE_THREADS=1 (or ``ops.decode_threads``) to run
+single-row programs on that many threads while prompt batches keep the caller's count.
 """
 from __future__ import annotations
 
@@ -144,6 +145,8 @@ class NumpyOps(Ops):
         self._recording: Optional[NumpyProgram] = None
         self._rope_cache: dict = {}
         self._blas = _blas_controllers()
+        env = os.environ.get("GPT4ALL_NUMPY_DECODE_THREADS")
+        self.decode_threads: Optional[int] = int(env) if env else None   # see "Threads" above
 
     # ---------------------------------------------------------------- memory
     def tensor(self, rows: int, width: int, dtype: str = "f32", name: str = "") -> Tensor:
@@ -178,12 +181,12 @@ class NumpyOps(Ops):
             self._recording = None
 
     def run(self, program: Program) -> None:
-        single_row = self.step[STEP_N_TOKENS] <= 1
+        single_row = self.decode_threads is not None and self.step[STEP_N_TOKENS] <= 1
         saved = [c.get_num_threads() for c in self._blas] if single_row else []
         try:
             if single_row:
                 for c in self._blas:
-                    c.set_num_threads(1)      # see "Threads" in the module docstring
+                    c.set_num_threads(self.decode_threads)      # see "Threads" in the module docstring
             for step in program.steps:
                 step()
         finally:
