@@ -45,25 +45,32 @@ def load_pair(key, model_path):
 
 def compare(key, model_path, n_tokens, decode_steps=None):
     cpu, gpu = load_pair(key, model_path)
-    assert gpu.backend == "kompute" and gpu.device
     if decode_steps:
         gpu.decode_steps = decode_steps
+    prompt = compare_engines(key, cpu, gpu, n_tokens)
+    return gpu, cpu, prompt
+
+
+def compare_engines(label, cpu, gpu, n_tokens):
+    """Assert the Vulkan engine's last-position logits and greedy tokens equal the NumPy engine's
+    (tokens up to the first near-tie); returns the prompt ids."""
+    assert gpu.backend == "kompute" and gpu.device
     prompt = cpu.tokenizer.encode(PROMPT)
     want_logits, want, gaps = numpy_greedy(cpu, prompt, n_tokens)
 
     gpu.reset()
     got_logits = gpu.eval(prompt)
     err = float(np.max(np.abs(got_logits - want_logits)))
-    assert err <= LOGIT_ATOL, f"{key}: last-position logits differ by {err:.2e} > {LOGIT_ATOL}"
+    assert err <= LOGIT_ATOL, f"{label}: last-position logits differ by {err:.2e} > {LOGIT_ATOL}"
 
     gpu.reset()
     got = list(gpu.generate(prompt, SamplingParams(temp=0.0, repeat_penalty=1.0), n_tokens))
     ties = [i for i, g in enumerate(gaps) if g < LOGIT_ATOL]
     upto = ties[0] if ties else len(want)
     if ties:
-        print(f"\n{key}: near-tie at step {ties[0]} (NumPy top-2 gap {gaps[ties[0]]:.2e} < {LOGIT_ATOL})")
-    assert got[:upto] == want[:upto], f"{key}: vulkan {got} != numpy {want} (compared up to step {upto})"
-    return gpu, cpu, prompt
+        print(f"\n{label}: near-tie at step {ties[0]} (NumPy top-2 gap {gaps[ties[0]]:.2e} < {LOGIT_ATOL})")
+    assert got[:upto] == want[:upto], f"{label}: vulkan {got} != numpy {want} (compared up to step {upto})"
+    return prompt
 
 
 def test_smollm2_q4_0_greedy_matches_numpy(model_path):

@@ -8,12 +8,10 @@ import os
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 import engine
-from engine.sampling import SamplingParams
-from tests.test_vulkan_generation import LOGIT_ATOL, numpy_greedy
+from tests.test_vulkan_generation import compare_engines
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
 from random_gguf import write_random_gguf  # noqa: E402
@@ -28,19 +26,5 @@ def test_random_llama_greedy_matches_numpy(tmp_path, qtype):
     write_random_gguf(path, SHAPE, qtype)
     cpu = engine.load(path, n_ctx=64, n_batch=16)
     gpu = engine.load(path, device="kompute", n_ctx=64, n_batch=16)
-    assert gpu.backend == "kompute" and gpu.device
     gpu.is_eog = cpu.is_eog = lambda t: False       # random weights: always compare N_TOKENS tokens
-    prompt = cpu.tokenizer.encode("The capital of France is")
-
-    want_logits, want, gaps = numpy_greedy(cpu, prompt, N_TOKENS)
-    gpu.reset()
-    got_logits = gpu.eval(prompt)
-    err = float(np.max(np.abs(got_logits - want_logits)))
-    assert err <= LOGIT_ATOL, f"{SHAPE} {qtype}: last-position logits differ by {err:.2e}"
-
-    gpu.reset()
-    got = list(gpu.generate(prompt, SamplingParams(temp=0.0, repeat_penalty=1.0), N_TOKENS))
-    ties = [i for i, g in enumerate(gaps) if g < LOGIT_ATOL]
-    upto = ties[0] if ties else len(want)
-    print(f"\n{SHAPE} {qtype}: logit err {err:.1e}, tokens compared {upto}/{len(want)}")
-    assert got[:upto] == want[:upto], f"{SHAPE} {qtype}: vulkan {got} != numpy {want} (up to step {upto})"
+    compare_engines(f"{SHAPE} {qtype}", cpu, gpu, N_TOKENS)
