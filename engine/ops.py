@@ -174,9 +174,12 @@ class Ops(ABC):
 
     @abstractmethod
     def rope(self, x: Tensor, n_head: int, head_dim: int, n_rot: int, freq_base: float,
-             neox: bool, freq_scale: float = 1.0, freq_factors: Optional[Weight] = None) -> None:
+             neox: bool, freq_scale: float = 1.0, freq_factors: Optional[Weight] = None,
+             positions: Optional[Tensor] = None) -> None:
         """Rotate, in place, the first ``n_rot`` dims of each head of row t by angle
-        (pos + t) * freq_scale * freq_base^(-2i/n_rot) / freq_factors[i].
+        p_t * freq_scale * freq_base^(-2i/n_rot) / freq_factors[i], where p_t = pos + t, or
+        p_t = positions[t, 0] when ``positions`` (i32 [rows, 1]) is given: several sequences packed
+        into one batch (nomic-bert embeddings) each start again at position 0.
         neox=False pairs dims (2i, 2i+1) (llama's GGUF layout); neox=True pairs (i, i + n_rot/2)."""
 
     @abstractmethod
