@@ -201,3 +201,28 @@ def test_matmul_over_cache_budget_dequantises_row_blocks():
         ops.matmul(out, w, tensor_with(ops, x), w_row0=100, n_out=2200)
         np.testing.assert_allclose(ops.read(out), expected, rtol=1e-5, atol=1e-4)
         assert (w.handle._dense is None) == (budget == 0)
+
+
+@pytest.mark.parametrize("neox", [False, True])
+def test_rope_explicit_positions(neox):
+    """With ``positions``, row t is rotated by positions[t, 0] (not pos + t): two packed sequences
+    restart at 0.  Checked against the per-element definition, and the step's pos is ignored."""
+    ops = NumpyOps()
+    n_head, hd, n_rot, base = 2, 8, 8, 10000.0
+    p_rows = np.array([[0], [1], [2], [0], [1]], np.int32)
+    x0 = f32(5, n_head * hd)
+    x = tensor_with(ops, x0)
+    ops.set_step(5, 9)                       # pos 9 must not matter when positions are given
+    ops.rope(x, n_head, hd, n_rot, base, neox, positions=tensor_with(ops, p_rows, "i32"))
+    want = x0.copy()
+    for t in range(5):
+        for h in range(n_head):
+            for i in range(n_rot // 2):
+                theta = p_rows[t, 0] * base ** (-2 * i / n_rot)
+                a, b = (i, i + n_rot // 2) if neox else (2 * i, 2 * i + 1)
+                xa, xb = x0[t, h * hd + a], x0[t, h * hd + b]
+                want[t, h * hd + a] = xa * math.cos(theta) - xb * math.sin(theta)
+                want[t, h * hd + b] = xa * math.sin(theta) + xb * math.cos(theta)
+    got = ops.read(x)
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    np.testing.assert_array_equal(got[[0, 3]], x0[[0, 3]])   # position 0: no rotation at all

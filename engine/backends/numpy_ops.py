@@ -293,13 +293,18 @@ class NumpyOps(Ops):
         return self._rope_cache[key]
 
     def rope(self, x: Tensor, n_head: int, head_dim: int, n_rot: int, freq_base: float,
-             neox: bool, freq_scale: float = 1.0, freq_factors: Optional[Weight] = None) -> None:
+             neox: bool, freq_scale: float = 1.0, freq_factors: Optional[Weight] = None,
+             positions: Optional[Tensor] = None) -> None:
         inv_freq = self._rope_inv_freq(n_rot, freq_base, freq_scale, freq_factors)   # [n_rot/2]
         half = n_rot // 2
 
         def run():
             n, pos = self._rows(x), self.pos
-            angle = np.arange(pos, pos + n, dtype=np.float64)[:, None] * inv_freq      # [n, n_rot/2]
+            if positions is None:
+                p = np.arange(pos, pos + n, dtype=np.float64)                          # [n]
+            else:          # packed sequences: each row carries its own position
+                p = positions.handle[:n, 0].astype(np.float64)                         # [n]
+            angle = p[:, None] * inv_freq                                              # [n, n_rot/2]
             cos = np.cos(angle).astype(np.float32)[:, None, :]                         # [n, 1, n_rot/2]
             sin = np.sin(angle).astype(np.float32)[:, None, :]
             v = x.handle[:n].reshape(n, n_head, head_dim)                              # view
