@@ -61,3 +61,13 @@ def test_harness_detects_a_wrong_result(backends):
     want = harness.execute(backends.ref, b.prepare(backends.ref))[0]
     assert harness.nmse(got, want) > harness.NMSE_TOL
     assert not np.allclose(got, want)
+
+
+def test_rope_positions_are_used(backends):
+    """The per-row positions case cannot pass by ignoring them: the Vulkan result with positions differs
+    from the reference's pos + t rotation of the same rows."""
+    with_pos = harness.rope_case(True, 9, 50, 4, 64, 64, positions=[0, 1, 2, 0, 1, 0, 1, 2, 3], cap=12)
+    plain = harness.rope_case(True, 9, 50, 4, 64, 64, cap=12)
+    got = harness.execute(backends.vk, with_pos.prepare(backends.vk))[0]
+    want = harness.execute(backends.ref, plain.prepare(backends.ref))[0]
+    assert harness.nmse(got, want) > 1e-3

@@ -170,18 +170,28 @@ def binary_case(op: str, n_tok: int, width: int, record, seed=3) -> Case:
 
 
 def rope_case(neox: bool, n_tok: int, pos: int, n_head: int, head_dim: int, n_rot: int, base=10000.0,
-              fscale=1.0, factors=False, seed=4) -> Case:
+              fscale=1.0, factors=False, positions=None, cap: int = 0, seed=4) -> Case:
+    """``positions``: per-row positions (packed sequences) instead of pos + t; ``cap``: buffer rows
+    (> n_tok: the rows past n_tokens must be left alone)."""
     rng = np.random.default_rng(seed)
-    x = rng.standard_normal((n_tok, n_head * head_dim)).astype(np.float32)
+    cap = cap or n_tok
+    x = rng.standard_normal((cap, n_head * head_dim)).astype(np.float32)
     ff = rng.uniform(1.0, 8.0, n_rot // 2).astype(np.float32) if factors else None
 
     def prepare(ops: Ops) -> Prepared:
         xt = _tensor(ops, x)
         F = ops.weight("rope_freqs", T.F32, (n_rot // 2,), ff) if factors else None
+        P = None
+        if positions is not None:        # i32 [cap, 1]; rows past n_tok hold junk the op must not use
+            p = np.full(cap, 7777, np.int32)
+            p[:n_tok] = positions
+            P = _tensor(ops, p, "i32")
         with ops.record() as prog:
-            ops.rope(xt, n_head, head_dim, n_rot, base, neox, fscale, F)
-        return Prepared(prog, _simple(ops, n_tok, pos), [(xt, n_tok)])
-    label = (f"{'neox' if neox else 'norm'} n={n_tok} pos={pos} heads={n_head}x{head_dim} rot={n_rot}"
+            ops.rope(xt, n_head, head_dim, n_rot, base, neox, fscale, F, positions=P)
+        return Prepared(prog, _simple(ops, n_tok, pos), [(xt, cap)])
+    label = (f"{'neox' if neox else 'norm'} n={n_tok}" + (f"/{cap}" if cap != n_tok else "")
+             + (f" pos={pos}" if positions is None else f" positions={list(positions)[:6]}")
+             + f" heads={n_head}x{head_dim} rot={n_rot}"
              + (f" scale={fscale}" if fscale != 1 else "") + " factors" * factors)
     return Case("rope", label, prepare, tol=1e-6)
 
@@ -293,7 +303,12 @@ def build_cases() -> list[Case]:
     # rope
     cases += [rope_case(False, 5, 0, 9, 64, 64), rope_case(False, 1, 300, 3, 64, 64),
               rope_case(True, 4, 17, 4, 256, 256, base=1e6), rope_case(True, 3, 9, 2, 96, 64, fscale=0.5),
-              rope_case(False, 2, 40, 2, 64, 64, base=500000.0, factors=True)]
+              rope_case(False, 2, 40, 2, 64, 64, base=500000.0, factors=True),
+              # per-row positions: 3 packed sequences (nomic-bert), the step's pos (50) must be ignored;
+              # spare capacity rows must stay untouched; a long sequence's large positions
+              rope_case(True, 9, 50, 4, 64, 64, positions=[0, 1, 2, 0, 1, 0, 1, 2, 3], cap=12),
+              rope_case(False, 5, 3, 3, 64, 64, base=500000.0, factors=True, positions=[0, 1, 0, 1, 2]),
+              rope_case(True, 4, 0, 2, 96, 64, fscale=0.25, positions=[2045, 2046, 0, 2047])]
     # store_kv
     def store_prepare(ops: Ops) -> Prepared:
         r = np.random.default_rng(11)

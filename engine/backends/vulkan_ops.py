@@ -417,12 +417,18 @@ class VulkanOps(Ops):
         return min(g, MAX_GROUPS_X), _groups(g, MAX_GROUPS_X)
 
     def rope(self, x: Tensor, n_head: int, head_dim: int, n_rot: int, freq_base: float,
-             neox: bool, freq_scale: float = 1.0, freq_factors: Optional[Weight] = None) -> None:
+             neox: bool, freq_scale: float = 1.0, freq_factors: Optional[Weight] = None,
+             positions: Optional[Tensor] = None) -> None:
         ff = self._f32_buffer(freq_factors)
-        self._dispatch("rope", [x.handle, ff or self._dummy],
+        if positions is not None and (positions.dtype != "i32" or positions.width != 1):
+            raise ValueError(f"rope: positions must be i32 [rows, 1], got {positions.dtype} "
+                             f"[{positions.rows}, {positions.width}]")
+        cap = x.rows if positions is None else min(x.rows, positions.rows)
+        self._dispatch("rope", [x.handle, ff or self._dummy,
+                                positions.handle if positions is not None else self._dummy],
                        push_constants(x.width, n_head, head_dim, n_rot, float(freq_base), float(freq_scale),
-                                      int(neox), int(ff is not None), x.rows),
-                       (_groups(n_head * (n_rot // 2), WG), _row_groups(x.rows)), [x.handle])
+                                      int(neox), int(ff is not None), cap, int(positions is not None)),
+                       (_groups(n_head * (n_rot // 2), WG), _row_groups(cap)), [x.handle])
 
     def store_kv(self, cache: Tensor, src: Tensor) -> None:
         self._dispatch("store_kv", [cache.handle, src.handle],
