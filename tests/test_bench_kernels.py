@@ -1,0 +1,41 @@
+"""tools/bench_kernels.py on lavapipe at a tiny shape (seconds): every op family is checked against
+the NumPy reference and timed, and its check fails when the reference is fed wrong inputs."""
+import importlib.util
+import json
+import math
+import sys
+from pathlib import Path
+
+_spec = importlib.util.spec_from_file_location(
+    "bench_kernels", Path(__file__).resolve().parent.parent / "tools" / "bench_kernels.py")
+bench = importlib.util.module_from_spec(_spec)
+sys.modules["bench_kernels"] = bench          # dataclasses look their module up while it loads
+_spec.loader.exec_module(bench)
+
+# one case of each family (a large mat-vec is checked on a row subset: lm_head has 2048 > 512 rows)
+OPS = "q4_0:lm_head,q6_k:ffn_down,depth=100,rms_norm,rope,sample,dispatch"
+
+
+def _run(tmp_path, *extra):
+    out = tmp_path / "kernels.json"
+    rc = bench.main(["--shape", "tiny", "--reps", "4", "--runs", "2", "--ops", OPS, "--json", str(out), *extra])
+    return rc, json.loads(out.read_text())
+
+
+def test_bench_kernels_checks_and_times_every_family(tmp_path):
+    rc, doc = _run(tmp_path)
+    results = {r["name"].split(":")[0]: r for r in doc["results"]}
+    assert set(results) == {"matmul_q4_0", "matmul_q6_k", "attention", "rms_norm", "rope", "sample", "dispatch"}
+    assert rc == 0 and all(r["ok"] for r in doc["results"]), [r for r in doc["results"] if not r["ok"]]
+    for r in doc["results"]:
+        assert math.isfinite(r["us_per_op"]) and r["us_per_op"] >= 0 and r["dispatches_per_op"] >= 1
+    # the big ones cost far more than timing noise: a time and a bandwidth must come out
+    lm = next(r for r in doc["results"] if r["name"].startswith("matmul_q4_0:lm_head"))
+    assert lm["us_per_op"] > 0 and lm["gb_s"] > 0
+    assert lm["bytes_moved"] == 2048 * 256 // 32 * 18 + 4 * (2048 + 256)
+
+
+def test_bench_kernels_check_can_fail(tmp_path):
+    rc, doc = _run(tmp_path, "--wrong-reference")
+    assert rc == 1
+    assert doc["results"] and not any(r["ok"] for r in doc["results"])
