@@ -11,12 +11,15 @@ llama.cpp (what these tests check against, through llama-cpp-python in the oracl
 Cases: long and short tables (n_rot == head_dim), a partial rotation (n_rot < head_dim, as Phi-4-mini),
 a sliding window shorter than the prompt, and a control: the same weights without the attn_factor key,
 which must move llama.cpp's logits far more than our tolerance (so the m cases can fail).
-One oracle subprocess serves every case; the whole module runs in a few seconds.
+One oracle subprocess serves every case.  Upstream gpt4all 2.8.2 (its own older llama.cpp) is a second
+oracle for greedy tokens on the long and sliding-window files: it too applies m and ignores the window
+(it rejects the partial-rotary file: it expects head_dim/2 factors).  The module runs in ~10 s.
 """
 import json
 import math
 import os
 import subprocess
+from pathlib import Path
 
 import gguf
 import numpy as np
@@ -143,3 +146,36 @@ def test_attn_factor_moves_llamacpp_far_beyond_tolerance(files_and_oracle):
     _, oracle = files_and_oracle
     moved = float(np.abs(oracle["long"] - oracle["no-attn-factor-key"]).max())
     assert moved > 10 * tolerance(oracle["long"]), moved
+
+
+UPSTREAM_RUNNER = Path(__file__).resolve().parent.parent / "tools" / "upstream_runner.py"
+TEXT = ("The quick brown fox jumps over the lazy dog while the cat sleeps under the warm sun "
+        "and the birds sing in the tall green trees near the river")
+N_GEN, NEAR_TIE = 8, 1e-2
+
+
+@pytest.mark.parametrize("case", ["long", "sliding-window"])
+def test_phi3_longrope_greedy_matches_upstream_2_8_2(files_and_oracle, case, tmp_path):
+    """Greedy tokens equal upstream gpt4all 2.8.2's (tools/upstream_runner.py in the oracle venv), up to
+    the first step where our own top-two logits are closer than NEAR_TIE (there either token is right)."""
+    paths, _ = files_and_oracle
+    n_ctx = CASES[case][1]
+    spec = {"model": str(paths[case]), "n_ctx": n_ctx, "n_batch": 16, "threads": 1,
+            "runs": [{"name": "greedy", "prompt": TEXT, "gen_tokens": N_GEN}]}
+    out = subprocess.run([ORACLE_PYTHON, str(UPSTREAM_RUNNER)], input=json.dumps(spec), capture_output=True,
+                         text=True, cwd=tmp_path, env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    theirs = json.loads(out.stdout.strip().splitlines()[-1])["runs"]["greedy"]["gen_ids"]
+    assert len(theirs) == N_GEN, out.stderr[-2000:]
+
+    llm = engine.load(paths[case], n_ctx=n_ctx, n_batch=16)
+    logits, ours, gaps = llm.eval(llm.tokenizer.encode(TEXT)), [], []
+    for _ in range(N_GEN):
+        top2 = np.sort(logits)[-2:]
+        gaps.append(float(top2[1] - top2[0]))
+        ours.append(int(np.argmax(logits)))
+        logits = llm.eval([ours[-1]])
+    upto = next((i for i, g in enumerate(gaps) if g < NEAR_TIE), N_GEN)
+    print(f"\n{case}: compared {upto} of {N_GEN} greedy tokens with upstream (-s shows this)")
+    assert upto >= N_GEN // 2, f"near-tie at step {upto}: too early for a meaningful comparison"
+    assert ours[:upto] == theirs[:upto], f"{case}: ours {ours} != upstream {theirs} (compared {upto})"
