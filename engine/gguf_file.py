@@ -66,7 +66,7 @@ class Gemma3HParams(DecoderHParams):
 
 @dataclass
 class Phi3HParams(DecoderHParams):
-    sliding_window: int = 0          # attention.sliding_window (0: none)
+    sliding_window: int = 0          # always 0: llama.cpp (and upstream) ignore phi3's attention.sliding_window
 
 
 @dataclass
