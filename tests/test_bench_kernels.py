@@ -39,3 +39,15 @@ def test_bench_kernels_check_can_fail(tmp_path):
     rc, doc = _run(tmp_path, "--wrong-reference")
     assert rc == 1
     assert doc["results"] and not any(r["ok"] for r in doc["results"])
+
+
+def test_bench_kernels_ab_both_matvec_kernels(tmp_path):
+    out = tmp_path / "ab.json"
+    rc = bench.main(["--shape", "tiny", "--reps", "3", "--runs", "1", "--ops", "q4_0:attn_q,q8_0:attn_q,rms_norm",
+                     "--matvec", "v1,v2", "--json", str(out)])
+    doc = json.loads(out.read_text())
+    assert rc == 0
+    # the mat-vec cases run once per kernel, the others once
+    assert sorted((r["name"].split(":")[0], r["matvec"]) for r in doc["results"]) == [
+        ("matmul_q4_0", "v1"), ("matmul_q4_0", "v2"), ("matmul_q8_0", "v1"), ("matmul_q8_0", "v2"),
+        ("rms_norm", "v1")]

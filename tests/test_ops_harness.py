@@ -71,3 +71,39 @@ def test_rope_positions_are_used(backends):
     got = harness.execute(backends.vk, with_pos.prepare(backends.vk))[0]
     want = harness.execute(backends.ref, plain.prepare(backends.ref))[0]
     assert harness.nmse(got, want) > 1e-3
+
+
+# Both decode mat-vec kernels (GPT4ALL_MATVEC), whichever is the default: v1 = matmul.comp on the padded
+# layouts; v2 = Q4_0 / Q8_0 in the split layout, read by matmul_vec.comp for one row and by every other
+# typed kernel (batched matmul, get_rows, add/mul_weight) through dequant8v.
+MATVEC_OPS = ("matmul", "get_rows", "add_weight", "mul_weight")
+MATVEC_CASES = [c for c in CASES if c.op in MATVEC_OPS]
+
+
+@pytest.fixture(scope="module", params=[("v1", None), ("v1", False), ("v2", None), ("v2", False)],
+                ids=["v1-subgroup", "v1-portable", "v2-subgroup", "v2-portable"])
+def matvec_backends(request):
+    matvec, subgroups = request.param
+    return harness.Backends("kompute", subgroups=subgroups, matvec=matvec)
+
+
+@pytest.mark.parametrize("case", MATVEC_CASES, ids=[c.name for c in MATVEC_CASES])
+def test_op_matches_numpy_each_matvec_kernel(matvec_backends, case):
+    r = matvec_backends.check(case)
+    assert r.ok, f"{case.name} (matvec {matvec_backends.vk.matvec}): error {r.error:.3e} {r.detail}"
+
+
+def test_matvec_choice_picks_the_kernel(matvec_backends):
+    """A one-row Q4_0 / Q8_0 matmul dispatches matmul_vec on the split layout under v2, matmul.comp under v1."""
+    vk = matvec_backends.vk
+    for typ in (harness.T.Q4_0, harness.T.Q8_0):
+        assert matvec_backends.check(harness.matmul_case(typ, 1, 96, 37)).ok
+    shaders = {key[0] for key in vk._algos}
+    v2 = {"matmul_vec_q4_0_split" + vk._sg, "matmul_vec_q8_0_split" + vk._sg}
+    v1 = {"matmul_q4_0" + vk._sg, "matmul_q8_0" + vk._sg}
+    assert (v2 <= shaders and not v1 & shaders) if vk.matvec == "v2" else (v1 <= shaders and not v2 & shaders)
+
+
+def test_matvec_kernel_name_is_checked():
+    with pytest.raises(ValueError, match="matvec"):
+        harness.Backends("kompute", matvec="v3")

@@ -30,12 +30,15 @@ GLSLC_FLAGS = ["-O", "--target-env=vulkan1.1"]
 
 # Weight types the typed kernels are built for (GGUF type name -> define suffix).
 WEIGHT_TYPES = ["f32", "f16", "q4_0", "q4_1", "q5_0", "q8_0", "q4_k", "q6_k"]
+# Split layouts (quants in 16-byte vectors, scales apart: GPT4ALL_MATVEC=v2): every typed kernel reads
+# them through dequant8v, and the bandwidth mat-vec matmul_vec.comp is built for them only.
+SPLIT_TYPES = ["q4_0_split", "q8_0_split"]
 
 
 def variants() -> dict[str, tuple[str, list[str]]]:
     """name -> (source file in shaders/, defines).  The name is the .spv file's stem."""
     v: dict[str, tuple[str, list[str]]] = {}
-    for t in WEIGHT_TYPES:
+    for t in WEIGHT_TYPES + SPLIT_TYPES:
         d = f"DATA_A_{t.upper()}"
         v[f"matmul_{t}"] = ("matmul.comp", [d])
         v[f"matmul_batch_{t}"] = ("matmul.comp", [d, "BATCH"])
@@ -44,6 +47,9 @@ def variants() -> dict[str, tuple[str, list[str]]]:
         v[f"get_rows_{t}"] = ("get_rows.comp", [d])
         v[f"add_weight_{t}"] = ("add_weight.comp", [d])
         v[f"mul_weight_{t}"] = ("mul_weight.comp", [d])
+        if t in SPLIT_TYPES:
+            v[f"matmul_vec_{t}"] = ("matmul_vec.comp", [d])
+            v[f"matmul_vec_{t}_sg"] = ("matmul_vec.comp", [d, "USE_SUBGROUP"])
     for plain in ["rms_norm", "layer_norm", "rope", "store_kv", "attention", "add", "scale", "gelu",
                   "softmax", "copy_rows", "mean_pool", "l2_normalize", "sample", "advance",
                   "attention_merge"]:

@@ -280,6 +280,9 @@ def build_cases() -> list[Case]:
         cases.append(matmul_case(typ, 7, wd, 37, cap=16))
         cases.append(matmul_case(typ, 13, 2 * max(wd, 256) if qk != 1 else 257, 67))
         cases.append(matmul_case(typ, 5, wd, 45, window=(3, 2, 30), bias=True, split=True))
+        # mat-vec (decode) with a row window + bias over split chunks; a long row (several blocks per thread)
+        cases.append(matmul_case(typ, 1, wd, 45, window=(3, 2, 30), bias=True, split=True))
+        cases.append(matmul_case(typ, 1, 4096 + 3 * (qk == 1), 37))
     # get_rows: every type, plain and split into chunks
     for typ in WEIGHT_TYPES:
         qk = GGML_QUANT_SIZES[typ][0] if typ not in (T.F32, T.F16) else 1
@@ -460,14 +463,15 @@ def check(case: Case, vk: Ops, ref: Ops, perf: bool = False) -> Result:
 class Backends:
     """The Vulkan backend (plus a split-weight one) and the NumPy reference, made once."""
 
-    def __init__(self, device: str = "kompute", subgroups: Optional[bool] = None):
+    def __init__(self, device: str = "kompute", subgroups: Optional[bool] = None, matvec: Optional[str] = None):
         from engine.backends.numpy_ops import NumpyOps
         from engine.backends.vulkan_device import choose
         from engine.backends.vulkan_ops import VulkanOps
         info = choose(device)
-        self.vk = VulkanOps(info, subgroups=subgroups)
+        self.vk = VulkanOps(info, subgroups=subgroups, matvec=matvec)
         # split weights into row chunks, and attention keys into 3 slices (flash-decoding path)
-        self.vk_split = VulkanOps(info, max_buffer_bytes=SPLIT_BYTES, subgroups=subgroups, attention_splits=3)
+        self.vk_split = VulkanOps(info, max_buffer_bytes=SPLIT_BYTES, subgroups=subgroups, attention_splits=3,
+                                  matvec=matvec)
         self.ref = NumpyOps()
 
     def check(self, case: Case, perf: bool = False) -> Result:
@@ -481,12 +485,14 @@ def main() -> int:
     ap.add_argument("--device", default="kompute", help="device string, as engine.load's (default: kompute)")
     ap.add_argument("--portable", action="store_true",
                     help="force the shared-memory reduction shaders (no subgroup operations)")
+    ap.add_argument("--matvec", choices=["v1", "v2"],
+                    help="decode mat-vec kernel and weight layout (default: $GPT4ALL_MATVEC or the backend's)")
     args = ap.parse_args()
-    b = Backends(args.device, subgroups=False if args.portable else None)
+    b = Backends(args.device, subgroups=False if args.portable else None, matvec=args.matvec)
     cases = [c for c in build_cases() + (perf_cases() if args.perf else []) if not args.op or args.op in c.op]
     sg = "subgroup reductions" if b.vk.subgroups else "shared-memory reductions"
     print(f"device: {b.vk.device_name} ({b.vk.info.vendor} {b.vk.info.type}, subgroup {b.vk.info.subgroup_size}, "
-          f"{sg}, maxStorageBufferRange {b.vk.info.max_storage_buffer_range >> 20} MiB)")
+          f"{sg}, maxStorageBufferRange {b.vk.info.max_storage_buffer_range >> 20} MiB, matvec {b.vk.matvec})")
     head = f"{'op':12s} {'case':52s} {'error':>10s} {'tol':>8s}  ok"
     if args.perf:
         head += f" {'vulkan ms':>10s} {'numpy ms':>9s}"

@@ -26,6 +26,12 @@ go to device-local memory (a kp *storage* tensor, filled by a GPU copy from a te
 buffer).  A weight larger than the device's maxStorageBufferRange is split into row chunks
 (gemma3's 178 MB Q8_0 token_embd, which is also its tied LM head); get_rows and matmul issue one
 dispatch per chunk.  1-D weights (norms, biases, rope factors) are dequantised to F32 at upload.
+
+With the v2 mat-vec (``matvec='v2'``, the default; GPT4ALL_MATVEC=v1 selects the old kernel) Q4_0 and
+Q8_0 matrices are stored in a *split* layout instead (``repack_split``): per row chunk a 16-byte
+header, the blocks' quants as 16-byte vectors, then their f16 scales, with no padding.
+shaders/matmul_vec.comp reads it for one-row (decode) matmuls at 16 bytes per load; every other
+typed kernel reads it through the same dequant8v interface (shaders/quants/<type>_split.glsl).
 """
 from __future__ import annotations
 
@@ -47,6 +53,7 @@ from .vulkan_device import GpuInfo, check_fits, choose
 SPV_DIR = Path(__file__).resolve().parent.parent / "spv"
 WG = 64                     # WG_SIZE of most shaders (shaders/common.glsl)
 MATMUL_NR = 16              # weight rows per workgroup pass of matmul.comp (mat-vec)
+MATVEC_NR = 4               # ... of matmul_vec.comp (the v2 mat-vec: NR there)
 MATMUL_NR_BATCH = 8         # ... of the batched variant
 MATMUL_NT = 4               # x rows per workgroup of the batched matmul (matmul.comp, BATCH)
 ROW_GROUPS = 8              # workgroups along the row dimension of row-wise ops
@@ -54,6 +61,7 @@ MATMUL_TILE_GROUPS = 4      # workgroups along the NT-row tiles of the batched m
 ATTENTION_SPLITS = 16       # key slices per head for a decode step's attention on a GPU
 CPU_MATMUL_GROUPS = 64      # matmul workgroups on a CPU Vulkan device (see _matmul_groups)
 MAX_GROUPS_X = 32768        # split large dispatches over x and y (Vulkan guarantees >= 65535)
+DEFAULT_MATVEC = "v2"       # decode mat-vec kernel (see VulkanOps.__init__; docs/vulkan.md)
 
 
 @dataclass(frozen=True)
@@ -63,6 +71,7 @@ class Layout:
     qk: int                 # values per block
     words: int              # 32-bit words per repacked block
     pad_at: int = -1        # byte offset where 2 padding bytes are inserted (-1: none)
+    split: bool = False     # split layout: header, quants as uvec4s, f16 scales apart (repack_split)
 
 
 LAYOUTS = {
@@ -75,6 +84,37 @@ LAYOUTS = {
     T.Q4_K: Layout("q4_k", 256, 36),            # 144 bytes
     T.Q6_K: Layout("q6_k", 256, 53, pad_at=210),  # 210 -> 212 bytes: pad after d at the end
 }
+
+
+# The split layouts of GPT4ALL_MATVEC=v2 (shaders/quants/<type>_split.glsl), used for these types instead.
+# `words` counts only a block's quant words: the scales live in their own array after them.
+SPLIT_LAYOUTS = {
+    T.Q4_0: Layout("q4_0_split", 32, 4, split=True),     # 16 quant bytes + 2 scale bytes per block
+    T.Q8_0: Layout("q8_0_split", 32, 8, split=True),     # 32 + 2
+}
+SPLIT_HEADER_WORDS = 4      # word 0: where the scales start; 4 words keep the quants 16-byte aligned
+MATVEC_KERNELS = ("v1", "v2")
+
+
+def split_bytes_per_row(ggml_type: int, width: int) -> int:
+    """Bytes one weight row takes in a split layout (the chunk header not counted)."""
+    qk, bs = GGML_QUANT_SIZES[ggml_type]
+    return width // qk * bs
+
+
+def repack_split(raw: np.ndarray, ggml_type: int, rows: int, width: int) -> np.ndarray:
+    """GGUF blocks of ``rows`` rows (each: f16 d, then the quants) -> one chunk's uint32 words:
+    [header (4 words)] [quants: rows * nb blocks of `words` words] [d: rows * nb f16, two per word]."""
+    lay = SPLIT_LAYOUTS[ggml_type]
+    qk, bs = GGML_QUANT_SIZES[ggml_type]
+    n = rows * (width // qk)                                       # blocks in the chunk
+    blocks = np.asarray(raw, dtype=np.uint8).reshape(n, bs)
+    quants = blocks[:, 2:].reshape(-1).view(np.uint32)             # [n * words]
+    scales = np.zeros((2 * (-(-n // 2)), 2), np.uint8)             # [n rounded up to even, 2 bytes]
+    scales[:n] = blocks[:, :2]
+    header = np.zeros(SPLIT_HEADER_WORDS, np.uint32)
+    header[0] = SPLIT_HEADER_WORDS + n * lay.words
+    return np.concatenate([header, quants, scales.reshape(-1).view(np.uint32)])
 
 
 def repack(raw: np.ndarray, ggml_type: int, rows: int, width: int) -> np.ndarray:
@@ -154,14 +194,23 @@ class VulkanOps(Ops):
     name = "kompute"
 
     def __init__(self, info: Optional[GpuInfo] = None, max_buffer_bytes: Optional[int] = None,
-                 subgroups: Optional[bool] = None, attention_splits: Optional[int] = None):
+                 subgroups: Optional[bool] = None, attention_splits: Optional[int] = None,
+                 matvec: Optional[str] = None):
         """``info``: the device (default: vulkan_device.choose('kompute')).  ``max_buffer_bytes``
         overrides the device's maxStorageBufferRange for splitting weights (the op harness uses a few KiB
         to test split weights).
         ``subgroups``: use the subgroup-reduction shader variants (default: where the device has
         subgroup arithmetic; False forces the portable shared-memory path).  ``attention_splits``:
-        key slices per (row, head) in attention (default: ATTENTION_SPLITS for decode on a GPU, else 1)."""
+        key slices per (row, head) in attention (default: ATTENTION_SPLITS for decode on a GPU, else 1).
+        ``matvec``: the decode mat-vec kernel, 'v1' (matmul.comp on the padded layout) or 'v2'
+        (matmul_vec.comp on the split layouts of Q4_0 and Q8_0, which every other typed kernel reads
+        too); default: $GPT4ALL_MATVEC, else DEFAULT_MATVEC.  Fixed per backend: it decides how weights
+        are uploaded."""
         self.attention_splits = attention_splits
+        self.matvec = matvec or os.environ.get("GPT4ALL_MATVEC") or DEFAULT_MATVEC
+        if self.matvec not in MATVEC_KERNELS:
+            raise ValueError(f"matvec kernel {self.matvec!r}: choose one of {', '.join(MATVEC_KERNELS)} "
+                             f"(GPT4ALL_MATVEC)")
         self.info = info or choose("kompute")
         self.subgroups = self.info.subgroup_arithmetic if subgroups is None else bool(subgroups)
         self._sg = "_sg" if self.subgroups else ""
@@ -216,6 +265,8 @@ class VulkanOps(Ops):
         width = int(shape[0])
         rows = int(np.prod(shape[1:])) if len(shape) > 1 else 1
         ggml_type = int(ggml_type)
+        if self.matvec == "v2" and ggml_type in SPLIT_LAYOUTS and len(shape) > 1:
+            return self._weight_split(name, ggml_type, rows, width, raw)
         if ggml_type not in LAYOUTS:
             supported = ", ".join(T(t).name for t in LAYOUTS)
             raise ValueError(f"tensor {name!r}: type {T(ggml_type).name} is not supported by the Vulkan "
@@ -235,6 +286,23 @@ class VulkanOps(Ops):
             hi = min(rows, lo + rows_per_chunk)
             vw.chunks.append((self._upload(words[lo:hi]), lo, hi))
         self.bytes_allocated += words.nbytes
+        return Weight(rows, width, ggml_type, name, vw)
+
+    def _weight_split(self, name: str, ggml_type: int, rows: int, width: int, raw: np.ndarray) -> Weight:
+        """Upload in a split layout (repack_split), one header per row chunk."""
+        lay = SPLIT_LAYOUTS[ggml_type]
+        if width % lay.qk:
+            raise ValueError(f"tensor {name!r}: width {width} is not a multiple of {T(ggml_type).name}'s block")
+        row_bytes = split_bytes_per_row(ggml_type, width)
+        blocks = np.asarray(raw, dtype=np.uint8).reshape(rows, row_bytes)
+        self.check_fits(blocks.nbytes, f"weight {name!r}")
+        # room for the header and the odd scale's padding word
+        rows_per_chunk = max(1, (self.max_buffer_bytes - 4 * SPLIT_HEADER_WORDS - 4) // row_bytes)
+        vw = VulkanWeight(lay, width // lay.qk)
+        for lo in range(0, rows, rows_per_chunk):
+            hi = min(rows, lo + rows_per_chunk)
+            vw.chunks.append((self._upload(repack_split(blocks[lo:hi], ggml_type, hi - lo, width)), lo, hi))
+        self.bytes_allocated += blocks.nbytes
         return Weight(rows, width, ggml_type, name, vw)
 
     def _upload(self, words: np.ndarray) -> "kp.Tensor":
@@ -395,7 +463,9 @@ class VulkanOps(Ops):
         bbuf = self._f32_buffer(bias)
         cap = min(x.rows, out.rows)
         batch = cap > 1
-        shader = f"matmul_{'batch_' if batch else ''}{vw.layout.shader}{self._sg}"
+        vec = not batch and vw.layout.split      # the v2 mat-vec (needs a split layout)
+        shader = f"matmul_{'batch_' if batch else 'vec_' if vec else ''}{vw.layout.shader}{self._sg}"
+        nr = MATMUL_NR_BATCH if batch else MATVEC_NR if vec else MATMUL_NR
         for buf, lo, hi in vw.chunks:                    # the row window meets each chunk in [a, b)
             a, b = max(lo, w_row0), min(hi, w_row0 + n_out)
             if a >= b:
@@ -404,7 +474,7 @@ class VulkanOps(Ops):
             self._dispatch(shader, [buf, x.handle, out.handle, bbuf or self._dummy],
                            push_constants(w.width, vw.nb, a - lo, n, out_col0 + (a - w_row0), x.width,
                                           out.width, int(bbuf is not None), a, cap),
-                           (*self._matmul_groups(n, MATMUL_NR_BATCH if batch else MATMUL_NR),
+                           (*self._matmul_groups(n, nr),
                             min(_groups(cap, MATMUL_NT), MATMUL_TILE_GROUPS) if batch else 1), [out.handle])
 
     def _matmul_groups(self, n_out: int, nr: int) -> tuple[int, int]:
