@@ -28,7 +28,9 @@ def test_bench_kernels_checks_and_times_every_family(tmp_path):
     assert set(results) == {"matmul_q4_0", "matmul_q6_k", "attention", "rms_norm", "rope", "sample", "dispatch"}
     assert rc == 0 and all(r["ok"] for r in doc["results"]), [r for r in doc["results"] if not r["ok"]]
     for r in doc["results"]:
-        assert math.isfinite(r["us_per_op"]) and r["us_per_op"] >= 0 and r["dispatches_per_op"] >= 1
+        assert r["dispatches_per_op"] >= 1
+        # a time, or (tiny ops on a loaded CPU device) NaN with the reason said
+        assert r["us_per_op"] > 0 or (math.isnan(r["us_per_op"]) and "noise" in r["detail"])
     # the big ones cost far more than timing noise: a time and a bandwidth must come out
     lm = next(r for r in doc["results"] if r["name"].startswith("matmul_q4_0:lm_head"))
     assert lm["us_per_op"] > 0 and lm["gb_s"] > 0

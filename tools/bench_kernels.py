@@ -354,8 +354,11 @@ def run_case(case: Case, vk: Ops, ref: Ops, reps: int, runs: int, wrong_referenc
             b.record_op(i)
     t1 = _time_program(vk, p1, b.before_run, runs)
     tn = _time_program(vk, pn, b.before_run, runs)
-    per_op = max(tn - t1, 0.0) / max(reps - 1, 1)
-    gbs = case.bytes_moved / per_op / 1e9 if per_op > 0 and case.bytes_moved else 0.0
+    per_op = (tn - t1) / (reps - 1)
+    if per_op <= 0:                  # the reps ops took no longer than one: noise (a loaded CPU device)
+        per_op = float("nan")
+        detail = (detail + "; " if detail else "") + "time below the noise: raise --reps / --runs"
+    gbs = case.bytes_moved / per_op / 1e9 if case.bytes_moved else 0.0
     return Result(case.name, ok, err, per_op * 1e6, gbs, len(pn) / reps, t1 * 1e3, case.bytes_moved,
                   copies, matvec, detail)
 
@@ -367,10 +370,12 @@ def make_vulkan(device: str, matvec: str = ""):
     return VulkanOps(choose(device), **kw)
 
 
-def release(vk) -> None:
-    """Drop the cached pipelines (which hold the case's buffers) so the next case's weights fit."""
+def release(vk, bytes_before: int) -> None:
+    """Drop the cached pipelines (which hold the case's buffers, the last references to them) so the
+    buffers are freed, and give their bytes back to the backend's allocation count (check_fits)."""
     vk._algos.clear()
     gc.collect()
+    vk.bytes_allocated = bytes_before
 
 
 def main(argv: Optional[list] = None) -> int:
@@ -414,6 +419,7 @@ def main(argv: Optional[list] = None) -> int:
             if len(matvecs) > 1 and mv != matvecs[0] and not c.name.startswith("matmul"):
                 continue                 # the other kernels do not depend on the mat-vec choice
             ref = NumpyOps()
+            bytes_before = vk.bytes_allocated
             try:
                 r = run_case(c, vk, ref, args.reps, args.runs, args.wrong_reference, mv_name,
                              args.rotate_mib << 20)
@@ -425,7 +431,7 @@ def main(argv: Optional[list] = None) -> int:
                   f"{r.gb_s:8.2f} {r.dispatches_per_op:7.1f} {r.round_trip_ms:8.2f}"
                   + (f"  {r.detail}" if r.detail else ""), file=out, flush=True)
             del ref
-            release(vk)
+            release(vk, bytes_before)
     n_bad = sum(not r.ok for r in results)
     print(f"{len(results) - n_bad}/{len(results)} checks passed on {vk.device_name}", file=out)
     if args.json:
