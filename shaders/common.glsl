@@ -6,10 +6,18 @@
 // command buffer serves every decode step.
 #extension GL_GOOGLE_include_directive : require
 
+#ifdef WG_SPEC
+// The host picks the workgroup size when it builds the pipeline (specialization constant 0, default
+// 64), so one SPIR-V file can be tuned per device (shaders/matmul_vec.comp; vulkan_ops.MatvecKernel).
+layout(local_size_x = 64, local_size_y = 1, local_size_z = 1) in;
+layout(local_size_x_id = 0) in;
+#define WG_SIZE gl_WorkGroupSize.x
+#else
 #ifndef WG_SIZE
 #define WG_SIZE 64          // <= 128, the smallest maxComputeWorkGroupInvocations Vulkan allows
 #endif
 layout(local_size_x = WG_SIZE, local_size_y = 1, local_size_z = 1) in;
+#endif
 
 #ifdef STEP_WRITABLE          // only advance.comp moves the step on, on the device
 layout(std430, binding = 0) buffer StepBuf { int step_buf[]; };            // [8]

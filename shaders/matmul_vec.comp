@@ -4,10 +4,14 @@
 // The weight is in a split layout (shaders/quants/<type>_split.glsl): quants in 16-byte uvec4s,
 // scales in their own array.  Thread tid takes blocks tid, tid + WG_SIZE, ... of a row, so adjacent
 // threads read adjacent 16-byte quant vectors (coalesced, no padding).  A workgroup takes NR weight
-// rows at a time and each thread loads its block's 32 x values (8 vec4) once for all NR rows.  The NR
+// rows at a time and each thread loads its block's 32 x values (8 vec4) once for all NR rows.
+// NR and the workgroup size WG_SIZE are specialization constants (1 and 0), set by the host when it
+// builds the pipeline (vulkan_ops.MatvecKernel, GPT4ALL_MATVEC=v2:NRxWG), so they are tuned per device
+// without recompiling; the driver sees them as constants (loops over NR unroll).  The NR
 // partial sums are reduced with subgroupAdd inside each subgroup (whatever size the device has) and one
 // shared slot per subgroup (USE_SUBGROUP), or through shared memory (portable build).
 // Batches (prompts) use matmul.comp -DBATCH, which reads the same layout through dequant8v.
+#define WG_SPEC
 #include "common.glsl"
 
 layout(std430, binding = 1) readonly buffer A { uint data_a[]; };      // weight chunk, split layout
@@ -35,9 +39,7 @@ layout(push_constant) uniform PC {       // as matmul.comp's, so the host passes
 #error "matmul_vec.comp needs a split-layout type (DATA_A_<TYPE>_SPLIT)"
 #endif
 
-#ifndef NR
-#define NR 4                             // weight rows per workgroup pass (vulkan_ops.MATVEC_NR)
-#endif
+layout(constant_id = 1) const uint NR = 4;   // weight rows per workgroup pass (vulkan_ops.MatvecKernel)
 
 // partial sums: [r][subgroup id] (USE_SUBGROUP; WG_SIZE bounds the number of subgroups) or [r][thread]
 shared float part[NR][WG_SIZE];
@@ -74,11 +76,11 @@ void main() {
     uint n_part = WG_SIZE;
 #endif
     barrier();
-    if (tid < nr) {
+    for (uint r = tid; r < nr; r += WG_SIZE) {   // one thread per row (NR may exceed WG_SIZE)
         float total = 0.0;
-        for (uint i = 0; i < n_part; i++) total += part[tid][i];
-        float bv = pc.has_bias != 0u ? bias[pc.bias_row0 + j0 + tid] : 0.0;
-        out_[pc.out_col0 + j0 + tid] = total + bv;
+        for (uint i = 0; i < n_part; i++) total += part[r][i];
+        float bv = pc.has_bias != 0u ? bias[pc.bias_row0 + j0 + r] : 0.0;
+        out_[pc.out_col0 + j0 + r] = total + bv;
     }
     }
 }

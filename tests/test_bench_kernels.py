@@ -45,11 +45,14 @@ def test_bench_kernels_check_can_fail(tmp_path):
 
 def test_bench_kernels_ab_both_matvec_kernels(tmp_path):
     out = tmp_path / "ab.json"
-    rc = bench.main(["--shape", "tiny", "--reps", "3", "--runs", "1", "--ops", "q4_0:attn_q,q8_0:attn_q,rms_norm",
-                     "--matvec", "v1,v2", "--json", str(out)])
+    rc = bench.main(["--shape", "tiny", "--reps", "3", "--runs", "1",
+                     "--ops", "q4_0:attn_q,q8_0:attn_q,f16:attn_q,rms_norm",
+                     "--matvec", "v1,v2,v2:2x128", "--json", str(out)])
     doc = json.loads(out.read_text())
     assert rc == 0
-    # the mat-vec cases run once per kernel, the others once
+    # the Q4_0 / Q8_0 mat-vecs run once per kernel, the others (not affected by it) once
     assert sorted((r["name"].split(":")[0], r["matvec"]) for r in doc["results"]) == [
-        ("matmul_q4_0", "v1"), ("matmul_q4_0", "v2"), ("matmul_q8_0", "v1"), ("matmul_q8_0", "v2"),
+        ("matmul_f16", "v1"),
+        ("matmul_q4_0", "v1"), ("matmul_q4_0", "v2:2x128"), ("matmul_q4_0", "v2:4x64"),
+        ("matmul_q8_0", "v1"), ("matmul_q8_0", "v2:2x128"), ("matmul_q8_0", "v2:4x64"),
         ("rms_norm", "v1")]

@@ -105,5 +105,24 @@ def test_matvec_choice_picks_the_kernel(matvec_backends):
 
 
 def test_matvec_kernel_name_is_checked():
-    with pytest.raises(ValueError, match="matvec"):
-        harness.Backends("kompute", matvec="v3")
+    for bad in ("v3", "v1:4x64", "v2:0x64", "v2:4x2048", "v2:4"):
+        with pytest.raises(ValueError, match="matvec"):
+            harness.Backends("kompute", matvec=bad)
+
+
+# v2's rows per workgroup and workgroup size are specialization constants: odd and extreme choices
+# (more rows than threads, fewer threads than a subgroup, not powers of two) must give the same results
+MATVEC_ONE_ROW = [c for c in CASES if c.op == "matmul" and c.label.split()[1].startswith("x[1/1,")]
+
+
+@pytest.fixture(scope="module", params=[("v2:32x8", None), ("v2:3x48", False), ("v2:1x256", None)],
+                ids=["32x8", "3x48-portable", "1x256"])
+def tuned_backends(request):
+    matvec, subgroups = request.param
+    return harness.Backends("kompute", subgroups=subgroups, matvec=matvec)
+
+
+@pytest.mark.parametrize("case", MATVEC_ONE_ROW, ids=[c.name for c in MATVEC_ONE_ROW])
+def test_matvec_v2_tuning_keeps_results(tuned_backends, case):
+    r = tuned_backends.check(case)
+    assert r.ok, f"{case.name} (matvec {tuned_backends.vk.matvec_kernel}): error {r.error:.3e} {r.detail}"

@@ -4,6 +4,7 @@
     python tools/bench_kernels.py --shape llama-3-8b --ops matmul_q4_0 --reps 50
     python tools/bench_kernels.py --shape smollm2-135m --reps 5 --json out.json
     python tools/bench_kernels.py --matvec v1,v2 --ops matmul   # A/B the decode mat-vec kernels
+    python tools/bench_kernels.py --matvec v2:2x64,v2:4x64,v2:4x128 --ops q4_0   # tune v2 on this device
 
 For every case (one op at one real decode shape) it
  1. builds the op's inputs from random data (quantised weights: random blocks with sane scales),
@@ -55,6 +56,7 @@ from engine.ops import Ops, Tensor  # noqa: E402
 NMSE_TOL = 1e-7              # the op harness's tolerance (tools/op_harness.py)
 CHECK_ROWS = 512             # weight rows the reference multiplies for a large mat-vec
 MATMUL_TYPES = ("Q4_0", "Q8_0", "F16", "Q4_K", "Q6_K")
+SPLIT_MATMULS = ("matmul_q4_0:", "matmul_q8_0:")   # the cases GPT4ALL_MATVEC (--matvec) changes
 # f16 scale fields of each quantised block (byte offsets), set to small positive values
 SCALE_FIELDS = {T.Q4_0: [0], T.Q8_0: [0], T.Q4_K: [0, 2], T.Q6_K: [208]}
 
@@ -366,8 +368,7 @@ def run_case(case: Case, vk: Ops, ref: Ops, reps: int, runs: int, wrong_referenc
 def make_vulkan(device: str, matvec: str = ""):
     from engine.backends.vulkan_device import choose
     from engine.backends.vulkan_ops import VulkanOps
-    kw = {"matvec": matvec} if matvec else {}
-    return VulkanOps(choose(device), **kw)
+    return VulkanOps(choose(device), matvec=matvec or None)
 
 
 def release(vk, bytes_before: int) -> None:
@@ -386,8 +387,9 @@ def main(argv: Optional[list] = None) -> int:
     ap.add_argument("--ops", default="", help="comma-separated substrings of case names (default: all)")
     ap.add_argument("--reps", type=int, default=20, help="ops recorded into the timed program (default 20)")
     ap.add_argument("--runs", type=int, default=3, help="runs of each program; the fastest counts (default 3)")
-    ap.add_argument("--matvec", default="", help="decode mat-vec kernel(s) for the matmul cases, "
-                    "comma-separated (v1, v2; default: the backend's default)")
+    ap.add_argument("--matvec", default="", help="decode mat-vec kernel(s), comma-separated: v1, v2, "
+                    "v2:NRxWG (rows per workgroup x threads; default: the backend's).  After the first, only "
+                    "the Q4_0 / Q8_0 mat-vecs run again (nothing else depends on it)")
     ap.add_argument("--rotate-mib", type=int, default=256, help="bytes of weight / K-V copies the "
                     "repetitions cycle through, so they stream from memory, not from cache (default 256)")
     ap.add_argument("--json", help="also write the results as JSON to this file ('-': stdout)")
@@ -409,15 +411,15 @@ def main(argv: Optional[list] = None) -> int:
     vk = None
     for mv in matvecs:
         vk = make_vulkan(args.device, mv)
-        mv_name = getattr(vk, "matvec", "")
+        mv_name = str(vk.matvec_kernel)
         print(f"device: {vk.device_name} ({vk.info.vendor} {vk.info.type}, subgroup {vk.info.subgroup_size}); "
               f"shape {args.shape}; {args.reps} ops per timed program, best of {args.runs}"
               + (f"; matvec {mv_name}" if mv_name else ""), file=out)
         print(f"{'case':48s} {'check':>5s} {'error':>9s} {'us/op':>10s} {'GB/s':>8s} {'disp/op':>7s} "
               f"{'1-op ms':>8s}", file=out)
         for c in cases:
-            if len(matvecs) > 1 and mv != matvecs[0] and not c.name.startswith("matmul"):
-                continue                 # the other kernels do not depend on the mat-vec choice
+            if mv != matvecs[0] and not c.name.startswith(SPLIT_MATMULS):
+                continue                 # only the Q4_0 / Q8_0 mat-vecs depend on the mat-vec choice
             ref = NumpyOps()
             bytes_before = vk.bytes_allocated
             try:

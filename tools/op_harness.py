@@ -485,14 +485,14 @@ def main() -> int:
     ap.add_argument("--device", default="kompute", help="device string, as engine.load's (default: kompute)")
     ap.add_argument("--portable", action="store_true",
                     help="force the shared-memory reduction shaders (no subgroup operations)")
-    ap.add_argument("--matvec", choices=["v1", "v2"],
-                    help="decode mat-vec kernel and weight layout (default: $GPT4ALL_MATVEC or the backend's)")
+    ap.add_argument("--matvec", help="decode mat-vec kernel and weight layout: v1, v2 or v2:NRxWG "
+                    "(default: $GPT4ALL_MATVEC or the backend's; see vulkan_ops.MatvecKernel)")
     args = ap.parse_args()
     b = Backends(args.device, subgroups=False if args.portable else None, matvec=args.matvec)
     cases = [c for c in build_cases() + (perf_cases() if args.perf else []) if not args.op or args.op in c.op]
     sg = "subgroup reductions" if b.vk.subgroups else "shared-memory reductions"
     print(f"device: {b.vk.device_name} ({b.vk.info.vendor} {b.vk.info.type}, subgroup {b.vk.info.subgroup_size}, "
-          f"{sg}, maxStorageBufferRange {b.vk.info.max_storage_buffer_range >> 20} MiB, matvec {b.vk.matvec})")
+          f"{sg}, maxStorageBufferRange {b.vk.info.max_storage_buffer_range >> 20} MiB, matvec {b.vk.matvec_kernel})")
     head = f"{'op':12s} {'case':52s} {'error':>10s} {'tol':>8s}  ok"
     if args.perf:
         head += f" {'vulkan ms':>10s} {'numpy ms':>9s}"

@@ -53,7 +53,6 @@ from .vulkan_device import GpuInfo, check_fits, choose
 SPV_DIR = Path(__file__).resolve().parent.parent / "spv"
 WG = 64                     # WG_SIZE of most shaders (shaders/common.glsl)
 MATMUL_NR = 16              # weight rows per workgroup pass of matmul.comp (mat-vec)
-MATVEC_NR = 4               # ... of matmul_vec.comp (the v2 mat-vec: NR there)
 MATMUL_NR_BATCH = 8         # ... of the batched variant
 MATMUL_NT = 4               # x rows per workgroup of the batched matmul (matmul.comp, BATCH)
 ROW_GROUPS = 8              # workgroups along the row dimension of row-wise ops
@@ -61,7 +60,7 @@ MATMUL_TILE_GROUPS = 4      # workgroups along the NT-row tiles of the batched m
 ATTENTION_SPLITS = 16       # key slices per head for a decode step's attention on a GPU
 CPU_MATMUL_GROUPS = 64      # matmul workgroups on a CPU Vulkan device (see _matmul_groups)
 MAX_GROUPS_X = 32768        # split large dispatches over x and y (Vulkan guarantees >= 65535)
-DEFAULT_MATVEC = "v2"       # decode mat-vec kernel (see VulkanOps.__init__; docs/vulkan.md)
+DEFAULT_MATVEC = "v2"       # decode mat-vec kernel (see MatvecKernel; docs/vulkan.md)
 
 
 @dataclass(frozen=True)
@@ -93,7 +92,33 @@ SPLIT_LAYOUTS = {
     T.Q8_0: Layout("q8_0_split", 32, 8, split=True),     # 32 + 2
 }
 SPLIT_HEADER_WORDS = 4      # word 0: where the scales start; 4 words keep the quants 16-byte aligned
-MATVEC_KERNELS = ("v1", "v2")
+
+
+@dataclass(frozen=True)
+class MatvecKernel:
+    """The decode (one-row) mat-vec.  'v1': matmul.comp on the padded layouts.  'v2[:NRxWG]':
+    matmul_vec.comp on the split layouts (Q4_0, Q8_0), NR weight rows per workgroup pass and WG threads
+    per workgroup (its specialization constants; default 4x64), e.g. 'v2:2x128'."""
+    version: str = "v2"
+    nr: int = 4
+    wg: int = 64
+
+    @classmethod
+    def parse(cls, spec: str) -> "MatvecKernel":
+        version, _, dims = spec.partition(":")
+        try:
+            if version not in ("v1", "v2") or (dims and version == "v1"):
+                raise ValueError
+            nr, wg = (int(v) for v in dims.split("x")) if dims else (4, 64)
+            if not (1 <= nr <= 32 and 1 <= wg <= 1024):
+                raise ValueError
+        except ValueError:
+            raise ValueError(f"matvec kernel {spec!r}: use 'v1', 'v2' or 'v2:NRxWG' (rows per workgroup pass "
+                             f"1..32 x threads per workgroup 1..1024, e.g. v2:4x64) (GPT4ALL_MATVEC)") from None
+        return cls(version, nr, wg)
+
+    def __str__(self) -> str:
+        return self.version if self.version == "v1" else f"v2:{self.nr}x{self.wg}"
 
 
 def split_bytes_per_row(ggml_type: int, width: int) -> int:
@@ -202,15 +227,13 @@ class VulkanOps(Ops):
         ``subgroups``: use the subgroup-reduction shader variants (default: where the device has
         subgroup arithmetic; False forces the portable shared-memory path).  ``attention_splits``:
         key slices per (row, head) in attention (default: ATTENTION_SPLITS for decode on a GPU, else 1).
-        ``matvec``: the decode mat-vec kernel, 'v1' (matmul.comp on the padded layout) or 'v2'
+        ``matvec``: the decode mat-vec kernel, 'v1' (matmul.comp on the padded layout) or 'v2[:NRxWG]'
         (matmul_vec.comp on the split layouts of Q4_0 and Q8_0, which every other typed kernel reads
-        too); default: $GPT4ALL_MATVEC, else DEFAULT_MATVEC.  Fixed per backend: it decides how weights
-        are uploaded."""
+        too; see MatvecKernel); default: $GPT4ALL_MATVEC, else DEFAULT_MATVEC.  Fixed per backend: it
+        decides how weights are uploaded."""
         self.attention_splits = attention_splits
-        self.matvec = matvec or os.environ.get("GPT4ALL_MATVEC") or DEFAULT_MATVEC
-        if self.matvec not in MATVEC_KERNELS:
-            raise ValueError(f"matvec kernel {self.matvec!r}: choose one of {', '.join(MATVEC_KERNELS)} "
-                             f"(GPT4ALL_MATVEC)")
+        self.matvec_kernel = MatvecKernel.parse(matvec or os.environ.get("GPT4ALL_MATVEC") or DEFAULT_MATVEC)
+        self.matvec = self.matvec_kernel.version            # 'v1' | 'v2'
         self.info = info or choose("kompute")
         self.subgroups = self.info.subgroup_arithmetic if subgroups is None else bool(subgroups)
         self._sg = "_sg" if self.subgroups else ""
@@ -374,24 +397,28 @@ class VulkanOps(Ops):
             self._spv[name] = path.read_bytes()
         return self._spv[name]
 
-    def _algorithm(self, shader: str, tensors: list, groups: list, n_push: int) -> "kp.Algorithm":
+    def _algorithm(self, shader: str, tensors: list, groups: list, n_push: int,
+                   spec: tuple = ()) -> "kp.Algorithm":
         """One kp Algorithm (pipeline + bound buffers) per (shader, buffers, workgroups, push-constant
         count), reused by every dispatch that matches: a k-step decode program dispatches the same
         pipelines k times with only the push constants (given per dispatch) differing, so recording
         it costs no pipeline builds after the first step.  The entry keeps the tensors alive, so the
-        ids in its key cannot be reused by new tensors."""
-        key = (shader, tuple(id(t) for t in tensors), tuple(groups), n_push)
+        ids in its key cannot be reused by new tensors.  ``spec``: the shader's specialization constants
+        (32-bit ints, passed like push constants)."""
+        key = (shader, tuple(id(t) for t in tensors), tuple(groups), n_push, spec)
         hit = self._algos.get(key)
         if hit is None:
-            algo = self.mgr.algorithm(tensors, self._spirv(shader), groups, [], np.zeros(n_push, np.float32))
+            algo = self.mgr.algorithm(tensors, self._spirv(shader), groups, push_constants(*spec) if spec else [],
+                                      np.zeros(n_push, np.float32))
             hit = self._algos[key] = (algo, tensors)
         return hit[0]
 
-    def _dispatch(self, shader: str, tensors: list, push: np.ndarray, groups: tuple, writes: list) -> None:
+    def _dispatch(self, shader: str, tensors: list, push: np.ndarray, groups: tuple, writes: list,
+                  spec: tuple = ()) -> None:
         """Record one dispatch of ``shader`` (binding 0 = the step buffer, then ``tensors``; ``writes``
         are the ones it writes), or run it now when no program is being recorded."""
         gx, gy, gz = (list(groups) + [1, 1])[:3]
-        algo = self._algorithm(shader, [self._step_t, *tensors], [int(gx), int(gy), int(gz)], len(push))
+        algo = self._algorithm(shader, [self._step_t, *tensors], [int(gx), int(gy), int(gz)], len(push), spec)
         dispatch = kp.OpAlgoDispatch(algo, push)
         # mirrored tensors go in even when only written: rows this dispatch leaves alone must keep the
         # host's values when the whole buffer is copied back
@@ -465,7 +492,9 @@ class VulkanOps(Ops):
         batch = cap > 1
         vec = not batch and vw.layout.split      # the v2 mat-vec (needs a split layout)
         shader = f"matmul_{'batch_' if batch else 'vec_' if vec else ''}{vw.layout.shader}{self._sg}"
-        nr = MATMUL_NR_BATCH if batch else MATVEC_NR if vec else MATMUL_NR
+        mk = self.matvec_kernel
+        nr = MATMUL_NR_BATCH if batch else mk.nr if vec else MATMUL_NR
+        spec = (mk.wg, mk.nr) if vec else ()       # matmul_vec.comp's specialization constants 0, 1
         for buf, lo, hi in vw.chunks:                    # the row window meets each chunk in [a, b)
             a, b = max(lo, w_row0), min(hi, w_row0 + n_out)
             if a >= b:
@@ -475,7 +504,8 @@ class VulkanOps(Ops):
                            push_constants(w.width, vw.nb, a - lo, n, out_col0 + (a - w_row0), x.width,
                                           out.width, int(bbuf is not None), a, cap),
                            (*self._matmul_groups(n, nr),
-                            min(_groups(cap, MATMUL_NT), MATMUL_TILE_GROUPS) if batch else 1), [out.handle])
+                            min(_groups(cap, MATMUL_NT), MATMUL_TILE_GROUPS) if batch else 1), [out.handle],
+                           spec)
 
     def _matmul_groups(self, n_out: int, nr: int) -> tuple[int, int]:
         """Workgroups (x, y) for n_out weight rows, NR per group.  A GPU gets one workgroup per
