@@ -2,9 +2,10 @@
 // Ops.matmul, the decode mat-vec at memory bandwidth (GPT4ALL_MATVEC=v2; one x row, n_tokens <= 1):
 //   out[out_col0 + j] = sum_k W[w_row0 + j, k] * x[k] (+ bias[bias_row0 + j])
 // The weight is in a split layout (shaders/quants/<type>_split.glsl): quants in 16-byte uvec4s,
-// scales in their own array.  Thread tid takes blocks tid, tid + WG_SIZE, ... of a row, so adjacent
-// threads read adjacent 16-byte quant vectors (coalesced, no padding).  A workgroup takes NR weight
-// rows at a time and each thread loads its block's 32 x values (8 vec4) once for all NR rows.
+// scales in their own array.  A row is cut into units of 32 weights (a Q4_0 / Q8_0 block, an eighth
+// of a Q6_K block); thread tid takes units tid, tid + WG_SIZE, ... so adjacent threads read adjacent
+// 16-byte quant vectors (coalesced, no padding).  A workgroup takes NR weight rows at a time and
+// each thread loads its unit's 32 x values (8 vec4) once for all NR rows.
 // NR and the workgroup size WG_SIZE are specialization constants (1 and 0), set by the host when it
 // builds the pipeline (vulkan_ops.MatvecKernel, GPT4ALL_MATVEC=v2:NRxWG), so they are tuned per device
 // without recompiling; the driver sees them as constants (loops over NR unroll).  The NR
@@ -38,6 +39,7 @@ layout(push_constant) uniform PC {       // as matmul.comp's, so the host passes
 #ifndef SPLIT_LAYOUT
 #error "matmul_vec.comp needs a split-layout type (DATA_A_<TYPE>_SPLIT)"
 #endif
+#define UPB (QK / 32)                            // units of 32 weights per block
 
 layout(constant_id = 1) const uint NR = 4;   // weight rows per workgroup pass (vulkan_ops.MatvecKernel)
 
@@ -52,17 +54,18 @@ void main() {
     uint n_wg = gl_NumWorkGroups.x * gl_NumWorkGroups.y;
     for (uint j0 = (gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x) * NR; j0 < pc.n_out; j0 += n_wg * NR) {
     uint nr = min(NR, pc.n_out - j0);
-    uint row_blk0 = (pc.w_row0 + j0) * pc.nb;    // first block of the group's first row
+    uint upr = pc.nb * UPB;                      // units per row
+    uint row_u0 = (pc.w_row0 + j0) * upr;        // first unit of the group's first row
 
     float acc[NR];
     for (uint r = 0; r < NR; r++) acc[r] = 0.0;
-    for (uint b = tid; b < pc.nb; b += WG_SIZE) {
-        vec4 xv[8];                              // x[32b .. 32b + 31], loaded once for NR rows
-        for (uint m = 0; m < 8; m++) xv[m] = x4[b * 8u + m];
+    for (uint u = tid; u < upr; u += WG_SIZE) {
+        vec4 xv[8];                              // x[32u .. 32u + 31], loaded once for NR rows
+        for (uint m = 0; m < 8; m++) xv[m] = x4[u * 8u + m];
         vec4 s4 = xv[0] + xv[1] + xv[2] + xv[3] + xv[4] + xv[5] + xv[6] + xv[7];
         float xsum = s4.x + s4.y + s4.z + s4.w;
         for (uint r = 0; r < NR; r++) {
-            if (r < nr) acc[r] += block_dot(row_blk0 + r * pc.nb + b, xv, xsum);
+            if (r < nr) acc[r] += block_dot(row_u0 + r * upr + u, xv, xsum);
         }
     }
 

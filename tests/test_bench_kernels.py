@@ -50,7 +50,7 @@ def test_bench_kernels_ab_both_matvec_kernels(tmp_path):
                      "--matvec", "v1,v2,v2:2x128", "--json", str(out)])
     doc = json.loads(out.read_text())
     assert rc == 0
-    # the Q4_0 / Q8_0 mat-vecs run once per kernel, the others (not affected by it) once
+    # the Q4_0 / Q8_0 (/ Q6_K) mat-vecs run once per kernel, the others (not affected by it) once
     assert sorted((r["name"].split(":")[0], r["matvec"]) for r in doc["results"]) == [
         ("matmul_f16", "v1"),
         ("matmul_q4_0", "v1"), ("matmul_q4_0", "v2:2x128"), ("matmul_q4_0", "v2:4x64"),

@@ -22,7 +22,7 @@ void dequant8v(uint base, uint j, out vec4 a, out vec4 b) {
 }
 
 #ifdef MATVEC
-// sum_i w_i * x_i over block blk, with xv[m] = x[4m .. 4m+3] of the block and xsum = sum of its x:
+// sum_i w_i * x_i over block blk (a unit of 32 weights), with xv[m] = x[4m .. 4m+3] of the block and xsum = sum of its x:
 // sum (q - 8) d x = d (sum q x - 8 xsum), so the -8 costs one multiply per block, not per weight.
 float block_dot(uint blk, vec4 xv[8], float xsum) {
     uvec4 q = data_a4[1u + blk];                   // one 16-byte load: the whole block's quants
