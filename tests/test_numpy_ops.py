@@ -88,10 +88,11 @@ def naive_attention(q, k, v, n_head, n_kv, hd, scale, pos, n, causal, window, so
     return out
 
 
-@pytest.mark.parametrize("window,softcap", [(0, 0.0), (3, 0.0), (0, 5.0)])
-def test_attention_gqa_causal(window, softcap):
+@pytest.mark.parametrize("n", [3, 1])       # 1: a decoding row, which needs no mask unless windowed
+@pytest.mark.parametrize("window,softcap", [(0, 0.0), (3, 0.0), (9, 0.0), (0, 5.0)])
+def test_attention_gqa_causal(window, softcap, n):
     ops = NumpyOps()
-    n_head, n_kv, hd, pos, n, n_ctx = 4, 2, 4, 5, 3, 12
+    n_head, n_kv, hd, pos, n_ctx = 4, 2, 4, 5, 12
     kc, vc = f32(n_ctx, n_kv * hd), f32(n_ctx, n_kv * hd)
     q = f32(n, n_head * hd)
     out = ops.tensor(n, n_head * hd)
@@ -226,3 +227,41 @@ def test_rope_explicit_positions(neox):
     got = ops.read(x)
     np.testing.assert_allclose(got, want, atol=1e-5)
     np.testing.assert_array_equal(got[[0, 3]], x0[[0, 3]])   # position 0: no rotation at all
+
+
+@pytest.mark.parametrize("budget", [None, 0])
+def test_fused_matmuls_match_separate_products(budget):
+    """Consecutive matmuls reading one input (q/k/v with biases, then gate/up) are recorded as one
+    stacked product; outputs match the per-matrix definition, the parts' cached matrices become
+    views into the stacked one (no second copy), and with no cache budget the parts run one by one."""
+    import gguf
+    ops = NumpyOps(cache_budget=budget)
+    Wq, Wk, Wv = f32(12, 16), f32(4, 16), f32(4, 16)
+    bq, bv = f32(1, 12), f32(1, 4)
+    q8 = gguf.quants.quantize(f32(20, 32), T.Q8_0)
+    Wg32 = gguf.quants.dequantize(q8, T.Q8_0)                 # [20, 32]: a quantised weight too
+    wq, wk, wv = weight_f32(ops, Wq), weight_f32(ops, Wk), weight_f32(ops, Wv)
+    wg = ops.weight("g", T.Q8_0, (32, 20), q8)
+    x0, x2 = f32(3, 16), f32(3, 32)
+    x, xg = tensor_with(ops, x0), tensor_with(ops, x2)
+    q, k, v, g = ops.tensor(3, 12), ops.tensor(3, 4), ops.tensor(3, 4), ops.tensor(3, 20)
+    with ops.record() as prog:
+        ops.matmul(q, wq, x, bias=weight_f32(ops, bq))
+        ops.matmul(k, wk, x)
+        ops.matmul(v, wv, x, bias=weight_f32(ops, bv))
+        ops.matmul(g, wg, xg)                 # another input: not fused with q/k/v
+    assert len(prog) == 2
+    ops.set_step(2, 0)                        # 2 of 3 rows real
+    ops.run(prog)
+    for buf, W, b, xin in ((q, Wq, bq, x0), (k, Wk, None, x0), (v, Wv, bv, x0), (g, Wg32, None, x2)):
+        want = xin[:2].astype(np.float64) @ W.T.astype(np.float64) + (0 if b is None else b)
+        got = ops.read(buf)
+        np.testing.assert_allclose(got[:2], want, rtol=1e-5, atol=1e-5)
+        assert not got[2].any()
+    stacked = [w.handle._dense for w in (wq, wk, wv)]
+    if budget is None:
+        base = stacked[0].base                    # one [20, 16] matrix holds all three, in order
+        assert base is not None and base.shape == (20, 16) and all(d.base is base for d in stacked)
+        np.testing.assert_array_equal(base, np.concatenate([Wq, Wk, Wv]))
+    else:
+        assert all(d is None for d in stacked)

@@ -125,6 +125,111 @@ class NumpyWeight:
         return quants.take_rows(self.raw, self.ggml_type, ids)
 
 
+class _Matmul:
+    """One recorded ``matmul`` step: a callable like every other step, which also keeps its
+    operands so that ``NumpyOps.record`` can fuse neighbours that read the same input."""
+
+    def __init__(self, ops: "NumpyOps", out: Tensor, w: Weight, x: Tensor, bias: Optional[Weight],
+                 w_row0: int, out_col0: int, n_out: int):
+        self.ops, self.out, self.x = ops, out, x
+        self.nw: NumpyWeight = w.handle
+        self.w_row0, self.out_col0 = w_row0, out_col0
+        self.n_out = n_out or (w.rows - w_row0)
+        self.bias = None if bias is None else bias.handle.dense()[0, w_row0:w_row0 + self.n_out]  # [n_out]
+        self.full = out_col0 == 0 and self.n_out == out.width
+        self.parts = [self]
+
+    def fusable(self) -> bool:
+        """Whole weight, whole output buffer, not an input: can join a _FusedMatmul."""
+        return self.w_row0 == 0 and self.n_out == self.nw.rows and self.full and self.out is not self.x
+
+    def accepts(self, other: "_Matmul") -> bool:
+        """May ``other`` be fused with this step?  It must read the same input, process the same
+        number of rows (same output capacity), use a weight not already in the group, and write a
+        buffer the group neither reads nor writes."""
+        return (self.fusable() and other.x is self.x and other.out.rows == self.out.rows
+                and all(other.nw is not p.nw and other.out is not p.out for p in self.parts))
+
+    def __call__(self) -> None:
+        n = self.ops._rows(self.out)
+        x = self.x.handle[:n]                                                    # [n, in]
+        dst = self.out.handle[:n, self.out_col0:self.out_col0 + self.n_out]      # [n, n_out]
+        dense = self.nw.dense()
+        if dense is not None:
+            wt = dense[self.w_row0:self.w_row0 + self.n_out]                     # [n_out, in]
+            if self.full:
+                np.matmul(x, wt.T, out=dst)
+            else:
+                dst[...] = x @ wt.T
+        else:       # over the cache budget: dequantise a block of rows at a time
+            for j in range(0, self.n_out, NumpyWeight.CHUNK_ROWS):
+                m = min(NumpyWeight.CHUNK_ROWS, self.n_out - j)
+                dst[:, j:j + m] = x @ self.nw.rows_f32(self.w_row0 + j, m).T
+        if self.bias is not None:
+            dst += self.bias
+
+
+class _FusedMatmul:
+    """Several whole-weight matmuls on one input as ONE product with the stacked weight
+    W_cat = [W_0; W_1; ...]  ([sum of out, in]), whose output columns are then copied to each
+    step's own buffer.  Equivalent to running the parts in order (each output element is the same
+    dot product of a weight row with x; only BLAS's blocking, hence the last bit of rounding, may
+    differ).
+
+    Memory does not double: W_cat is built once (on first run, so the cache budget and lazy
+    dequantisation work as for one matrix) and each part's cached float32 matrix becomes a *view*
+    into it, so programs that still multiply the parts one by one share the same bytes.  The
+    stacked matrix is kept per group of weights on the backend, shared by every program (prompt,
+    decode) that fuses the same group.  If the budget cannot hold it, the parts run one by one."""
+
+    def __init__(self, ops: "NumpyOps", parts: list):
+        self.ops, self.parts = ops, parts
+        self.x, self.out = parts[0].x, parts[0].out          # .out: the rows every part processes
+        widths = [p.n_out for p in parts]
+        self.cols = np.cumsum([0] + widths).tolist()         # part i -> columns cols[i]:cols[i+1]
+        self.scratch = np.zeros((self.out.rows, self.cols[-1]), np.float32)   # [cap, sum of out]
+        biases = [p.bias if p.bias is not None else np.zeros(p.n_out, np.float32) for p in parts]
+        self.bias = None if all(p.bias is None for p in parts) else np.concatenate(biases)  # [sum of out]
+        self.w_cat: Optional[np.ndarray] = None              # [sum of out, in] after the first run
+        self.unfused = False
+
+    def fusable(self) -> bool:
+        return True
+
+    def accepts(self, other: _Matmul) -> bool:
+        return self.parts[0].accepts(other) and all(other.nw is not p.nw and other.out is not p.out
+                                                    for p in self.parts)
+
+    def _stack(self) -> Optional[np.ndarray]:
+        key = tuple(id(p.nw) for p in self.parts)
+        if key in self.ops._stacked:
+            return self.ops._stacked[key][1]
+        denses = [p.nw.dense() for p in self.parts]
+        if any(d is None for d in denses):
+            return None
+        w_cat = np.concatenate(denses, axis=0)               # [sum of out, in]
+        for p, a, b in zip(self.parts, self.cols[:-1], self.cols[1:]):
+            p.nw._dense = w_cat[a:b]                         # the part's copy becomes a view: freed
+        self.ops._stacked[key] = ([p.nw for p in self.parts], w_cat)   # the weights too: ids stay theirs
+        return w_cat
+
+    def __call__(self) -> None:
+        if self.w_cat is None and not self.unfused:
+            self.w_cat = self._stack()
+            self.unfused = self.w_cat is None
+        if self.unfused:
+            for p in self.parts:
+                p()
+            return
+        n = self.ops._rows(self.out)
+        res = self.scratch[:n]                                                   # [n, sum of out]
+        np.matmul(self.x.handle[:n], self.w_cat.T, out=res)
+        if self.bias is not None:
+            res += self.bias
+        for p, a, b in zip(self.parts, self.cols[:-1], self.cols[1:]):
+            p.out.handle[:n] = res[:, a:b]
+
+
 class NumpyProgram(Program):
     def __init__(self) -> None:
         self.steps: list[Callable[[], None]] = []
@@ -144,6 +249,7 @@ class NumpyOps(Ops):
         self.sampling = np.zeros(SAMPLE_SIZE, dtype=np.float32)  # the sampling buffer (SAMPLE_*)
         self._recording: Optional[NumpyProgram] = None
         self._rope_cache: dict = {}
+        self._stacked: dict = {}        # stacked weights of fused matmuls (see _FusedMatmul)
         self._blas = _blas_controllers()
         env = os.environ.get("GPT4ALL_NUMPY_DECODE_THREADS")
         self.decode_threads: Optional[int] = int(env) if env else None   # see "Threads" above
@@ -179,6 +285,25 @@ class NumpyOps(Ops):
             yield prog
         finally:
             self._recording = None
+        prog.steps = self._fuse_matmuls(prog.steps)
+
+    def _fuse_matmuls(self, steps: list) -> list:
+        """Replace each run of consecutive matmuls that read the same input (llama's q/k/v, gate/up)
+        by one _FusedMatmul: one BLAS call over the stacked weights instead of two or three.
+        Decoding is a chain of small matrix-vector products, and each call costs a fixed hand-off
+        (Python closure, BLAS dispatch, thread wake-up) that is a large share of a 576x576 product;
+        one bigger product also gives BLAS's threads more rows to share.  Same products, same
+        outputs: only the number of calls changes."""
+        fused: list = []
+        for step in steps:
+            prev = fused[-1] if fused else None
+            if isinstance(step, _Matmul) and step.fusable() and prev is not None and (
+                    isinstance(prev, (_Matmul, _FusedMatmul)) and prev.accepts(step)):
+                fused[-1] = _FusedMatmul(self, prev.parts + [step] if isinstance(prev, _FusedMatmul)
+                                         else [prev, step])
+            else:
+                fused.append(step)
+        return fused
 
     def run(self, program: Program) -> None:
         single_row = self.decode_threads is not None and self.step[STEP_N_TOKENS] <= 1
@@ -227,15 +352,21 @@ class NumpyOps(Ops):
                  group: int = 0) -> None:
         group = group or x.width
         wv = None if weight is None else weight.handle.dense().reshape(group)
+        eps32 = np.float32(eps)
 
         def run():
             n = self._rows(out)
             v = x.handle[:n].reshape(n, -1, group)                              # [n, groups, group]
-            inv_rms = 1.0 / np.sqrt(np.mean(v * v, axis=-1, keepdims=True) + np.float32(eps))
-            r = v * inv_rms
+            o = out.handle[:n].reshape(n, -1, group)                            # may be v itself
+            # mean of squares as a dot product of each group with itself: no [n, width] temporary
+            inv_rms = np.einsum("ngk,ngk->ng", v, v)                            # [n, groups]
+            inv_rms /= group
+            inv_rms += eps32
+            np.sqrt(inv_rms, out=inv_rms)
+            np.divide(1.0, inv_rms, out=inv_rms)
+            np.multiply(v, inv_rms[:, :, None], out=o)
             if wv is not None:
-                r *= wv
-            out.handle[:n] = r.reshape(n, -1)
+                o *= wv
         self._op(run)
 
     def layer_norm(self, out: Tensor, x: Tensor, weight: Optional[Weight], bias: Optional[Weight],
@@ -257,56 +388,53 @@ class NumpyOps(Ops):
 
     def matmul(self, out: Tensor, w: Weight, x: Tensor, bias: Optional[Weight] = None,
                w_row0: int = 0, out_col0: int = 0, n_out: int = 0) -> None:
-        nw: NumpyWeight = w.handle
-        n_out = n_out or (w.rows - w_row0)
-        bv = None if bias is None else bias.handle.dense()[0, w_row0:w_row0 + n_out]
-        full = out_col0 == 0 and n_out == out.width
+        self._op(_Matmul(self, out, w, x, bias, w_row0, out_col0, n_out))
 
-        def run():
-            n = self._rows(out)
-            dst = out.handle[:n, out_col0:out_col0 + n_out]                     # [n, n_out]
-            dense = nw.dense()
-            if dense is not None:
-                wt = dense[w_row0:w_row0 + n_out]                               # [n_out, in]
-                if full:
-                    np.matmul(x.handle[:n], wt.T, out=dst)
-                else:
-                    dst[...] = x.handle[:n] @ wt.T
-            else:       # over the cache budget: dequantise a block of rows at a time
-                for j in range(0, n_out, NumpyWeight.CHUNK_ROWS):
-                    m = min(NumpyWeight.CHUNK_ROWS, n_out - j)
-                    dst[:, j:j + m] = x.handle[:n] @ nw.rows_f32(w_row0 + j, m).T
-            if bv is not None:
-                dst += bv
-        self._op(run)
-
-    def _rope_inv_freq(self, n_rot: int, freq_base: float, freq_scale: float,
-                       freq_factors: Optional[Weight]) -> np.ndarray:
-        """theta_i / pos = freq_scale * base^(-2i/n_rot) / factor_i for i < n_rot/2, as f32 [n_rot/2]."""
+    def _rope_table(self, n_rot: int, freq_base: float, freq_scale: float,
+                    freq_factors: Optional[Weight], n_pos: int) -> tuple:
+        """cos and sin of every rotation angle for positions 0 .. >= n_pos, as f32 [P, n_rot/2] each,
+        and the same as complex64 cos + i sin [P, n_rot/2].  Angle p * theta_i with
+        theta_i = freq_scale * base^(-2i/n_rot) / factor_i, computed in float64 and rounded once.
+        A decode step needs one row of this table: computing it once per position instead of once
+        per rope call (60 per token on a 30-layer model) takes cos/sin off the per-token path.
+        The table grows by doubling to the largest position seen."""
         key = (n_rot, freq_base, freq_scale, id(freq_factors))
-        if key not in self._rope_cache:
+        table = self._rope_cache.get(key)
+        if table is None or table[0].shape[0] < n_pos:
             i = np.arange(n_rot // 2, dtype=np.float64)
-            inv = freq_scale * freq_base ** (-2.0 * i / n_rot)
+            inv = freq_scale * freq_base ** (-2.0 * i / n_rot)                          # [n_rot/2]
             if freq_factors is not None:
                 inv = inv / freq_factors.handle.dense()[0, : n_rot // 2].astype(np.float64)
-            self._rope_cache[key] = inv
-        return self._rope_cache[key]
+            size = max(256, 1 << (int(n_pos) - 1).bit_length())
+            angle = np.arange(size, dtype=np.float64)[:, None] * inv                    # [P, n_rot/2]
+            cos, sin = np.cos(angle).astype(np.float32), np.sin(angle).astype(np.float32)
+            table = (cos, sin, (cos + 1j * sin).astype(np.complex64), freq_factors)  # keeps the id's owner
+            self._rope_cache[key] = table
+        return table
 
     def rope(self, x: Tensor, n_head: int, head_dim: int, n_rot: int, freq_base: float,
              neox: bool, freq_scale: float = 1.0, freq_factors: Optional[Weight] = None,
              positions: Optional[Tensor] = None) -> None:
-        inv_freq = self._rope_inv_freq(n_rot, freq_base, freq_scale, freq_factors)   # [n_rot/2]
         half = n_rot // 2
+        # Pairs (2i, 2i+1) sit side by side in memory, so a head's first n_rot values viewed as
+        # complex64 are the numbers x_2i + i x_2i+1, and the rotation is one complex multiply by
+        # cos + i sin: (a + ib)(c + is) = (ac - bs) + i(as + bc), the definition below, in place.
+        as_complex = not neox and head_dim % 2 == 0
 
         def run():
             n, pos = self._rows(x), self.pos
             if positions is None:
-                p = np.arange(pos, pos + n, dtype=np.float64)                          # [n]
+                p = slice(pos, pos + n)                                                # rows pos..pos+n
+                n_pos = pos + n
             else:          # packed sequences: each row carries its own position
-                p = positions.handle[:n, 0].astype(np.float64)                         # [n]
-            angle = p[:, None] * inv_freq                                              # [n, n_rot/2]
-            cos = np.cos(angle).astype(np.float32)[:, None, :]                         # [n, 1, n_rot/2]
-            sin = np.sin(angle).astype(np.float32)[:, None, :]
+                p = positions.handle[:n, 0]                                            # [n]
+                n_pos = int(p.max()) + 1 if n else 0
+            cos_t, sin_t, rot_t, _ = self._rope_table(n_rot, freq_base, freq_scale, freq_factors, n_pos)
+            if as_complex:
+                v = x.handle[:n].reshape(n, n_head, head_dim).view(np.complex64)[:, :, :half]  # view
+                np.multiply(v, rot_t[p][:, None, :], out=v)                            # [n, n_head, n_rot/2]
+                return
+            cos, sin = cos_t[p][:, None, :], sin_t[p][:, None, :]                      # [n, 1, n_rot/2]
             v = x.handle[:n].reshape(n, n_head, head_dim)                              # view
             if neox:       # pairs (i, i + n_rot/2)
                 a, b = v[:, :, :half].copy(), v[:, :, half:n_rot].copy()
@@ -324,6 +452,25 @@ class NumpyOps(Ops):
             cache.handle[pos:pos + n] = src.handle[:n]
         self._op(run)
 
+    @staticmethod
+    def _attention_mask(n: int, pos: int, n_kv: int, causal: bool, window: int,
+                        seq_ids: Optional[Tensor]) -> Optional[np.ndarray]:
+        """Which key rows each query row may see, bool [n, n_kv]; None when it sees them all -- a
+        decoding step's single causal row with no window cutting in, so no mask is built per token."""
+        if causal:
+            if n == 1 and (window <= 0 or window > pos):
+                return None
+            p = np.arange(pos, pos + n)[:, None]
+            j = np.arange(n_kv)[None, :]
+            visible = j <= p
+            if window > 0:
+                visible &= (p - j) < window
+            return visible
+        if seq_ids is None:
+            return None
+        s = seq_ids.handle[:n, 0]
+        return s[:, None] == s[None, :]
+
     def attention(self, out: Tensor, q: Tensor, k_cache: Tensor, v_cache: Tensor,
                   n_head: int, n_kv_head: int, head_dim: int, scale: float,
                   causal: bool = True, window: int = 0, softcap: float = 0.0,
@@ -338,25 +485,16 @@ class NumpyOps(Ops):
             qh = qh.reshape(n_kv_head, n * group, head_dim)
             k = k_cache.handle[:n_kv].reshape(n_kv, n_kv_head, head_dim).transpose(1, 2, 0)  # [kvh, d, n_kv]
             v = v_cache.handle[:n_kv].reshape(n_kv, n_kv_head, head_dim).transpose(1, 0, 2)  # [kvh, n_kv, d]
-            scores = (qh @ k) * np.float32(scale)                                  # [kvh, n*group, n_kv]
+            scores = qh @ k                                                        # [kvh, n*group, n_kv]
+            scores *= np.float32(scale)
             if softcap > 0:
                 scores = np.float32(softcap) * np.tanh(scores / np.float32(softcap))
             scores = scores.reshape(n_kv_head, n, group, n_kv)
-            # mask [n, n_kv]: which cache rows each query row may see
-            if causal:
-                p = np.arange(pos, pos + n)[:, None]
-                j = np.arange(n_kv)[None, :]
-                visible = j <= p
-                if window > 0:
-                    visible &= (p - j) < window
-            else:
-                visible = np.ones((n, n_kv), dtype=bool)
-                if seq_ids is not None:
-                    s = seq_ids.handle[:n, 0]
-                    visible = s[:, None] == s[None, :]
-            scores = np.where(visible[None, :, None, :], scores, np.float32(-np.inf))
+            visible = self._attention_mask(n, pos, n_kv, causal, window, seq_ids)     # [n, n_kv] or None
+            if visible is not None:
+                scores = np.where(visible[None, :, None, :], scores, np.float32(-np.inf))
             scores -= scores.max(axis=-1, keepdims=True)
-            probs = np.exp(scores)
+            probs = np.exp(scores, out=scores)
             probs /= probs.sum(axis=-1, keepdims=True)
             ctx = probs.reshape(n_kv_head, n * group, n_kv) @ v                    # [kvh, n*group, d]
             ctx = ctx.reshape(n_kv_head, n, group, head_dim).transpose(1, 0, 2, 3)
@@ -401,12 +539,22 @@ class NumpyOps(Ops):
     def glu(self, out: Tensor, gate: Tensor, up: Tensor, kind: str) -> None:
         if kind not in ("silu", "gelu"):
             raise ValueError(f"glu kind must be 'silu' or 'gelu', not {kind!r}")
+        scratch = np.empty((gate.rows, gate.width), np.float32)                # [rows, width]
 
         def run():
             n = self._rows(out)
-            g = gate.handle[:n]
-            act = g / (1.0 + np.exp(-g)) if kind == "silu" else self._gelu(g)
-            np.multiply(act, up.handle[:n], out=out.handle[:n])
+            g, o = gate.handle[:n], out.handle[:n]                              # o may be g itself
+            if kind == "silu":
+                # silu(g) = g / (1 + exp(-g)), step by step into a buffer kept with the program:
+                # no temporaries allocated per call
+                t = scratch[:n]
+                np.negative(g, out=t)
+                np.exp(t, out=t)
+                t += 1.0
+                np.divide(g, t, out=t)
+                np.multiply(t, up.handle[:n], out=o)
+            else:
+                np.multiply(self._gelu(g), up.handle[:n], out=o)
         self._op(run)
 
     def gelu(self, out: Tensor, x: Tensor) -> None:
