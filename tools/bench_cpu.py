@@ -1,11 +1,20 @@
 """CPU: the NumPy engine beside upstream gpt4all 2.8.2, same file, same run, 2 threads each.
 
-    .venv/bin/python tools/bench_cpu.py [--threads 2] [--prompt-tokens 128] [--gen-tokens 64]
+    .venv/bin/python tools/bench_cpu.py [--threads 2] [--prompt-tokens 128] [--gen-tokens 64] [--floor]
 
 A fixed configuration of tools/bench.py (which holds the timing method, the upstream runner and
 the 'smollm' -> 'starcoder' pre-tokenizer copy that upstream needs): SmolLM2-135M-Instruct Q4_0,
 our engine on device 'cpu' (NumPy) and upstream on its CPU backend, greedy, EOS ignored.
 The markdown table goes to stdout and, with --markdown FILE, to a file for docs/performance.md.
+
+--floor adds the ceiling that memory bandwidth puts on the NumPy engine.  NumPy has no quantised
+matmul, so the engine keeps every matrix as float32 (4 bytes a weight, against Q4_0's 0.56) and a
+decode step must stream all of them from memory once.  The floor times exactly that and nothing
+else: one float32 matrix-vector product over every weight matrix of the file (every blk.* matrix,
+plus the LM head: output.weight, or token_embd.weight when tied; q/k/v and gate/up stacked into one
+product each, as the engine runs them), on the same BLAS threads, best of several passes.  No decode
+can be faster than one such pass, so 1 / (pass time) is the highest tok/s the NumPy engine could
+reach on this machine, printed beside half of upstream's speed measured in the same run.
 """
 from __future__ import annotations
 
@@ -19,6 +28,44 @@ sys.path.insert(0, str(TOOLS))
 MODELS_DIR = Path(os.environ.get("GPT4ALL_TEST_MODELS", Path.home() / ".cache" / "gpt4all-vulkan" / "test-models"))
 
 
+def f32_floor(model: str, threads: int, passes: int = 7) -> dict:
+    """One pass of float32 matrix-vector products over the model's matrices, timed (see the docstring)."""
+    import time
+
+    import gguf
+    import numpy as np
+    from threadpoolctl import threadpool_limits
+
+    reader = gguf.GGUFReader(model)
+    names = {t.name for t in reader.tensors}
+    head = "output.weight" if "output.weight" in names else "token_embd.weight"
+    groups: dict = {}                           # product name -> float32 [out, in] matrices it stacks
+    for t in reader.tensors:
+        if (t.name.startswith("blk.") and len(t.shape) == 2) or t.name == head:
+            w = gguf.quants.dequantize(t.data, t.tensor_type).astype(np.float32, copy=False)
+            w = w.reshape(int(t.shape[1]), int(t.shape[0]))
+            # the engine multiplies q/k/v (and gate/up), which read one input, as one stacked matrix
+            block, _, kind = t.name.rpartition(".weight")[0].rpartition(".")
+            kind = {"attn_q": "attn_qkv", "attn_k": "attn_qkv", "attn_v": "attn_qkv",
+                    "ffn_gate": "ffn_gate_up", "ffn_up": "ffn_gate_up"}.get(kind, kind)
+            groups.setdefault((block, kind), []).append(w)
+    mats = [np.concatenate(ws) if len(ws) > 1 else np.ascontiguousarray(ws[0]) for ws in groups.values()]
+    del groups
+    rng = np.random.default_rng(0)
+    xs = {w.shape[1]: rng.standard_normal((1, w.shape[1])).astype(np.float32) for w in mats}  # [1, in]
+    outs = [np.empty((1, w.shape[0]), np.float32) for w in mats]                             # [1, out]
+    best = float("inf")
+    with threadpool_limits(threads, user_api="blas"):
+        for _ in range(passes):
+            t0 = time.perf_counter()
+            for w, o in zip(mats, outs):
+                np.matmul(xs[w.shape[1]], w.T, out=o)
+            best = min(best, time.perf_counter() - t0)
+    n_bytes = sum(w.nbytes for w in mats)
+    return {"products": len(mats), "f32_bytes": n_bytes, "pass_s": best,
+            "gb_per_s": n_bytes / best / 1e9, "max_tok_s": 1.0 / best}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default=str(MODELS_DIR / "SmolLM2-135M-Instruct.Q4_0.gguf"))
@@ -28,16 +75,37 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n-batch", type=int, default=128)
     p.add_argument("--json", default=None)
     p.add_argument("--markdown", default=None)
+    p.add_argument("--floor", action="store_true",
+                   help="also time one pass of f32 matrix-vector products over all weights: the NumPy ceiling")
     a = p.parse_args(argv)
     import bench  # tools/bench.py
     args = ["--model", a.model, "--device", "cpu", "--upstream", "--threads", str(a.threads),
             "--prompt-tokens", str(a.prompt_tokens), "--gen-tokens", str(a.gen_tokens),
             "--n-batch", str(a.n_batch)]
-    if a.json:
-        args += ["--json", a.json]
+    json_path = a.json
+    if a.floor and not json_path:       # the floor line compares with upstream's number from this run
+        import tempfile
+        json_path = os.path.join(tempfile.mkdtemp(), "bench_cpu.json")
+    if json_path:
+        args += ["--json", json_path]
     if a.markdown:
         args += ["--markdown", a.markdown]
-    return bench.main(args)
+    rc = bench.main(args)
+    if a.floor:
+        import json
+        f = f32_floor(a.model, a.threads)
+        runs = json.loads(Path(json_path).read_text())["results"]
+        gen = {r["engine"]: r["runs"]["main"]["gen_tok_s"] for r in runs
+               if r.get("runs", {}).get("main", {}).get("gen_tok_s")}
+        print(f"\nf32 floor: {f['products']} products over the weights, {f['f32_bytes'] / 1e6:.0f} MB as float32; one "
+              f"matrix-vector pass over them takes {f['pass_s'] * 1e3:.2f} ms ({f['gb_per_s']:.1f} GB/s) on "
+              f"{a.threads} BLAS threads -> NumPy decode can reach at most {f['max_tok_s']:.1f} tok/s here.")
+        if gen:
+            line = ", ".join(f"{k} {v:.1f} tok/s" for k, v in gen.items())
+            up = next((v for k, v in gen.items() if k != "ours"), None)
+            half = f"; half of upstream = {up / 2:.1f} tok/s" if up else ""
+            print(f"same run: {line}{half}")
+    return rc
 
 
 if __name__ == "__main__":
