@@ -8,7 +8,9 @@ all exercised: fused attn_qkv, NeoX-style RoPE on q and k (no position table), S
 (silu(ffn_gate x) * ffn_up x), no biases on the projections, mean pooling, non-causal attention.
 
 Oracles: llama-cpp-python (llama.cpp's nomic-bert graph, oracle venv, subprocess) for the pooled
-vector of each token list, on our NumPy and Vulkan (lavapipe) backends; upstream gpt4all 2.8.2's
+vector of each token list, on our NumPy and Vulkan (lavapipe) backends, with all texts packed into one
+forward pass (each row's RoPE position is its position inside its own sequence, ops.rope's
+``positions``) and, for comparison, one text per pass; upstream gpt4all 2.8.2's
 Embed4All for the SDK path (prefixes, Matryoshka layer norm + truncation) on the same file renamed
 'nomic-embed-text-v1.5'.
 """
@@ -175,12 +177,27 @@ def test_numpy_matches_llama_cpp(files, llama_cpp, kind):
     ids = [w["ids"] for w in want]
     assert [len(i) for i in ids] == sorted({len(i) for i in ids}) and len(ids[-1]) > 40, ids
     m = load(files[kind], n_ctx=N_CTX)
-    got = m.embed(ids)                                      # all texts in one call: one pass each
+    assert m.model.plan([len(i) for i in ids]) == [[0, 1, 2]]     # the three texts share one pass
+    got = m.embed(ids)
     for g, w, text in zip(got, want, TEXTS):
         assert unit(g) @ unit(w["embedding"]) >= 0.9999, text
+    _packed_equals_one_per_pass(m, ids, got)
     # the texts are told apart (the model is not degenerate), so agreement above means something
     v = [unit(w["embedding"]) for w in want]
     assert max(v[0] @ v[1], v[0] @ v[2], v[1] @ v[2]) < 0.99
+
+
+def _packed_equals_one_per_pass(m, ids: list[list[int]], packed: np.ndarray) -> None:
+    """Packing changes nothing: each sequence alone in its own pass gives the same vector, in either
+    order.  What this catches is leakage between sequences (attention's seq_ids, mean_pool's ranges).
+    It cannot catch a sequence rotated from its row index instead of from 0: RoPE scores depend only
+    on the distance between two positions, so that differs by rounding alone.  Positions restart per
+    sequence anyway (ops.rope's ``positions``), as llama.cpp's do, so the pass is the same computation
+    as llama.cpp's, not merely an equivalent one; the rope ops' own tests check ``positions``."""
+    alone = np.stack([m.embed([i])[0] for i in ids])
+    np.testing.assert_allclose(packed, alone, rtol=1e-5, atol=1e-5)
+    # and a pass holding the sequences in another order gives each the same vector again
+    np.testing.assert_allclose(m.embed(ids[::-1])[::-1], packed, rtol=1e-5, atol=1e-5)
 
 
 def test_a_wrong_rope_is_caught(files, llama_cpp):
@@ -196,9 +213,12 @@ def test_vulkan_matches_llama_cpp(files, llama_cpp):
     want = llama_cpp[str(files["f16"])]
     m = load(files["f16"], device="kompute", n_ctx=N_CTX)
     assert m.backend == "kompute"
-    got = m.embed([w["ids"] for w in want])
+    ids = [w["ids"] for w in want]
+    assert m.model.plan([len(i) for i in ids]) == [[0, 1, 2]]     # one pass on the GPU too
+    got = m.embed(ids)
     for g, w, text in zip(got, want, TEXTS):
         assert unit(g) @ unit(w["embedding"]) >= 0.9999, text
+    _packed_equals_one_per_pass(m, ids, got)
     m.close()
 
 

@@ -14,11 +14,10 @@ the last hidden states (GGUF `pooling_type` 1, the only pooling these models use
                   SiLU(ffn_gate x) * (ffn_up x)   (nomic-bert, SwiGLU)
     embedding[s] = mean of x over the rows of sequence s
 
-Batching: several token lists are packed into one forward pass of up to `capacity` rows.  Each row
-carries its sequence id (attention only looks within its own sequence) and its position inside its
-sequence (BERT's learned position table is indexed per sequence, so packing is exact).  nomic-bert's
-RoPE reads positions as `pos + row` from the step buffer (ops.rope), which is only right for one
-sequence per pass, so nomic-bert runs one sequence per forward pass.
+Batching: several token lists are packed into one forward pass of up to `capacity` rows, for both
+architectures.  Each row carries its sequence id (attention only looks within its own sequence) and
+its position inside its sequence: BERT indexes its learned position table with it, nomic-bert hands it
+to ops.rope as the rotation position, so every packed sequence starts again at 0 and packing is exact.
 
 Everything on activations is an ops call, so this file runs unchanged on the NumPy and Vulkan backends.
 The pooled vectors are returned *not* normalised: upstream normalises (and, for Matryoshka models,
@@ -140,7 +139,7 @@ class Bert:
     # ------------------------------------------------------------------ buffers
     def _alloc(self) -> None:
         ops, R, E, F = self.ops, self.capacity, self.n_embd, self.n_ff
-        self.max_seqs = R if not self.nomic else 1
+        self.max_seqs = R                                      # at most one sequence per row
         self.ids = ops.tensor(R, 1, "i32", "ids")               # token id of each row
         self.pos_ids = ops.tensor(R, 1, "i32", "pos_ids")       # position of each row inside its sequence
         self.seq_ids = ops.tensor(R, 1, "i32", "seq_ids")       # which sequence each row belongs to
@@ -172,8 +171,9 @@ class Bert:
             if self.nomic:          # fused QKV: a row window of one matrix per projection
                 for j, out in enumerate((self.q, self.k, self.v)):
                     ops.matmul(out, b.attn_qkv, x, None, w_row0=j * E, n_out=E)
-                ops.rope(self.q, H, D, D, self.rope_base, neox=True)
-                ops.rope(self.k, H, D, D, self.rope_base, neox=True)
+                # positions inside each packed sequence, not the row index (pos + t) of the batch
+                ops.rope(self.q, H, D, D, self.rope_base, neox=True, positions=self.pos_ids)
+                ops.rope(self.k, H, D, D, self.rope_base, neox=True, positions=self.pos_ids)
             else:
                 ops.matmul(self.q, b.attn_q, x, b.attn_q_b)
                 ops.matmul(self.k, b.attn_k, x, b.attn_k_b)
