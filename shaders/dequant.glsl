@@ -9,7 +9,7 @@
 //         unpacked four bytes at a time with vector shifts (BYTE_SHIFTS).
 // dequant8 below is the same as an array, for the shaders that index values one by one.
 // The including shader declares `uint data_a[]` before including this file.
-// The split layouts (DATA_A_Q4_0_SPLIT, DATA_A_Q8_0_SPLIT, DATA_A_Q6_K_SPLIT; GPT4ALL_MATVEC=v2) keep the quants of each
+// The split layouts (DATA_A_Q4_0_SPLIT, DATA_A_Q8_0_SPLIT, DATA_A_Q4_K_SPLIT, DATA_A_Q6_K_SPLIT; GPT4ALL_MATVEC=v2) keep the quants of each
 // block in 16-byte vectors and the f16 scales in their own array, unpadded (quants/<type>_split.glsl);
 // dequant8v reads them too, and with -DMATVEC they add block_dot for shaders/matmul_vec.comp.
 
@@ -31,6 +31,8 @@ const uvec4 BYTE_SHIFTS = uvec4(0u, 8u, 16u, 24u);
 #include "quants/q4_0_split.glsl"
 #elif defined(DATA_A_Q8_0_SPLIT)
 #include "quants/q8_0_split.glsl"
+#elif defined(DATA_A_Q4_K_SPLIT)
+#include "quants/q4_k_split.glsl"
 #elif defined(DATA_A_Q6_K_SPLIT)
 #include "quants/q6_k_split.glsl"
 #elif defined(DATA_A_Q4_1)

@@ -74,7 +74,7 @@ def test_rope_positions_are_used(backends):
 
 
 # Both decode mat-vec kernels (GPT4ALL_MATVEC), whichever is the default: v1 = matmul.comp on the padded
-# layouts; v2 = Q4_0 / Q8_0 / Q6_K in the split layout, read by matmul_vec.comp for one row and by every other
+# layouts; v2 = Q4_0 / Q8_0 / Q4_K / Q6_K in the split layout, read by matmul_vec.comp for one row and by every other
 # typed kernel (batched matmul, get_rows, add/mul_weight) through dequant8v.
 MATVEC_OPS = ("matmul", "get_rows", "add_weight", "mul_weight")
 MATVEC_CASES = [c for c in CASES if c.op in MATVEC_OPS]
@@ -94,14 +94,14 @@ def test_op_matches_numpy_each_matvec_kernel(matvec_backends, case):
 
 
 def test_matvec_choice_picks_the_kernel(matvec_backends):
-    """A one-row Q4_0 / Q8_0 / Q6_K matmul dispatches matmul_vec on the split layout under v2, matmul.comp
+    """A one-row Q4_0 / Q8_0 / Q4_K / Q6_K matmul dispatches matmul_vec on the split layout under v2, matmul.comp
     under v1."""
     vk = matvec_backends.vk
-    for typ, width in ((harness.T.Q4_0, 96), (harness.T.Q8_0, 96), (harness.T.Q6_K, 512)):
+    for typ, width in ((harness.T.Q4_0, 96), (harness.T.Q8_0, 96), (harness.T.Q4_K, 512), (harness.T.Q6_K, 512)):
         assert matvec_backends.check(harness.matmul_case(typ, 1, width, 37)).ok
     shaders = {key[0] for key in vk._algos}
-    v2 = {f"matmul_vec_{t}_split{vk._sg}" for t in ("q4_0", "q8_0", "q6_k")}
-    v1 = {f"matmul_{t}{vk._sg}" for t in ("q4_0", "q8_0", "q6_k")}
+    v2 = {f"matmul_vec_{t}_split{vk._sg}" for t in ("q4_0", "q8_0", "q4_k", "q6_k")}
+    v1 = {f"matmul_{t}{vk._sg}" for t in ("q4_0", "q8_0", "q4_k", "q6_k")}
     assert (v2 <= shaders and not v1 & shaders) if vk.matvec == "v2" else (v1 <= shaders and not v2 & shaders)
 
 

@@ -56,7 +56,7 @@ from engine.ops import Ops, Tensor  # noqa: E402
 NMSE_TOL = 1e-7              # the op harness's tolerance (tools/op_harness.py)
 CHECK_ROWS = 512             # weight rows the reference multiplies for a large mat-vec
 MATMUL_TYPES = ("Q4_0", "Q8_0", "F16", "Q4_K", "Q6_K")
-SPLIT_MATMULS = ("matmul_q4_0:", "matmul_q8_0:", "matmul_q6_k:")   # the cases GPT4ALL_MATVEC (--matvec) changes
+SPLIT_MATMULS = ("matmul_q4_0:", "matmul_q8_0:", "matmul_q4_k:", "matmul_q6_k:")   # the cases GPT4ALL_MATVEC (--matvec) changes
 # f16 scale fields of each quantised block (byte offsets), set to small positive values
 SCALE_FIELDS = {T.Q4_0: [0], T.Q8_0: [0], T.Q4_K: [0, 2], T.Q6_K: [208]}
 
@@ -389,7 +389,7 @@ def main(argv: Optional[list] = None) -> int:
     ap.add_argument("--runs", type=int, default=3, help="runs of each program; the fastest counts (default 3)")
     ap.add_argument("--matvec", default="", help="decode mat-vec kernel(s), comma-separated: v1, v2, "
                     "v2:NRxWG (rows per workgroup x threads; default: the backend's).  After the first, only "
-                    "the Q4_0 / Q8_0 / Q6_K mat-vecs run again (nothing else depends on it)")
+                    "the Q4_0 / Q8_0 / Q4_K / Q6_K mat-vecs run again (nothing else depends on it)")
     ap.add_argument("--rotate-mib", type=int, default=256, help="bytes of weight / K-V copies the "
                     "repetitions cycle through, so they stream from memory, not from cache (default 256)")
     ap.add_argument("--json", help="also write the results as JSON to this file ('-': stdout)")
@@ -419,7 +419,7 @@ def main(argv: Optional[list] = None) -> int:
               f"{'1-op ms':>8s}", file=out)
         for c in cases:
             if mv != matvecs[0] and not c.name.startswith(SPLIT_MATMULS):
-                continue                 # only the Q4_0 / Q8_0 / Q6_K mat-vecs depend on the mat-vec choice
+                continue                 # only these mat-vecs depend on the mat-vec choice
             ref = NumpyOps()
             bytes_before = vk.bytes_allocated
             try:

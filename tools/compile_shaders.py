@@ -32,7 +32,7 @@ GLSLC_FLAGS = ["-O", "--target-env=vulkan1.1"]
 WEIGHT_TYPES = ["f32", "f16", "q4_0", "q4_1", "q5_0", "q8_0", "q4_k", "q6_k"]
 # Split layouts (quants in 16-byte vectors, scales apart: GPT4ALL_MATVEC=v2): every typed kernel reads
 # them through dequant8v, and the bandwidth mat-vec matmul_vec.comp is built for them only.
-SPLIT_TYPES = ["q4_0_split", "q8_0_split", "q6_k_split"]
+SPLIT_TYPES = ["q4_0_split", "q8_0_split", "q4_k_split", "q6_k_split"]
 
 
 def variants() -> dict[str, tuple[str, list[str]]]:

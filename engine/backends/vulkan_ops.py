@@ -28,7 +28,7 @@ buffer).  A weight larger than the device's maxStorageBufferRange is split into 
 dispatch per chunk.  1-D weights (norms, biases, rope factors) are dequantised to F32 at upload.
 
 With the v2 mat-vec (``matvec='v2'``, the default; GPT4ALL_MATVEC=v1 selects the old kernel) Q4_0,
-Q8_0 and Q6_K matrices are stored in a *split* layout instead (``repack_split``): per row chunk a 16-byte
+Q8_0, Q4_K and Q6_K matrices are stored in a *split* layout instead (``repack_split``): per row chunk a 16-byte
 header, the blocks' quants as 16-byte vectors, then their f16 scales, with no padding.
 shaders/matmul_vec.comp reads it for one-row (decode) matmuls at 16 bytes per load; every other
 typed kernel reads it through the same dequant8v interface (shaders/quants/<type>_split.glsl).
@@ -71,7 +71,8 @@ class Layout:
     words: int              # 32-bit words per repacked block
     pad_at: int = -1        # byte offset where 2 padding bytes are inserted (-1: none)
     split: bool = False     # split layout: header, quants as uvec4s, f16 scales apart (repack_split)
-    d_at: int = 0           # split layout: byte offset of the f16 scale d in the GGUF block
+    d_at: int = 0           # split layout: byte offset of the block's scale fields ("meta") in the GGUF block
+    meta_bytes: int = 2     # split layout: their size (2: f16 d, stored two per word; 16: one uvec4)
 
 
 LAYOUTS = {
@@ -91,6 +92,7 @@ LAYOUTS = {
 SPLIT_LAYOUTS = {
     T.Q4_0: Layout("q4_0_split", 32, 4, split=True),     # 16 quant bytes + 2 scale bytes per block
     T.Q8_0: Layout("q8_0_split", 32, 8, split=True),     # 32 + 2
+    T.Q4_K: Layout("q4_k_split", 256, 32, split=True, meta_bytes=16),   # qs: 128 bytes + (d, dmin, scales)
     T.Q6_K: Layout("q6_k_split", 256, 52, split=True, d_at=208),   # ql, qh, scales: 208 bytes + d
 }
 SPLIT_HEADER_WORDS = 4      # word 0: where the scales start; 4 words keep the quants 16-byte aligned
@@ -99,7 +101,7 @@ SPLIT_HEADER_WORDS = 4      # word 0: where the scales start; 4 words keep the q
 @dataclass(frozen=True)
 class MatvecKernel:
     """The decode (one-row) mat-vec.  'v1': matmul.comp on the padded layouts.  'v2[:NRxWG]':
-    matmul_vec.comp on the split layouts (Q4_0, Q8_0, Q6_K), NR weight rows per workgroup pass and WG threads
+    matmul_vec.comp on the split layouts (Q4_0, Q8_0, Q4_K, Q6_K), NR weight rows per workgroup pass and WG threads
     per workgroup (its specialization constants; default 4x64), e.g. 'v2:2x128'."""
     version: str = "v2"
     nr: int = 4
@@ -130,16 +132,18 @@ def split_bytes_per_row(ggml_type: int, width: int) -> int:
 
 
 def repack_split(raw: np.ndarray, ggml_type: int, rows: int, width: int) -> np.ndarray:
-    """GGUF blocks of ``rows`` rows (f16 d at byte d_at, the rest quants) -> one chunk's uint32 words:
-    [header (4 words)] [quants: rows * nb blocks of `words` words] [d: rows * nb f16, two per word]."""
+    """GGUF blocks of ``rows`` rows (scale fields at byte d_at, meta_bytes long; the rest quants) -> one
+    chunk's uint32 words: [header (4 words)] [quants: rows * nb blocks of `words` words] [meta: rows * nb
+    entries; 2-byte ones (an f16 d) two per word, 16-byte ones (Q4_K's d, dmin, scales) one uvec4]."""
     lay = SPLIT_LAYOUTS[ggml_type]
     qk, bs = GGML_QUANT_SIZES[ggml_type]
     n = rows * (width // qk)                                       # blocks in the chunk
     blocks = np.asarray(raw, dtype=np.uint8).reshape(n, bs)
-    d0 = lay.d_at
-    quants = np.concatenate([blocks[:, :d0], blocks[:, d0 + 2:]], axis=1).reshape(-1).view(np.uint32)
-    scales = np.zeros((2 * (-(-n // 2)), 2), np.uint8)             # [n rounded up to even, 2 bytes]
-    scales[:n] = blocks[:, d0:d0 + 2]
+    d0, mb = lay.d_at, lay.meta_bytes
+    quants = np.concatenate([blocks[:, :d0], blocks[:, d0 + mb:]], axis=1).reshape(-1).view(np.uint32)
+    n_meta = -(-n * mb // 4) * 4 // mb                              # entries, rounded up to whole words
+    scales = np.zeros((n_meta, mb), np.uint8)                       # [n_meta, meta_bytes]
+    scales[:n] = blocks[:, d0:d0 + mb]
     header = np.zeros(SPLIT_HEADER_WORDS, np.uint32)
     header[0] = SPLIT_HEADER_WORDS + n * lay.words
     return np.concatenate([header, quants, scales.reshape(-1).view(np.uint32)])
@@ -231,7 +235,7 @@ class VulkanOps(Ops):
         subgroup arithmetic; False forces the portable shared-memory path).  ``attention_splits``:
         key slices per (row, head) in attention (default: ATTENTION_SPLITS for decode on a GPU, else 1).
         ``matvec``: the decode mat-vec kernel, 'v1' (matmul.comp on the padded layout) or 'v2[:NRxWG]'
-        (matmul_vec.comp on the split layouts of Q4_0, Q8_0 and Q6_K, which every other typed kernel reads
+        (matmul_vec.comp on the split layouts of Q4_0, Q8_0, Q4_K and Q6_K, which every other typed kernel reads
         too; see MatvecKernel); default: $GPT4ALL_MATVEC, else DEFAULT_MATVEC.  Fixed per backend: it
         decides how weights are uploaded."""
         self.attention_splits = attention_splits
