@@ -9,9 +9,12 @@
 //      largest value (4 histogram passes over the vocabulary, no global sort), gathered into
 //      shared memory and bitonic-sorted by (logit desc, id asc) -- NumPy's stable order;
 //   4. thread 0 walks the short sorted list for top-p, min-p and the draw.
+// The workgroup size is a specialization constant (vulkan_ops.VulkanOps.sample_wg): a GPU runs this
+// single workgroup on one compute unit, so it gets as many threads as the device allows (up to 1024)
+// to keep enough loads in flight over the vocabulary; a CPU device keeps 128.  It must be a power of two (>= 32: see VulkanOps).
 // When k > MAX_CAND (top-k off), top-p's probabilities still use the softmax over all k
 // candidates; only a top-p set longer than MAX_CAND tokens is cut to MAX_CAND.
-#define WG_SIZE 128
+#define WG_SPEC
 #include "common.glsl"
 #include "sampling_buf.glsl"
 
@@ -138,12 +141,14 @@ void main() {
     }
     barrier();
     uint nc = min(n_cand, uint(CAP));
-    for (uint i = nc + tid; i < CAP; i += WG_SIZE) { cand_key[i] = 0u; cand_id[i] = 0xFFFFFFFFu; }
+    uint P = 2u;                                  // sort only the next power of two >= nc (64 for top-k 40)
+    while (P < nc) P <<= 1;
+    for (uint i = nc + tid; i < P; i += WG_SIZE) { cand_key[i] = 0u; cand_id[i] = 0xFFFFFFFFu; }   // sort last
     barrier();
     // bitonic sort, descending by key, ascending by id on equal keys
-    for (uint size = 2u; size <= CAP; size <<= 1) {
+    for (uint size = 2u; size <= P; size <<= 1) {
         for (uint stride = size >> 1; stride > 0u; stride >>= 1) {
-            for (uint i = tid; i < CAP; i += WG_SIZE) {
+            for (uint i = tid; i < P; i += WG_SIZE) {
                 uint j = i ^ stride;
                 if (j > i) {
                     bool desc = (i & size) == 0u;

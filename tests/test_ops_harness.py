@@ -127,3 +127,31 @@ def tuned_backends(request):
 def test_matvec_v2_tuning_keeps_results(tuned_backends, case):
     r = tuned_backends.check(case)
     assert r.ok, f"{case.name} (matvec {tuned_backends.vk.matvec_kernel}): error {r.error:.3e} {r.detail}"
+
+
+# sample.comp's workgroup size is a specialization constant: 128 on CPU devices (what CI runs above),
+# up to 1024 on GPUs; both ends (and one between) must pick the same tokens
+SAMPLE_CASES = [c for c in CASES if c.op in ("sample", "advance")]
+
+
+@pytest.fixture(scope="module", params=[32, 256, 1024])
+def sample_wg_backends(request):
+    from engine.backends.vulkan_device import choose
+    from engine.backends.vulkan_ops import VulkanOps
+    b = harness.Backends("kompute")
+    b.vk = VulkanOps(choose("kompute"), sample_wg=request.param)
+    return b
+
+
+@pytest.mark.parametrize("case", SAMPLE_CASES, ids=[c.name for c in SAMPLE_CASES])
+def test_sample_workgroup_sizes_pick_the_same_tokens(sample_wg_backends, case):
+    r = sample_wg_backends.check(case)
+    assert r.ok, f"{case.name} (sample workgroup {sample_wg_backends.vk.sample_wg}): {r.detail}"
+
+
+def test_sample_workgroup_size_is_checked():
+    from engine.backends.vulkan_device import choose
+    from engine.backends.vulkan_ops import VulkanOps
+    for bad in (8, 96, 4096):
+        with pytest.raises(ValueError, match="sample workgroup"):
+            VulkanOps(choose("kompute"), sample_wg=bad)

@@ -227,7 +227,7 @@ class VulkanOps(Ops):
 
     def __init__(self, info: Optional[GpuInfo] = None, max_buffer_bytes: Optional[int] = None,
                  subgroups: Optional[bool] = None, attention_splits: Optional[int] = None,
-                 matvec: Optional[str] = None):
+                 matvec: Optional[str] = None, sample_wg: Optional[int] = None):
         """``info``: the device (default: vulkan_device.choose('kompute')).  ``max_buffer_bytes``
         overrides the device's maxStorageBufferRange for splitting weights (the op harness uses a few KiB
         to test split weights).
@@ -237,11 +237,26 @@ class VulkanOps(Ops):
         ``matvec``: the decode mat-vec kernel, 'v1' (matmul.comp on the padded layout) or 'v2[:NRxWG]'
         (matmul_vec.comp on the split layouts of Q4_0, Q8_0, Q4_K and Q6_K, which every other typed kernel reads
         too; see MatvecKernel); default: $GPT4ALL_MATVEC, else DEFAULT_MATVEC.  Fixed per backend: it
-        decides how weights are uploaded."""
+        decides how weights are uploaded.  ``sample_wg``: threads of sample.comp's single workgroup
+        (default: $GPT4ALL_SAMPLE_WG, else 128 on a CPU device, else as many as the device allows, <= 1024)."""
         self.attention_splits = attention_splits
+        self.info = info or choose("kompute")
         self.matvec_kernel = MatvecKernel.parse(matvec or os.environ.get("GPT4ALL_MATVEC") or DEFAULT_MATVEC)
         self.matvec = self.matvec_kernel.version            # 'v1' | 'v2'
-        self.info = info or choose("kompute")
+        if self.matvec_kernel.wg > self.info.max_workgroup_invocations:
+            raise ValueError(f"matvec kernel {self.matvec_kernel}: {self.matvec_kernel.wg} threads per workgroup, "
+                             f"more than '{self.info.name}' allows ({self.info.max_workgroup_invocations})")
+        # sample.comp's single workgroup: as wide as the device allows on a GPU (it runs on one compute
+        # unit and must keep loads in flight over the whole vocabulary), 128 on a CPU device;
+        # GPT4ALL_SAMPLE_WG overrides (tools/bench_kernels.py --ops sample compares).  A power of two >= 32:
+        # sizes below lavapipe's SIMD width (8) gave wrong tokens there in 1-2 of the 8 harness cases,
+        # not understood yet, and no GPU needs fewer than 32
+        wide = 1 << (min(1024, self.info.max_workgroup_invocations).bit_length() - 1)
+        self.sample_wg = int(sample_wg or os.environ.get("GPT4ALL_SAMPLE_WG")
+                             or (128 if self.info.type == "cpu" else wide))
+        if self.sample_wg & (self.sample_wg - 1) or not 32 <= self.sample_wg <= self.info.max_workgroup_invocations:
+            raise ValueError(f"sample workgroup size {self.sample_wg} (GPT4ALL_SAMPLE_WG): a power of two in "
+                             f"32..{self.info.max_workgroup_invocations}")
         self.subgroups = self.info.subgroup_arithmetic if subgroups is None else bool(subgroups)
         self._sg = "_sg" if self.subgroups else ""
         self.device_name = self.info.name
@@ -628,7 +643,8 @@ class VulkanOps(Ops):
     def sample(self, out_token: Tensor, logits: Tensor, history: Tensor, slot: int = 0) -> None:
         scratch = self._scratch_for(logits.width)
         self._dispatch("sample", [self._samp_t, logits.handle, history.handle, scratch, out_token.handle],
-                       push_constants(logits.width, slot), (1,), [scratch, out_token.handle])
+                       push_constants(logits.width, slot), (1,), [scratch, out_token.handle],
+                       spec=(self.sample_wg,))
 
     def advance(self, ids: Tensor, tokens: Tensor, history: Tensor, slot: int = 0) -> None:
         self._dispatch("advance", [self._samp_t, tokens.handle, ids.handle, history.handle],
