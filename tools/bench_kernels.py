@@ -412,7 +412,8 @@ def main(argv: Optional[list] = None) -> int:
     for mv in matvecs:
         vk = make_vulkan(args.device, mv)
         mv_name = str(vk.matvec_kernel)
-        print(f"device: {vk.device_name} ({vk.info.vendor} {vk.info.type}, subgroup {vk.info.subgroup_size}); "
+        print(f"device: {vk.device_name} ({vk.info.vendor} {vk.info.type}, subgroup {vk.info.subgroup_size}, "
+              f"{'subgroup' if vk.subgroups else 'shared-memory'} reductions, sample workgroup {vk.sample_wg}); "
               f"shape {args.shape}; {args.reps} ops per timed program, best of {args.runs}"
               + (f"; matvec {mv_name}" if mv_name else ""), file=out)
         print(f"{'case':48s} {'check':>5s} {'error':>9s} {'us/op':>10s} {'GB/s':>8s} {'disp/op':>7s} "
@@ -437,7 +438,8 @@ def main(argv: Optional[list] = None) -> int:
     n_bad = sum(not r.ok for r in results)
     print(f"{len(results) - n_bad}/{len(results)} checks passed on {vk.device_name}", file=out)
     if args.json:
-        doc = {"device": vk.device_name, "device_type": vk.info.type, "shape": args.shape,
+        doc = {"device": vk.device_name, "device_type": vk.info.type, "subgroup_size": vk.info.subgroup_size,
+               "subgroup_reductions": vk.subgroups, "sample_wg": vk.sample_wg, "shape": args.shape,
                "shape_sizes": asdict(shape), "reps": args.reps, "runs": args.runs,
                "results": [asdict(r) for r in results]}
         text = json.dumps(doc, indent=1)
