@@ -68,6 +68,22 @@ def test_batch_of_mixed_lengths_matches_one_by_one(minilm):
         assert abs(np.linalg.norm(v) - 1.0) < 1e-6
 
 
+def test_grouping_into_passes_changes_nothing(minilm):
+    """Texts are packed into passes of about pass_tokens rows (a long one alone); any grouping gives the
+    same vectors, because attention and pooling never cross sequences."""
+    bert = minilm.gpt4all.model.llm.model
+    assert bert.plan([300, 300, 100, 511, 5]) == [[0], [1, 2], [3], [4]]     # pass_tokens 512
+    batch = TEXTS + [TEXTS[0] * 5, "a"]
+    want = np.array(minilm.embed(batch))
+    saved = bert.pass_tokens
+    try:
+        for pass_tokens in (1, 40, 4096):      # one text per pass .. all texts in one pass
+            bert.pass_tokens = pass_tokens
+            np.testing.assert_allclose(np.array(minilm.embed(batch)), want, atol=2e-6)
+    finally:
+        bert.pass_tokens = saved
+
+
 @pytest.mark.parametrize("mode", ["mean", "truncate"])
 def test_long_text_windows(minilm, mode):
     ref = reference()

@@ -26,11 +26,15 @@ layer-normalises) per chunk in float64 on the host; gpt4all/_embed.py does that.
 from __future__ import annotations
 
 import math
+import os
 from typing import Any, Optional
 
 import numpy as np
 
 from ..ops import Ops, Program, Weight
+
+
+PASS_TOKENS = 512      # target rows per packed forward pass (env GPT4ALL_EMBED_PASS_TOKENS); see Bert.__init__
 
 
 def _metadata(g: Any) -> dict:
@@ -86,6 +90,11 @@ class Bert:
         # n_ctx tokens, of one or several sequences.  A sequence itself is at most n_ctx_train long.
         self.capacity = int(n_ctx)
         self.max_seq_len = min(self.n_ctx_train, self.capacity)
+        # Short texts are packed into passes of about pass_tokens rows, not n_ctx: attention over a packed
+        # pass costs n_rows^2 (the backends mask other sequences' keys rather than skip them), so a full
+        # 2048-row pass of MiniLM spends more on masked attention than on its matmuls.  Results do not
+        # depend on how sequences are grouped; a sequence longer than pass_tokens gets a pass of its own.
+        self.pass_tokens = int(os.environ.get("GPT4ALL_EMBED_PASS_TOKENS", PASS_TOKENS))
         del n_batch  # the decoders' prompt batch size: not what bounds an encoder's pass
 
         self._load_weights(_tensor_table(gguf_model))
@@ -206,16 +215,16 @@ class Bert:
 
     # ------------------------------------------------------------------ public
     def plan(self, lengths: list[int]) -> list[list[int]]:
-        """Indices of the sequences each forward pass takes, greedily in order, as upstream packs them
-        (a pass is closed when the next sequence would not fit)."""
+        """Indices of the sequences each forward pass takes, greedily in order (a pass is closed when the
+        next sequence would take it past pass_tokens rows, or past capacity)."""
         passes: list[list[int]] = []
-        used = 0
+        used, limit = 0, max(1, min(self.capacity, self.pass_tokens))
         for i, n in enumerate(lengths):
             if n > self.max_seq_len:
                 raise ValueError(f"sequence {i} has {n} tokens; this model takes at most {self.max_seq_len}")
             if n == 0:
                 raise ValueError(f"sequence {i} is empty")
-            if not passes or used + n > self.capacity or len(passes[-1]) == self.max_seqs:
+            if not passes or used + n > limit or len(passes[-1]) == self.max_seqs:
                 passes.append([])
                 used = 0
             passes[-1].append(i)
