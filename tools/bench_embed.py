@@ -20,6 +20,9 @@ the oracle venv's own packages) and from a directory outside this repo, because 
 called `gpt4all`.  Upstream's device: 'cpu' when ours is on the CPU, else 'kompute' (its backend name
 is reported: upstream silently falls back to the CPU where Kompute cannot run the model).
 
+Our engine packs texts into forward passes of about 512 rows (env GPT4ALL_EMBED_PASS_TOKENS, read by
+engine/models/bert.py; it changes speed, never the vectors): on a GPU, try 256 / 1024 / 2048 too.
+
 Printed: one JSON line per side (texts/s, tokens/s, n_prompt_tokens, backend, device, load time), then
 the speed ratio and a sanity check that both sides did the same work: equal n_prompt_tokens and the
 cosine between their vectors for the first texts (>= 0.999 expected on F16/F32 files).
@@ -133,7 +136,8 @@ def main(argv=None) -> int:
     if len(results) == 2:
         ours, up = results
         cos = [float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b))) for a, b in zip(ours["first"], up["first"])]
-        summary = {"ours_over_upstream": ours["texts_per_s"] / up["texts_per_s"],
+        summary = {"pass_tokens": os.environ.get("GPT4ALL_EMBED_PASS_TOKENS", "default"),
+                   "ours_over_upstream": ours["texts_per_s"] / up["texts_per_s"],
                    "same_n_prompt_tokens": ours["n_prompt_tokens"] == up["n_prompt_tokens"],
                    "min_cosine_first_texts": min(cos)}
         print(f"ours/upstream: {summary['ours_over_upstream']:.2f}x texts/s "

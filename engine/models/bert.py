@@ -14,10 +14,11 @@ the last hidden states (GGUF `pooling_type` 1, the only pooling these models use
                   SiLU(ffn_gate x) * (ffn_up x)   (nomic-bert, SwiGLU)
     embedding[s] = mean of x over the rows of sequence s
 
-Batching: several token lists are packed into one forward pass of up to `capacity` rows, for both
-architectures.  Each row carries its sequence id (attention only looks within its own sequence) and
-its position inside its sequence: BERT indexes its learned position table with it, nomic-bert hands it
-to ops.rope as the rotation position, so every packed sequence starts again at 0 and packing is exact.
+Batching: several token lists are packed into one forward pass of about `pass_tokens` rows (at most
+`capacity` = n_ctx), for both architectures.  Each row carries its sequence id (attention only looks
+within its own sequence) and its position inside its sequence: BERT indexes its learned position
+table with it, nomic-bert hands it to ops.rope as the rotation position, so every packed sequence
+starts again at 0 and packing is exact.
 
 Everything on activations is an ops call, so this file runs unchanged on the NumPy and Vulkan backends.
 The pooled vectors are returned *not* normalised: upstream normalises (and, for Matryoshka models,
