@@ -1,10 +1,10 @@
 """nomic-bert (nomic-embed-text) against llama.cpp, on a tiny random-weight model in the real layout.
 
-No nomic weights are reachable offline, so the test writes its own nomic-bert GGUF: the tensor set,
-names, shapes and hyperparameter keys that llama.cpp's loader expects (gguf-py's
-MODEL_TENSORS[NOMIC_BERT] / TENSOR_NAMES name them), random F32/F16 weights, and the real WordPiece
-vocab borrowed from the all-MiniLM-L6-v2 test model.  What makes nomic-bert different from BERT is
-all exercised: fused attn_qkv, NeoX-style RoPE on q and k (no position table), SwiGLU feed-forward
+No nomic weights are reachable offline, so the test writes its own nomic-bert GGUF with
+tools/random_bert.py: the tensor set, names, shapes and hyperparameter keys that llama.cpp's loader
+expects (gguf-py's MODEL_TENSORS[NOMIC_BERT] / TENSOR_NAMES name them), random F32/F16 weights, and the
+real WordPiece vocab borrowed from the all-MiniLM-L6-v2 test model.  What makes nomic-bert different
+from BERT is all exercised: fused attn_qkv, NeoX-style RoPE on q and k (no position table), SwiGLU feed-forward
 (silu(ffn_gate x) * ffn_up x), no biases on the projections, mean pooling, non-causal attention.
 
 Oracles: llama-cpp-python (llama.cpp's nomic-bert graph, oracle venv, subprocess) for the pooled
@@ -19,18 +19,22 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import gguf
 import numpy as np
 import pytest
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+import random_bert  # noqa: E402  (tools/ is a folder of scripts)
+
 ORACLE_PYTHON = os.environ.get("GPT4ALL_ORACLE_PYTHON", "/opt/oracle/bin/python")
-ARCH = gguf.MODEL_ARCH.NOMIC_BERT
 T = gguf.GGMLQuantizationType
 
 # tiny but not degenerate: 4 heads of 16 dims, so RoPE rotates 8 frequency pairs per head
-N_EMBD, N_HEAD, N_FF, N_LAYER, N_CTX = 64, 4, 128, 2, 128
+N_EMBD, N_HEAD, N_FF, N_LAYER, N_CTX = (getattr(random_bert.SHAPES["tiny"], k)
+                                       for k in ("n_embd", "n_head", "n_ff", "n_layer", "n_ctx"))
 
 TEXTS = ["hello",
          "The quick brown fox jumps over the lazy dog.",
@@ -39,77 +43,9 @@ TEXTS = ["hello",
          "positions where the low frequencies matter too."]
 
 
-def tensor_name(key: gguf.MODEL_TENSOR, bid: int | None = None, suffix: str = "weight") -> str:
-    """A GGUF tensor name from gguf-py's table, checked to be one llama.cpp lists for nomic-bert."""
-    assert key in gguf.MODEL_TENSORS[ARCH], key
-    return gguf.TENSOR_NAMES[key].format(bid=bid) + "." + suffix
-
-
-def write_nomic_bert(path: Path, vocab_model: Path, *, name: str, rope_base: float = 1000.0,
-                     matrix_dtype=np.float32, seed: int = 0) -> Path:
-    """A random nomic-bert GGUF with llama.cpp's layout (numpy shapes are GGUF's, reversed)."""
-    rng = np.random.default_rng(seed)
-    E, F = N_EMBD, N_FF
-    vocab = {k: f.contents() for k, f in gguf.GGUFReader(vocab_model).fields.items()
-             if k.startswith("tokenizer.ggml.")}
-    n_vocab = len(vocab["tokenizer.ggml.tokens"])
-
-    def rand(*shape, std=1.0, mean=0.0):
-        return (mean + std * rng.standard_normal(shape)).astype(np.float32)
-
-    def mat(*shape, std=1.0):           # the big matrices: F32 or F16 (1-D tensors stay F32, as converters do)
-        return rand(*shape, std=std).astype(matrix_dtype)
-
-    # weights chosen so attention is far from uniform (|q.k|/sqrt(d) ~ 1): a wrong RoPE shows
-    M = gguf.MODEL_TENSOR
-    tensors: dict[str, np.ndarray] = {
-        tensor_name(M.TOKEN_EMBD): mat(n_vocab, E),      # [n_vocab, E]
-        tensor_name(M.TOKEN_TYPES): rand(2, E, std=0.5),                       # [n_types, E]
-        tensor_name(M.TOKEN_EMBD_NORM): rand(E, std=0.1, mean=1.0),            # [E]
-        tensor_name(M.TOKEN_EMBD_NORM, suffix="bias"): rand(E, std=0.1),       # [E]
-    }
-    for i in range(N_LAYER):
-        tensors.update({
-            tensor_name(M.ATTN_QKV, i): mat(3 * E, E, std=0.15),             # [3E, E]: q, k, v rows
-            tensor_name(M.ATTN_OUT, i): mat(E, E, std=0.15),                 # [E, E]
-            tensor_name(M.ATTN_OUT_NORM, i): rand(E, std=0.1, mean=1.0),
-            tensor_name(M.ATTN_OUT_NORM, i, "bias"): rand(E, std=0.1),
-            tensor_name(M.FFN_UP, i): mat(F, E, std=0.15),                   # [F, E]
-            tensor_name(M.FFN_GATE, i): mat(F, E, std=0.15),                 # [F, E]
-            tensor_name(M.FFN_DOWN, i): mat(E, F, std=0.1),                  # [E, F]
-            tensor_name(M.LAYER_OUT_NORM, i): rand(E, std=0.1, mean=1.0),
-            tensor_name(M.LAYER_OUT_NORM, i, "bias"): rand(E, std=0.1),
-        })
-
-    w = gguf.GGUFWriter(str(path), gguf.MODEL_ARCH_NAMES[ARCH])
-    w.add_name(name)
-    w.add_context_length(N_CTX)
-    w.add_embedding_length(E)
-    w.add_feed_forward_length(F)
-    w.add_block_count(N_LAYER)
-    w.add_head_count(N_HEAD)
-    w.add_layer_norm_eps(1e-12)
-    w.add_causal_attention(False)
-    w.add_pooling_type(gguf.PoolingType.MEAN)
-    w.add_rope_freq_base(rope_base)
-    w.add_file_type(gguf.LlamaFileType.MOSTLY_F16 if matrix_dtype == np.float16 else gguf.LlamaFileType.ALL_F32)
-    w.add_tokenizer_model("bert")
-    w.add_token_list(vocab["tokenizer.ggml.tokens"])
-    w.add_token_types(vocab["tokenizer.ggml.token_type"])
-    w.add_token_type_count(2)
-    for key, add in (("bos", w.add_bos_token_id), ("eos", w.add_eos_token_id), ("unknown", w.add_unk_token_id),
-                     ("seperator", w.add_sep_token_id), ("padding", w.add_pad_token_id),
-                     ("mask", w.add_mask_token_id)):
-        add(vocab[f"tokenizer.ggml.{key}_token_id"])
-    w.add_add_bos_token(True)
-    w.add_add_eos_token(True)
-    for n, t in tensors.items():
-        w.add_tensor(n, t)
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
-    return path
+def write_nomic_bert(path: Path, vocab_model: Path, **kw) -> Path:
+    """tools/random_bert.py's writer in the tiny shape (N_EMBD, N_HEAD, N_FF, N_LAYER, N_CTX above)."""
+    return random_bert.write_nomic_bert(path, vocab_model, shape=random_bert.SHAPES["tiny"], **kw)
 
 
 # ------------------------------------------------------------------ llama.cpp

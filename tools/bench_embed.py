@@ -4,6 +4,7 @@
     python tools/bench_embed.py                               # MiniLM F16 test model, both on the CPU
     python tools/bench_embed.py --device kompute --n-texts 512 # ours on the GPU, upstream on its Kompute
     python tools/bench_embed.py --model path/to/model.gguf --skip-upstream
+    python tools/bench_embed.py --random-shape nomic-embed-text-v1.5   # 137M params, random F16 weights
 
 On a machine without network (the GPU machine) give the GGUF explicitly, e.g. a carried copy of the
 MiniLM F16 test model (46 MB), and upstream's package directory:
@@ -99,6 +100,10 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", type=Path, default=None,
                     help="GGUF file (default: the MiniLM F16 test model, made by tools/models.py)")
+    ap.add_argument("--random-shape", default=None, choices=("nomic-embed-text-v1.5",),
+                    help="benchmark a random-weight F16 nomic-bert in this real shape instead (written by "
+                         "tools/random_bert.py into --cache-dir, with the WordPiece vocab of --model)")
+    ap.add_argument("--cache-dir", type=Path, default=Path(tempfile.gettempdir()) / "bench-embed")
     ap.add_argument("--device", default="cpu", help="ours: cpu | kompute | gpu | a device name")
     ap.add_argument("--upstream-device", default=None,
                     help="upstream's device (default: 'cpu' when --device is cpu, else 'kompute')")
@@ -118,6 +123,17 @@ def main(argv=None) -> int:
         import models
         args.model = models.ensure("minilm-f16")
     args.model = args.model.resolve()
+    if args.random_shape:
+        sys.path.insert(0, str(REPO / "tools"))
+        import random_bert
+        path = args.cache_dir / f"{args.random_shape}.random.f16.gguf"
+        if not path.exists():
+            args.cache_dir.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            random_bert.write_nomic_bert(tmp, args.model, name=args.random_shape,
+                                         shape=random_bert.SHAPES[args.random_shape], matrix_dtype=np.float16)
+            tmp.replace(path)
+        args.model = path
     if args.upstream_device is None:
         args.upstream_device = "cpu" if args.device == "cpu" else "kompute"
 
