@@ -141,14 +141,22 @@ def main(argv=None) -> int:
     spec = {"texts": texts, "model": str(args.model), "n_ctx": args.n_ctx, "repeat": args.repeat,
             "n_check": N_CHECK}
     head = {"model": args.model.name, "n_texts": len(texts), "n_ctx": args.n_ctx}
-    results = [{"side": "ours", **head, "requested_device": args.device,
-                **run_side(sys.executable, None, {**spec, "device": args.device})}]
+    def show(r: dict) -> dict:
+        print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items() if k != "first"}),
+              flush=True)
+        return r
+
+    results = [show({"side": "ours", **head, "requested_device": args.device,
+                     **run_side(sys.executable, None, {**spec, "device": args.device})})]
+    upstream_failed = False
     if not args.skip_upstream:
-        results.append({"side": "upstream gpt4all 2.8.2", **head, "requested_device": args.upstream_device,
-                        **run_side(args.upstream_python, args.upstream_pythonpath,
-                                   {**spec, "device": args.upstream_device})})
-    for r in results:
-        print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items() if k != "first"}))
+        try:       # ours is printed already: an upstream failure (no Kompute device, ...) must not hide it
+            results.append(show({"side": "upstream gpt4all 2.8.2", **head, "requested_device": args.upstream_device,
+                                 **run_side(args.upstream_python, args.upstream_pythonpath,
+                                            {**spec, "device": args.upstream_device})}))
+        except RuntimeError as e:
+            print(f"upstream failed: {e}", file=sys.stderr)
+            upstream_failed = True
     if len(results) == 2:
         ours, up = results
         cos = [float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b))) for a, b in zip(ours["first"], up["first"])]
@@ -164,7 +172,7 @@ def main(argv=None) -> int:
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results, indent=1) + "\n")
-    return 0
+    return 1 if upstream_failed else 0
 
 
 if __name__ == "__main__":
