@@ -229,7 +229,7 @@ def test_rope_explicit_positions(neox):
     np.testing.assert_array_equal(got[[0, 3]], x0[[0, 3]])   # position 0: no rotation at all
 
 
-@pytest.mark.parametrize("budget", [None, 0])
+@pytest.mark.parametrize("budget", [None, 0, 4 * 12 * 16])     # the last: room for Wq alone
 def test_fused_matmuls_match_separate_products(budget):
     """Consecutive matmuls reading one input (q/k/v with biases, then gate/up) are recorded as one
     stacked product; outputs match the per-matrix definition, the parts' cached matrices become
@@ -260,8 +260,10 @@ def test_fused_matmuls_match_separate_products(budget):
         assert not got[2].any()
     stacked = [w.handle._dense for w in (wq, wk, wv)]
     if budget is None:
-        base = stacked[0].base                    # one [20, 16] matrix holds all three, in order
-        assert base is not None and base.shape == (20, 16) and all(d.base is base for d in stacked)
-        np.testing.assert_array_equal(base, np.concatenate([Wq, Wk, Wv]))
-    else:
-        assert all(d is None for d in stacked)
+        (_, w_cat), = ops._stacked.values()     # one [20, 16] matrix holds all three, in order
+        np.testing.assert_array_equal(w_cat, np.concatenate([Wq, Wk, Wv]))
+        assert all(np.shares_memory(d, w_cat) for d in stacked)
+        assert ops.cache_budget.left == NumpyOps().cache_budget.left - 4 * (20 + 20 * 2) * 16
+    else:           # the stack does not fit: its parts run alone, each cached only if it fits by itself
+        assert not ops._stacked and (stacked[0] is not None) == (budget > 0)
+        assert stacked[1] is None and stacked[2] is None and ops.cache_budget.left == 0
