@@ -21,7 +21,10 @@ bytes (gemma3-270m's table is 168M values), unless the table is also the LM head
 embeddings), in which case the matmul cache already holds it.  The cache has a budget (default
 half the machine's memory; ``NumpyOps(cache_budget=...)``): matrices first used after it is spent
 are dequantised 1024 rows at a time on every use instead -- slow, but an 8B model still runs.
-Small 1-D weights (norms, biases, rope factors) are dequantised at upload.
+Small 1-D weights (norms, biases, rope factors) are dequantised at upload.  The float32 copies
+are packed into large blocks (_F32Arena: huge pages, faster to stream), and matrices that a program
+multiplies with the same input one after another (q/k/v, gate/up) are stacked into one matrix and
+multiplied in one call (_FusedMatmul); each part's cached copy is then a view into the stack.
 
 Threads
 -------
