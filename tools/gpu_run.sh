@@ -1,43 +1,44 @@
 #!/usr/bin/env bash
 # The one script the lead runs on the NVIDIA H100 machine, from the project's root, with .devcarry/ and .whl/
-# carried along:
+# carried along (and .devcarry/all-MiniLM-L6-v2.F16.gguf for PART=embed):
 #
-#     bash tools/gpu_run.sh            # writes everything under $OUT (default ./gpu-out)
+#     PART=main bash tools/gpu_run.sh      # writes everything under $OUT (default ./gpu-out)
 #
-# Steps, each capped so that the whole run ends within GPU_RUN_BUDGET_S seconds (default 530, under 9 min);
-# a step that would start too late is skipped and says so:
-#   1. Vulkan loader + kp (source .devcarry/on-device.sh), the project's wheels into /tmp/site.
-#   2. Random-weight Llama-3.2-1B and Llama-3-8B shaped Q4_0 files (tools/random_gguf.py) in $BENCH_CACHE.
-#   3. tests/test_ops_harness.py: every shader against the NumPy reference on this GPU (needs pytest), and
-#      tests/test_vulkan_random_model.py: greedy generation, Vulkan vs NumPy, on random tiny and 1B files.
-#   4. tools/bench.py, ours on kompute vs upstream gpt4all 2.8.2 on kompute, same file, same run:
-#      256-token prompt, 128 generated tokens, n_batch 128, with --anatomy (dispatches, submissions per token).
-#   5. The context sweep (generation speed with 512 / 1024 / 4096 tokens in the cache; its 512-token prompt
-#      is the issue's prompt-processing target, "pp512"), a separate run per
-#      model so the main numbers exist even if the sweep runs out of time.
-#   6. Ours alone on the 1B shape with GPT4ALL_DECODE_STEPS=$ALT_STEPS (16): fewer submissions per token.
-#   7. tools/op_harness.py --perf (per-op timings), with whatever time is left.
-# Files under $OUT (at most 8): run.log (everything printed, with timestamps), bench_1b.json, bench_8b.json,
-# ctx_1b.json, ctx_8b.json, steps_1b.json, bench.md (all markdown tables), ops_perf.txt.  Then, on the dev
-# machine:
+# A device call lasts at most 10 minutes and brings back at most 8 files, so the work comes in three parts,
+# one call each; every step is capped so that the part ends within GPU_RUN_BUDGET_S seconds (default 500),
+# and a step that would start too late is skipped and says so. Each part first sources
+# .devcarry/on-device.sh (Vulkan loader; builds kp in about a minute) and installs .whl/ into /tmp/site.
+#   PART=main   random-weight Llama-3.2-1B and Llama-3-8B shaped Q4_0 files (tools/random_gguf.py) in
+#               $BENCH_CACHE; tools/bench.py, ours on kompute vs upstream gpt4all 2.8.2 on kompute, same
+#               file, same run (256-token prompt, 128 generated tokens, n_batch 128, --anatomy); the op
+#               harness (tests/test_ops_harness.py) and greedy Vulkan-vs-NumPy generation on the 1B shape
+#               (tests/test_vulkan_random_model.py); a cProfile of ours generating 512 tokens.
+#   PART=speed  tools/bench_kernels.py: decode mat-vec v1 vs v2 at both shapes and v2's rows x threads sweep;
+#               ours end to end with GPT4ALL_MATVEC=v1 (the default is v2); the context sweep
+#               (generation with 512 / 1024 / 4096 tokens in the cache, ours vs upstream).
+#   PART=embed  tools/bench_embed.py: Embed4All vs upstream's on MiniLM F16 and on nomic-embed-text-v1.5's
+#               shape, 2048-row passes; tools/op_harness.py --perf.
+# Files under $OUT: run.log (everything printed, with timestamps, appended across parts), bench_{1b,8b}.json,
+# ctx_{1b,8b}.json, bench.md (the markdown tables of the part), raw-$PART.tar.gz (every other result:
+# kernel JSON, profiles, embeddings, per-op timings). Then, on the dev machine:
 #     python tools/plot_perf.py <files_at>/*.json --title "NVIDIA H100"
 #
-# Knobs (environment): OUT, GPU_RUN_BUDGET_S, BENCH_CACHE, PROMPT_TOKENS (256), GEN_TOKENS (128),
-# N_BATCH (128), SWEEP ("512,1024,4096"; "" skips step 5), ALT_STEPS (16; "" skips step 6),
-# MODELS ("1b 8b"; "tiny" for a dry run),
-# UPSTREAM_DEVICE (kompute), SKIP_HARNESS=1.
+# Knobs (environment): PART (main), OUT, GPU_RUN_BUDGET_S, BENCH_CACHE, PROMPT_TOKENS (256),
+# GEN_TOKENS (128), N_BATCH (128), SWEEP ("512,1024,4096"; "" skips the sweep), MODELS ("1b 8b"; "tiny"
+# for a dry run that works on lavapipe with UPSTREAM_DEVICE=cpu), UPSTREAM_DEVICE (kompute), SKIP_HARNESS=1.
 set -u
 export PYTHONUNBUFFERED=1
 START=$(date +%s)
-DEADLINE=$((START + ${GPU_RUN_BUDGET_S:-530}))
+DEADLINE=$((START + ${GPU_RUN_BUDGET_S:-500}))
 OUT=${OUT:-$PWD/gpu-out}
-mkdir -p "$OUT"
+PART=${PART:-main}
+RAW=$OUT/raw-$PART     # archived at the end: $OUT brings back at most 8 files
+mkdir -p "$OUT" "$RAW"
 BENCH_CACHE=${BENCH_CACHE:-/tmp/bench-models}
 PROMPT_TOKENS=${PROMPT_TOKENS:-256}
 GEN_TOKENS=${GEN_TOKENS:-128}
 N_BATCH=${N_BATCH:-128}
 SWEEP=${SWEEP-512,1024,4096}
-ALT_STEPS=${ALT_STEPS-16}
 MODELS=${MODELS:-1b 8b}
 UPSTREAM_DEVICE=${UPSTREAM_DEVICE:-kompute}
 declare -A SHAPE=([1b]=llama-3.2-1b [8b]=llama-3-8b [tiny]=tiny)     # tiny: a quick dry run of this script
@@ -65,11 +66,15 @@ bench_step() {
         --n-batch "$N_BATCH" --json "$OUT/$json" --markdown "$OUT/${json%.json}.md" "$@"
 }
 
-main() {
-    say "gpu_run.sh at $(git rev-parse --short HEAD 2>/dev/null) ($(git status --porcelain 2>/dev/null | wc -l) paths differ from it); OUT=$OUT"
+setup() {
+    say "gpu_run.sh PART=$PART at $(git rev-parse --short HEAD 2>/dev/null) ($(git status --porcelain 2>/dev/null | wc -l) paths differ from it); OUT=$OUT"
     nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader 2>/dev/null
 
-    # ------------------------------------------------------------ 1. environment
+    if ! command -v nvidia-smi >/dev/null; then
+        say "no nvidia-smi: a dry run in this machine's own environment (no loader unpacked, nothing installed)"
+        export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
+        return 0
+    fi
     say "sourcing .devcarry/on-device.sh (builds kp on a fresh machine: about a minute)"
     source .devcarry/on-device.sh
     rm -rf /tmp/site && python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl
@@ -78,72 +83,106 @@ main() {
         say "WARNING: kp does not import"
     python3 -c "import vulkan" 2>/dev/null ||
         say "WARNING: no pyvulkan ('import vulkan'): engine/backends/vulkan_device.py needs it (carry the vulkan, cffi and pycparser wheels in .whl)"
+}
 
-    # ------------------------------------------------------------ 2. model files
+write_models() {
     for m in $MODELS; do
         step "write ${SHAPE[$m]} Q4_0" 90 python3 -c "
 import sys; sys.path.insert(0, 'tools'); import bench
 path, _ = bench.resolve_model('${SHAPE[$m]}-q4_0', bench.Path('$BENCH_CACHE'))
 print(path, round(path.stat().st_size / 1e9, 3), 'GB')"
     done
+}
 
-    # ------------------------------------------------------------ 3. op harness: correctness
-    if [ "${SKIP_HARNESS:-0}" != 1 ]; then
-        if [ ! -f tests/test_ops_harness.py ]; then
-            say "SKIP tests/test_ops_harness.py: not in this checkout"
-        elif ! python3 -c "import pytest" 2>/dev/null; then
-            say "SKIP tests/test_ops_harness.py: no pytest here (carry pytest, pluggy, iniconfig, packaging wheels in .whl)"
-        else
-            step "tests/test_ops_harness.py" 100 python3 -m pytest -q -x -p no:cacheprovider tests/test_ops_harness.py
-            # end-to-end generation, Vulkan vs NumPy, on random-weight files written here (no model cache
-            # can travel to this machine): the tiny shape, then the real Llama-3.2-1B shape
-            step "tests/test_vulkan_random_model.py (tiny)" 60 python3 -m pytest -q -s -p no:cacheprovider \
-                tests/test_vulkan_random_model.py
-            GPT4ALL_RANDOM_SHAPE=llama-3.2-1b step "tests/test_vulkan_random_model.py (llama-3.2-1b)" 120 \
-                python3 -m pytest -q -s -p no:cacheprovider tests/test_vulkan_random_model.py
-        fi
-    fi
+have_pytest() {
+    python3 -c "import pytest" 2>/dev/null && return 0
+    say "SKIP $1: no pytest here (carry pytest, pluggy, iniconfig, packaging wheels in .whl)"; return 1
+}
 
-    # ------------------------------------------------------------ 4. main benchmark, both models
-    declare -A CAP=([1b]=120 [8b]=180)
+# PART=main: the issue's numbers first (both shapes, ours vs upstream), then correctness on this GPU, then
+# where a decode step's host time goes (cProfile).
+part_main() {
+    declare -A CAP=([1b]=120 [8b]=150)
     for m in $MODELS; do
         bench_step "bench ${SHAPE[$m]}" "${CAP[$m]:-120}" "bench_$m.json" --model "${SHAPE[$m]}-q4_0" \
             --prompt-tokens "$PROMPT_TOKENS" --gen-tokens "$GEN_TOKENS" --anatomy
     done
+    if [ "${SKIP_HARNESS:-0}" != 1 ] && have_pytest tests; then
+        step "tests/test_ops_harness.py" 100 python3 -m pytest -q -x -p no:cacheprovider tests/test_ops_harness.py
+        # end-to-end generation, Vulkan vs NumPy, on a random-weight file of the real Llama-3.2-1B shape
+        GPT4ALL_RANDOM_SHAPE=llama-3.2-1b step "tests/test_vulkan_random_model.py (llama-3.2-1b)" 120 \
+            python3 -m pytest -q -s -p no:cacheprovider tests/test_vulkan_random_model.py
+    fi
+    local m1=${MODELS%% *}
+    step "cProfile: ours, ${SHAPE[$m1]}, 512 generated tokens" 60 python3 -m cProfile -o /tmp/decode.prof \
+        tools/bench.py --cache-dir "$BENCH_CACHE" --device kompute --model "${SHAPE[$m1]}-q4_0" \
+        --prompt-tokens 32 --gen-tokens 512 --anatomy --json "$RAW/profile_bench_$m1.json"
+    [ -f /tmp/decode.prof ] && python3 -c "
+import pstats; s = pstats.Stats('/tmp/decode.prof'); s.sort_stats('tottime').print_stats(25)" > "$RAW/profile_$m1.txt" &&
+        head -70 "$RAW/profile_$m1.txt"
+}
 
-    # ------------------------------------------------------------ 5. context sweep
+# PART=speed: kernel-level A/B of the decode mat-vec (v1 vs v2, v2's shape), the same A/B end to end, and the
+# context sweep (its 512-token prompt row is the issue's prompt-processing figure, "pp512").
+part_speed() {
+    for m in $MODELS; do
+        step "bench_kernels ${SHAPE[$m]} v1,v2" 60 python3 tools/bench_kernels.py --device nvidia --shape "${SHAPE[$m]}" \
+            --reps 50 --matvec v1,v2 --json "$RAW/kernels-${SHAPE[$m]}.json"
+    done
+    [[ " $MODELS " == *" 8b "* ]] && step "bench_kernels: tune v2 on llama-3-8b" 60 python3 tools/bench_kernels.py \
+        --device nvidia --shape llama-3-8b --reps 50 --ops q4_0,q6_k:lm_head \
+        --matvec v2:1x64,v2:2x64,v2:4x64,v2:8x64,v2:2x128,v2:4x128,v2:8x128,v2:4x256 --json "$RAW/matvec-tune-8b.json"
+    for m in $MODELS; do
+        GPT4ALL_MATVEC=v1 step "ours with GPT4ALL_MATVEC=v1, ${SHAPE[$m]}" 60 python3 tools/bench.py \
+            --cache-dir "$BENCH_CACHE" --device kompute --model "${SHAPE[$m]}-q4_0" --n-batch "$N_BATCH" \
+            --prompt-tokens "$PROMPT_TOKENS" --gen-tokens "$GEN_TOKENS" --anatomy \
+            --json "$RAW/matvec_v1_$m.json" --markdown "$RAW/matvec_v1_$m.md"
+    done
     if [ -n "$SWEEP" ]; then
         for m in $MODELS; do
             bench_step "context sweep ${SHAPE[$m]}" 120 "ctx_$m.json" --model "${SHAPE[$m]}-q4_0" \
                 --skip-main --ctx-sweep "$SWEEP" --sweep-gen-tokens 32
         done
     fi
+}
 
-    # ------------------------------------------------------------ 6. more decode steps per submission
-    # ours alone on the 1B shape with GPT4ALL_DECODE_STEPS=$ALT_STEPS (VulkanOps' default is 4): what
-    # fewer round trips per token buy (docs/performance.md, "Where the time goes", item 1).
-    if [ -n "$ALT_STEPS" ] && [[ " $MODELS " == *" 1b "* ]]; then
-        GPT4ALL_DECODE_STEPS=$ALT_STEPS step "decode steps $ALT_STEPS, llama-3.2-1b" 90 python3 tools/bench.py \
-            --cache-dir "$BENCH_CACHE" --device kompute --model llama-3.2-1b-q4_0 --n-batch "$N_BATCH" \
-            --prompt-tokens "$PROMPT_TOKENS" --gen-tokens "$GEN_TOKENS" --anatomy \
-            --json "$OUT/steps_1b.json" --markdown "$OUT/steps_1b.md"
+# PART=embed: Embed4All's speed beside upstream's on the same GGUF (carried MiniLM F16; nomic-embed-text-v1.5's
+# shape written here with random weights), the pass-size knob, then per-op timings of the harness.
+part_embed() {
+    local minilm=.devcarry/all-MiniLM-L6-v2.F16.gguf
+    local up=(--upstream-python python3 --upstream-pythonpath "$PWD/.whl/upstream")
+    if [ -f "$minilm" ]; then
+        step "embed MiniLM F16" 120 python3 tools/bench_embed.py --model "$minilm" --device kompute \
+            --n-texts 512 "${up[@]}" --json "$RAW/embed_minilm.json"
+        step "embed nomic-embed-text-v1.5 shape" 150 python3 tools/bench_embed.py --model "$minilm" \
+            --random-shape nomic-embed-text-v1.5 --device kompute --n-texts 512 "${up[@]}" --json "$RAW/embed_nomic.json"
+        GPT4ALL_EMBED_PASS_TOKENS=2048 step "embed MiniLM F16, 2048-row passes" 90 python3 tools/bench_embed.py \
+            --model "$minilm" --device kompute --n-texts 512 --skip-upstream --json "$RAW/embed_minilm_2048.json"
+    else
+        say "SKIP embeddings: $minilm not carried (cp ~/.cache/gpt4all-vulkan/test-models/all-MiniLM-L6-v2.F16.gguf .devcarry/)"
     fi
-
-    # ------------------------------------------------------------ 7. op harness: timings
     if [ "${SKIP_HARNESS:-0}" != 1 ]; then
-        if [ -f tools/op_harness.py ]; then
-            step "tools/op_harness.py --perf" 90 python3 tools/op_harness.py --perf > "$OUT/ops_perf.txt" 2>&1
-            tail -40 "$OUT/ops_perf.txt"
-        else
-            say "SKIP tools/op_harness.py --perf: not in this checkout"
-        fi
+        step "tools/op_harness.py --perf" 90 python3 tools/op_harness.py --perf > "$RAW/ops_perf.txt" 2>&1
+        tail -40 "$RAW/ops_perf.txt"
     fi
+}
 
-    cat "$OUT"/bench_*.md "$OUT"/ctx_*.md "$OUT"/steps_*.md > "$OUT/bench.md" 2>/dev/null
-    rm -f "$OUT"/bench_*.md "$OUT"/ctx_*.md "$OUT"/steps_*.md
+main() {
+    setup
+    case $PART in
+        main)  write_models; part_main ;;
+        speed) write_models; part_speed ;;
+        embed) part_embed ;;
+        *) say "unknown PART=$PART (main, speed, embed)"; return 2 ;;
+    esac
+    cat "$OUT"/bench_*.md "$OUT"/ctx_*.md "$RAW"/*.md > "$OUT/bench.md" 2>/dev/null
+    rm -f "$OUT"/bench_*.md "$OUT"/ctx_*.md
     cat "$OUT/bench.md" 2>/dev/null
+    # $OUT returns at most 8 files: everything else travels as one archive
+    tar czf "$OUT/raw-$PART.tar.gz" -C "$RAW" . && rm -rf "$RAW"
     say "done; files in $OUT:"
     ls -la "$OUT"
+    tar tzvf "$OUT/raw-$PART.tar.gz"
 }
 
 # Everything printed goes to the terminal and to run.log; the pipe ends when main does, so the log is complete.
