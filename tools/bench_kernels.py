@@ -413,7 +413,8 @@ def main(argv: Optional[list] = None) -> int:
         vk = make_vulkan(args.device, mv)
         mv_name = str(vk.matvec_kernel)
         print(f"device: {vk.device_name} ({vk.info.vendor} {vk.info.type}, subgroup {vk.info.subgroup_size}, "
-              f"{'subgroup' if vk.subgroups else 'shared-memory'} reductions, sample workgroup {vk.sample_wg}); "
+              f"{'subgroup' if vk.subgroups else 'shared-memory'} reductions, sample workgroup {vk.sample_wg}, "
+              f"{'global' if vk.global_barriers else 'stock kp'} barriers); "
               f"shape {args.shape}; {args.reps} ops per timed program, best of {args.runs}"
               + (f"; matvec {mv_name}" if mv_name else ""), file=out)
         print(f"{'case':48s} {'check':>5s} {'error':>9s} {'us/op':>10s} {'GB/s':>8s} {'disp/op':>7s} "

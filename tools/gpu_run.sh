@@ -12,7 +12,9 @@
 #               $BENCH_CACHE; tools/bench.py, ours on kompute vs upstream gpt4all 2.8.2 on kompute, same
 #               file, same run (256-token prompt, 128 generated tokens, n_batch 128, --anatomy); the op
 #               harness (tests/test_ops_harness.py) and greedy Vulkan-vs-NumPy generation on the 1B shape
-#               (tests/test_vulkan_random_model.py); a cProfile of ours generating 512 tokens.
+#               (tests/test_vulkan_random_model.py); the barrier scheme A/B (tools/kp_patch.py's global
+#               barriers vs stock kp's: dispatch costs and end to end); MAIN_SWEEP="512,4096" adds the
+#               context sweep.
 #   PART=speed  tools/bench_kernels.py: decode mat-vec v1 vs v2 at both shapes and v2's rows x threads sweep;
 #               ours end to end with GPT4ALL_MATVEC=v1 (the default is v2); the context sweep
 #               (generation with 512 / 1024 / 4096 tokens in the cache, ours vs upstream).
@@ -75,8 +77,16 @@ setup() {
         export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
         return 0
     fi
+    # the carried kp sdist gets tools/kp_patch.py (kp.OpGlobalBarrier) before on-device.sh builds it; this
+    # is the machine's copy of the tree, so the dev machine's .devcarry/ stays as prepare.sh made it
+    if [ ! -f /tmp/kpout/kp.cpython-*.so ]; then
+        (cd /tmp && rm -rf kp-patch && mkdir kp-patch && tar xzf "$OLDPWD/.devcarry/kp-0.9.0.tar.gz" -C kp-patch &&
+         python3 "$OLDPWD/tools/kp_patch.py" kp-patch/kp-0.9.0 &&
+         tar czf "$OLDPWD/.devcarry/kp-0.9.0.tar.gz" -C kp-patch kp-0.9.0) || say "WARNING: kp_patch failed: stock kp"
+    fi
     say "sourcing .devcarry/on-device.sh (builds kp on a fresh machine: about a minute)"
     source .devcarry/on-device.sh
+    python3 -c "import kp; print('kp patched (tools/kp_patch.py):', hasattr(kp, 'OpGlobalBarrier'))"
     rm -rf /tmp/site && python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl
     export PYTHONPATH=$PWD:/tmp/site${PYTHONPATH:+:$PYTHONPATH}
     python3 -c "import kp; print('kp devices:', [d['device_name'] for d in kp.Manager().list_devices()])" ||
@@ -100,7 +110,7 @@ have_pytest() {
 }
 
 # PART=main: the issue's numbers first (both shapes, ours vs upstream), then correctness on this GPU, then
-# where a decode step's host time goes (cProfile).
+# the barrier A/B.
 part_main() {
     declare -A CAP=([1b]=120 [8b]=150)
     for m in $MODELS; do
@@ -113,13 +123,25 @@ part_main() {
         GPT4ALL_RANDOM_SHAPE=llama-3.2-1b step "tests/test_vulkan_random_model.py (llama-3.2-1b)" 120 \
             python3 -m pytest -q -s -p no:cacheprovider tests/test_vulkan_random_model.py
     fi
-    local m1=${MODELS%% *}
-    step "cProfile: ours, ${SHAPE[$m1]}, 512 generated tokens" 60 python3 -m cProfile -o /tmp/decode.prof \
-        tools/bench.py --cache-dir "$BENCH_CACHE" --device kompute --model "${SHAPE[$m1]}-q4_0" \
-        --prompt-tokens 32 --gen-tokens 512 --anatomy --json "$RAW/profile_bench_$m1.json"
-    [ -f /tmp/decode.prof ] && python3 -c "
-import pstats; s = pstats.Stats('/tmp/decode.prof'); s.sort_stats('tottime').print_stats(25)" > "$RAW/profile_$m1.txt" &&
-        head -70 "$RAW/profile_$m1.txt"
+    # the barrier scheme (tools/kp_patch.py): kernel costs and end to end, patched kp's global barriers vs
+    # the stock-kp scheme (GPT4ALL_KP_BARRIERS=kp), same machine, same run
+    for mode in global kp; do
+        GPT4ALL_KP_BARRIERS=$mode step "bench_kernels dispatch + q4_0, $mode barriers" 40 python3 tools/bench_kernels.py \
+            --device nvidia --shape llama-3.2-1b --reps 50 --ops dispatch,matmul_q4_0,rms_norm,rope \
+            --json "$RAW/kernels-barriers-$mode.json"
+    done
+    for m in $MODELS; do
+        GPT4ALL_KP_BARRIERS=kp step "ours with stock-kp barriers, ${SHAPE[$m]}" 60 python3 tools/bench.py \
+            --cache-dir "$BENCH_CACHE" --device kompute --model "${SHAPE[$m]}-q4_0" --n-batch "$N_BATCH" \
+            --prompt-tokens "$PROMPT_TOKENS" --gen-tokens "$GEN_TOKENS" --anatomy \
+            --json "$RAW/barriers_kp_$m.json" --markdown "$RAW/barriers_kp_$m.md"
+    done
+    if [ -n "${MAIN_SWEEP:-}" ]; then
+        for m in $MODELS; do
+            bench_step "context sweep ${SHAPE[$m]}" 120 "ctx_$m.json" --model "${SHAPE[$m]}-q4_0" \
+                --skip-main --ctx-sweep "$MAIN_SWEEP" --sweep-gen-tokens 32
+        done
+    fi
 }
 
 # PART=speed: kernel-level A/B of the decode mat-vec (v1 vs v2, v2's shape), the same A/B end to end, and the

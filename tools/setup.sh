@@ -82,8 +82,9 @@ fi
 # --- 4. kp (Kompute) from its sdist ----------------------------------------------------------------------
 # PyPI has only kp's sdist, whose own build clones git repositories (fails offline); so build it directly
 # with CMake against Debian's Vulkan, fmt and pybind11, putting the module straight into site-packages.
-if "$PY" -c "import kp" 2>/dev/null; then
-  say "kp: importable ($("$PY" -c 'import kp, os; print(os.path.basename(kp.__file__))'))"
+# tools/kp_patch.py adds one op (a global memory barrier) to kp's Python module; a kp without it is rebuilt.
+if "$PY" -c "import kp; kp.OpGlobalBarrier" 2>/dev/null; then
+  say "kp: importable, patched ($("$PY" -c 'import kp, os; print(os.path.basename(kp.__file__))'))"
 else
   SITE="$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
   SRC="$VENV/src/kp-$KP_VERSION"
@@ -94,6 +95,7 @@ else
       || "$PY" -m pip download -q --no-deps --no-binary :all: -d "$DOWNLOAD_CACHE" "kp==$KP_VERSION"
     tar xzf "$DOWNLOAD_CACHE/kp-$KP_VERSION.tar.gz" -C "$VENV/src"
   fi
+  "$PY" "$ROOT/tools/kp_patch.py" "$SRC" || exit 1
   say "kp: building with cmake + ninja into $SITE (about a minute; log in $SRC/build.log)"
   t0=$SECONDS
   if ! { cmake -S "$SRC" -B "$SRC/build" -G Ninja -DCMAKE_BUILD_TYPE=Release \

@@ -13,9 +13,13 @@ pos, n_kv; binding 0 of every shader), the sampling buffer and every i32 tensor 
 Dispatches are sized for a buffer's row *capacity* and each shader skips the rows >= n_tokens.
 
 kp 0.9 records, before each dispatch, only a transfer->compute barrier, so two dispatches in one
-sequence are not ordered on a real GPU.  Before every dispatch we therefore record a
-``OpTensorSyncLocal`` of a 4-byte device tensor: its compute->transfer barrier followed by the next
-dispatch's transfer->compute barrier chains every earlier dispatch before the next one.
+sequence are not ordered on a real GPU.  Where a dispatch depends on an earlier one we therefore record
+a barrier.  With kp built by tools/setup.sh (patched by tools/kp_patch.py) that is one global memory
+barrier, ``kp.OpGlobalBarrier``, and kp's own per-tensor barriers are left out of recorded programs
+(``kp.set_dispatch_barriers``).  With a stock kp it is an ``OpTensorSyncLocal`` of a 4-byte device
+tensor: its compute->transfer barrier followed by the next dispatch's transfer->compute barrier chains
+every earlier dispatch before the next one, at the price of a copy to host memory (on an H100 a
+dependent trivial dispatch cost ~19 us that way).  GPT4ALL_KP_BARRIERS=kp forces the stock scheme.
 
 Weights
 -------
@@ -212,6 +216,24 @@ class VulkanProgram(Program):
         return self.n_dispatches
 
 
+# Vulkan flag bits (vulkan_core.h) for kp.OpGlobalBarrier: a dispatch's shader reads and writes wait
+# for earlier shader writes and for the program's opening host-to-device copies
+_ACCESS_SHADER_READ, _ACCESS_SHADER_WRITE, _ACCESS_TRANSFER_WRITE = 0x20, 0x40, 0x1000
+_STAGE_COMPUTE_SHADER, _STAGE_TRANSFER = 0x800, 0x1000
+
+
+def _global_barriers() -> bool:
+    """Whether programs order their dispatches with kp.OpGlobalBarrier (a kp patched by
+    tools/kp_patch.py) rather than the stock-kp scheme (module docstring)."""
+    mode = os.environ.get("GPT4ALL_KP_BARRIERS", "auto")
+    if mode not in ("auto", "global", "kp"):
+        raise ValueError(f"GPT4ALL_KP_BARRIERS={mode!r}: auto, global or kp")
+    patched = hasattr(kp, "OpGlobalBarrier") and hasattr(kp, "set_dispatch_barriers")
+    if mode == "global" and not patched:
+        raise RuntimeError("GPT4ALL_KP_BARRIERS=global needs kp built by tools/setup.sh (tools/kp_patch.py)")
+    return patched and mode != "kp"
+
+
 def _groups(n: int, per: int = 1) -> int:
     return max(1, -(-n // per))
 
@@ -271,6 +293,11 @@ class VulkanOps(Ops):
         self.step = self._step_t.data()         # writable views of the mapped staging memory
         self.sampling = self._samp_t.data()
         self._barrier_t = self.mgr.tensor_t(np.zeros(1, np.float32))   # see the module docstring
+        self.global_barriers = _global_barriers()
+        self._barrier_op = (kp.OpGlobalBarrier(_ACCESS_SHADER_WRITE | _ACCESS_TRANSFER_WRITE,
+                                               _ACCESS_SHADER_READ | _ACCESS_SHADER_WRITE,
+                                               _STAGE_COMPUTE_SHADER | _STAGE_TRANSFER, _STAGE_COMPUTE_SHADER)
+                            if self.global_barriers else None)
         self._dummy = self.mgr.tensor_t(np.zeros(8, np.float32))       # for absent optional buffers
         self._spv: dict[str, bytes] = {}
         self._scratch: dict[int, "kp.Tensor"] = {}
@@ -401,8 +428,14 @@ class VulkanOps(Ops):
             self._recording = None
         # one submission: host copies in, the dispatches, host copies out (see write())
         prog.seq.record(kp.OpTensorSyncDevice([self._step_t, self._samp_t, *prog.inputs.values()]))
-        for op in prog.ops:
-            prog.seq.record(op)
+        if self.global_barriers:
+            kp.set_dispatch_barriers(False)     # the program carries its own (see _dispatch)
+        try:
+            for op in prog.ops:
+                prog.seq.record(op)
+        finally:
+            if self.global_barriers:
+                kp.set_dispatch_barriers(True)
         prog.seq.record(kp.OpTensorSyncLocal([self._step_t, self._samp_t, *prog.outputs.values()]))
         prog.ops = []
         prog.record_s = time.perf_counter() - t0
@@ -460,7 +493,7 @@ class VulkanOps(Ops):
         used = {id(t) for t in tensors} | {id(self._step_t)}
         written = {id(t) for t in writes}
         if prog.first or used & prog.dirty or written & prog.reads:
-            prog.ops.append(kp.OpTensorSyncLocal([self._barrier_t]))   # see the module docstring
+            prog.ops.append(self._barrier_op or kp.OpTensorSyncLocal([self._barrier_t]))   # module docstring
             prog.dirty, prog.reads, prog.first = set(), set(), False
             prog.n_barriers += 1
         prog.ops.append(dispatch)
