@@ -1,0 +1,51 @@
+"""The two ways VulkanOps orders dependent dispatches (engine/backends/vulkan_ops.py, module docstring):
+kp.OpGlobalBarrier from the kp that tools/setup.sh builds (patched by tools/kp_patch.py), and the
+stock-kp fallback (GPT4ALL_KP_BARRIERS=kp).  Both must give NumPy's greedy tokens; lavapipe runs
+dispatches in order anyway, so the H100 run of tools/gpu_run.sh (test_vulkan_random_model.py with
+the patched kp) is what shows the barriers suffice on a real GPU."""
+import sys
+from pathlib import Path
+
+import pytest
+
+import engine
+from engine.backends import vulkan_ops
+from tests.test_vulkan_generation import compare_engines
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
+import kp_patch  # noqa: E402
+from random_gguf import write_random_gguf  # noqa: E402
+
+
+def test_setup_built_the_patched_kp():
+    """tools/setup.sh must build kp with tools/kp_patch.py: without it every GPU decode step pays a
+    copy to host memory per barrier (docs/performance.md)."""
+    assert hasattr(vulkan_ops.kp, "OpGlobalBarrier") and hasattr(vulkan_ops.kp, "set_dispatch_barriers")
+
+
+@pytest.mark.parametrize("mode", ["global", "kp"])
+def test_barrier_schemes_match_numpy(tmp_path, monkeypatch, mode):
+    monkeypatch.setenv("GPT4ALL_KP_BARRIERS", mode)
+    path = tmp_path / "random-tiny-Q4_0.gguf"
+    write_random_gguf(path, "tiny", "Q4_0")
+    cpu = engine.load(path, n_ctx=64, n_batch=16)
+    gpu = engine.load(path, device="kompute", n_ctx=64, n_batch=16)
+    assert gpu.ops.global_barriers == (mode == "global")
+    gpu.is_eog = cpu.is_eog = lambda t: False
+    compare_engines(f"tiny Q4_0, {mode} barriers", cpu, gpu, 8)
+
+
+def test_barrier_mode_is_checked(monkeypatch):
+    monkeypatch.setenv("GPT4ALL_KP_BARRIERS", "sometimes")
+    with pytest.raises(ValueError, match="GPT4ALL_KP_BARRIERS"):
+        vulkan_ops._global_barriers()
+
+
+def test_kp_patch_is_idempotent_and_refuses_unknown_sources(tmp_path):
+    src = tmp_path / "kp"
+    (src / "python" / "src").mkdir(parents=True)
+    (src / "src").mkdir()
+    (src / "python" / "src" / "main.cpp").write_text("int main() {}\n")
+    (src / "src" / "OpAlgoDispatch.cpp").write_text("\n")
+    with pytest.raises(SystemExit, match="anchor not found"):
+        kp_patch.patch(src)
