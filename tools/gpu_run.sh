@@ -18,6 +18,7 @@
 #   PART=speed  tools/bench_kernels.py: decode mat-vec v1 vs v2 at both shapes and v2's rows x threads sweep;
 #               ours end to end with GPT4ALL_MATVEC=v1 (the default is v2); the context sweep
 #               (generation with 512 / 1024 / 4096 tokens in the cache, ours vs upstream).
+#   PART=tune   ours alone end to end for each GPT4ALL_MATVEC in TUNE_MATVEC ("v2:4x64 v2:4x128 v2:2x64").
 #   PART=embed  tools/bench_embed.py: Embed4All vs upstream's on MiniLM F16 and on nomic-embed-text-v1.5's
 #               shape, 2048-row passes; tools/op_harness.py --perf.
 # Files under $OUT: run.log (everything printed, with timestamps, appended across parts), bench_{1b,8b}.json,
@@ -168,6 +169,19 @@ part_speed() {
     fi
 }
 
+# PART=tune: ours alone, end to end, for each decode mat-vec shape in TUNE_MATVEC (GPT4ALL_MATVEC values),
+# both models; short runs (PROMPT_TOKENS / GEN_TOKENS apply) so that a few minutes of device time suffice.
+part_tune() {
+    for m in $MODELS; do
+        for mv in ${TUNE_MATVEC:-v2:4x64 v2:4x128 v2:2x64}; do
+            GPT4ALL_MATVEC=$mv step "ours with GPT4ALL_MATVEC=$mv, ${SHAPE[$m]}" 45 python3 tools/bench.py \
+                --cache-dir "$BENCH_CACHE" --device kompute --model "${SHAPE[$m]}-q4_0" --n-batch "$N_BATCH" \
+                --prompt-tokens "$PROMPT_TOKENS" --gen-tokens "$GEN_TOKENS" \
+                --json "$RAW/tune_${mv//:/_}_$m.json" --markdown "$RAW/tune_${mv//:/_}_$m.md"
+        done
+    done
+}
+
 # PART=embed: Embed4All's speed beside upstream's on the same GGUF (carried MiniLM F16; nomic-embed-text-v1.5's
 # shape written here with random weights), the pass-size knob, then per-op timings of the harness.
 part_embed() {
@@ -195,7 +209,8 @@ main() {
         main)  write_models; part_main ;;
         speed) write_models; part_speed ;;
         embed) part_embed ;;
-        *) say "unknown PART=$PART (main, speed, embed)"; return 2 ;;
+        tune)  write_models; part_tune ;;
+        *) say "unknown PART=$PART (main, speed, embed, tune)"; return 2 ;;
     esac
     cat "$OUT"/bench_*.md "$OUT"/ctx_*.md "$RAW"/*.md > "$OUT/bench.md" 2>/dev/null
     rm -f "$OUT"/bench_*.md "$OUT"/ctx_*.md
