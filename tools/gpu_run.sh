@@ -69,6 +69,23 @@ bench_step() {
         --n-batch "$N_BATCH" --json "$OUT/$json" --markdown "$OUT/${json%.json}.md" "$@"
 }
 
+# ours_step NAME CAP TAG M [ARGS...]: ours alone (no upstream) on model M (1b, 8b, tiny), the main
+# prompt/generation lengths, JSON + markdown as $RAW/TAG.{json,md}; the environment picks the variant.
+ours_step() {
+    local name=$1 cap=$2 tag=$3 m=$4; shift 4
+    step "$name" "$cap" python3 tools/bench.py --cache-dir "$BENCH_CACHE" --device kompute \
+        --model "${SHAPE[$m]}-q4_0" --n-batch "$N_BATCH" --prompt-tokens "$PROMPT_TOKENS" \
+        --gen-tokens "$GEN_TOKENS" --json "$RAW/$tag.json" --markdown "$RAW/$tag.md" "$@"
+}
+
+# context_sweep DEPTHS: generation after prompts of each depth, ours vs upstream, one run per model.
+context_sweep() {
+    for m in $MODELS; do
+        bench_step "context sweep ${SHAPE[$m]}" 120 "ctx_$m.json" --model "${SHAPE[$m]}-q4_0" \
+            --skip-main --ctx-sweep "$1" --sweep-gen-tokens 32
+    done
+}
+
 setup() {
     say "gpu_run.sh PART=$PART at $(git rev-parse --short HEAD 2>/dev/null) ($(git status --porcelain 2>/dev/null | wc -l) paths differ from it); OUT=$OUT"
     nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader 2>/dev/null
@@ -132,17 +149,9 @@ part_main() {
             --json "$RAW/kernels-barriers-$mode.json"
     done
     for m in $MODELS; do
-        GPT4ALL_KP_BARRIERS=kp step "ours with stock-kp barriers, ${SHAPE[$m]}" 60 python3 tools/bench.py \
-            --cache-dir "$BENCH_CACHE" --device kompute --model "${SHAPE[$m]}-q4_0" --n-batch "$N_BATCH" \
-            --prompt-tokens "$PROMPT_TOKENS" --gen-tokens "$GEN_TOKENS" --anatomy \
-            --json "$RAW/barriers_kp_$m.json" --markdown "$RAW/barriers_kp_$m.md"
+        GPT4ALL_KP_BARRIERS=kp ours_step "ours with stock-kp barriers, ${SHAPE[$m]}" 60 "barriers_kp_$m" "$m" --anatomy
     done
-    if [ -n "${MAIN_SWEEP:-}" ]; then
-        for m in $MODELS; do
-            bench_step "context sweep ${SHAPE[$m]}" 120 "ctx_$m.json" --model "${SHAPE[$m]}-q4_0" \
-                --skip-main --ctx-sweep "$MAIN_SWEEP" --sweep-gen-tokens 32
-        done
-    fi
+    [ -n "${MAIN_SWEEP:-}" ] && context_sweep "$MAIN_SWEEP"
 }
 
 # PART=speed: kernel-level A/B of the decode mat-vec (v1 vs v2, v2's shape), the same A/B end to end, and the
@@ -156,17 +165,9 @@ part_speed() {
         --device nvidia --shape llama-3-8b --reps 50 --ops q4_0,q6_k:lm_head \
         --matvec v2:1x64,v2:2x64,v2:4x64,v2:8x64,v2:2x128,v2:4x128,v2:8x128,v2:4x256 --json "$RAW/matvec-tune-8b.json"
     for m in $MODELS; do
-        GPT4ALL_MATVEC=v1 step "ours with GPT4ALL_MATVEC=v1, ${SHAPE[$m]}" 60 python3 tools/bench.py \
-            --cache-dir "$BENCH_CACHE" --device kompute --model "${SHAPE[$m]}-q4_0" --n-batch "$N_BATCH" \
-            --prompt-tokens "$PROMPT_TOKENS" --gen-tokens "$GEN_TOKENS" --anatomy \
-            --json "$RAW/matvec_v1_$m.json" --markdown "$RAW/matvec_v1_$m.md"
+        GPT4ALL_MATVEC=v1 ours_step "ours with GPT4ALL_MATVEC=v1, ${SHAPE[$m]}" 60 "matvec_v1_$m" "$m" --anatomy
     done
-    if [ -n "$SWEEP" ]; then
-        for m in $MODELS; do
-            bench_step "context sweep ${SHAPE[$m]}" 120 "ctx_$m.json" --model "${SHAPE[$m]}-q4_0" \
-                --skip-main --ctx-sweep "$SWEEP" --sweep-gen-tokens 32
-        done
-    fi
+    [ -n "$SWEEP" ] && context_sweep "$SWEEP"
 }
 
 # PART=tune: ours alone, end to end, for each decode mat-vec shape in TUNE_MATVEC (GPT4ALL_MATVEC values),
@@ -174,10 +175,7 @@ part_speed() {
 part_tune() {
     for m in $MODELS; do
         for mv in ${TUNE_MATVEC:-v2:4x64 v2:4x128 v2:2x64}; do
-            GPT4ALL_MATVEC=$mv step "ours with GPT4ALL_MATVEC=$mv, ${SHAPE[$m]}" 45 python3 tools/bench.py \
-                --cache-dir "$BENCH_CACHE" --device kompute --model "${SHAPE[$m]}-q4_0" --n-batch "$N_BATCH" \
-                --prompt-tokens "$PROMPT_TOKENS" --gen-tokens "$GEN_TOKENS" \
-                --json "$RAW/tune_${mv//:/_}_$m.json" --markdown "$RAW/tune_${mv//:/_}_$m.md"
+            GPT4ALL_MATVEC=$mv ours_step "ours with GPT4ALL_MATVEC=$mv, ${SHAPE[$m]}" 45 "tune_${mv//:/_}_$m" "$m"
         done
     done
 }
