@@ -160,6 +160,15 @@ class Ops(ABC):
         """Each contiguous group of ``group`` values (default: the whole row) of x is scaled to unit RMS,
         then multiplied by ``weight`` (width == group), if given.  out may alias x."""
 
+    def add_rms_norm(self, x: Tensor, delta: Tensor, out: Tensor, weight: Optional[Weight], eps: float) -> None:
+        """x += delta (x is the residual stream, updated in place), then out = rms_norm(x) * weight as
+        ``rms_norm`` over whole rows.  A decoder adds each branch back to the residual stream and
+        normalises it straight away for the next branch; as one op a backend can do both in one pass
+        (one dispatch and one barrier fewer per pair on a GPU).  out may alias delta, not x.
+        This default is the two ops, so every backend has it."""
+        self.add(x, x, delta)
+        self.rms_norm(out, x, weight, eps)
+
     @abstractmethod
     def layer_norm(self, out: Tensor, x: Tensor, weight: Optional[Weight], bias: Optional[Weight],
                    eps: float) -> None:

@@ -16,7 +16,7 @@ _spec.loader.exec_module(harness)
 
 CASES = harness.build_cases()
 # shaders with a subgroup variant (*_sg) also run through their portable shared-memory variant
-PORTABLE_OPS = ("matmul", "attention")
+PORTABLE_OPS = ("matmul", "attention", "rms_norm", "add_rms_norm")
 
 
 @pytest.fixture(scope="module")

@@ -56,6 +56,9 @@ def variants() -> dict[str, tuple[str, list[str]]]:
         if (SHADERS / f"{plain}.comp").exists():
             v[plain] = (f"{plain}.comp", [])
     v["attention_sg"] = ("attention.comp", ["USE_SUBGROUP"])
+    v["rms_norm_sg"] = ("rms_norm.comp", ["USE_SUBGROUP"])
+    v["add_rms_norm"] = ("rms_norm.comp", ["ADD"])                    # x += d, then the norm: one dispatch
+    v["add_rms_norm_sg"] = ("rms_norm.comp", ["ADD", "USE_SUBGROUP"])
     v["glu_silu"] = ("glu.comp", ["GLU_SILU"])
     v["glu_gelu"] = ("glu.comp", ["GLU_GELU"])
     return {k: val for k, val in v.items() if (SHADERS / val[0]).exists()}

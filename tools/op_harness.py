@@ -169,6 +169,26 @@ def binary_case(op: str, n_tok: int, width: int, record, seed=3) -> Case:
     return Case(op, f"[{n_tok},{width}]", prepare)
 
 
+def add_rms_norm_case(n_tok: int, width: int, cap: int = 0, with_w=True, out_is_delta=False, seed=13) -> Case:
+    """x += delta, out = rms_norm(x) * w: both the residual stream x (rows past n_tok left alone) and out are
+    compared.  ``out_is_delta``: out aliases delta, as the models call it (the branch output buffer)."""
+    rng = np.random.default_rng(seed)
+    cap = cap or n_tok
+    x = rng.standard_normal((cap, width)).astype(np.float32)
+    d = rng.standard_normal((cap, width)).astype(np.float32)
+    wv = rng.standard_normal(width).astype(np.float32)
+
+    def prepare(ops: Ops) -> Prepared:
+        xt, dt = _tensor(ops, x), _tensor(ops, d)
+        W = ops.weight("w", T.F32, (width,), wv) if with_w else None
+        out = dt if out_is_delta else ops.tensor(cap, width)
+        with ops.record() as prog:
+            ops.add_rms_norm(xt, dt, out, W, 1e-5)
+        return Prepared(prog, _simple(ops, n_tok), [(xt, cap), (out, n_tok)])
+    label = f"[{n_tok}/{cap},{width}]" + " weight" * with_w + " out=delta" * out_is_delta
+    return Case("add_rms_norm", label, prepare)
+
+
 def rope_case(neox: bool, n_tok: int, pos: int, n_head: int, head_dim: int, n_rot: int, base=10000.0,
               fscale=1.0, factors=False, positions=None, cap: int = 0, seed=4) -> Case:
     """``positions``: per-row positions (packed sequences) instead of pos + t; ``cap``: buffer rows
@@ -297,6 +317,10 @@ def build_cases() -> list[Case]:
         cases.append(unary_case("rms_norm", f"[5,{width}] group={group or width}" + " weight" * with_w, 5, width,
                                 lambda o, out, x, w, g=group: o.rms_norm(out, x, w.get("w"), 1e-6, g),
                                 weights=ws, cap=8))
+    # the residual add fused with the norm after it: odd widths (fewer values than threads, several per thread),
+    # spare capacity rows, one decode row, out aliasing delta (the models' call)
+    cases += [add_rms_norm_case(5, 576, cap=8), add_rms_norm_case(3, 75, with_w=False),
+              add_rms_norm_case(1, 2049, out_is_delta=True), add_rms_norm_case(6, 200, cap=7, out_is_delta=True)]
     for width, with_wb in [(384, True), (75, False)]:
         ws = {"w": (T.F32, (width,), rng.standard_normal(width).astype(np.float32)),
               "b": (T.F32, (width,), rng.standard_normal(width).astype(np.float32))} if with_wb else {}

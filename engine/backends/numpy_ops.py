@@ -297,6 +297,23 @@ class NumpyProgram(Program):
         return len(self.steps)
 
 
+def _rms_norm_rows(out: np.ndarray, x: np.ndarray, wv: Optional[np.ndarray], group: int, eps32: np.float32) -> None:
+    """out = x scaled to unit RMS per contiguous group of ``group`` values (times wv, if given), for the
+    rows x holds; out may be x itself.  Shared by rms_norm and add_rms_norm."""
+    n = x.shape[0]
+    v = x.reshape(n, -1, group)                                         # [n, groups, group]
+    o = out.reshape(n, -1, group)                                       # may be v itself
+    # mean of squares as a dot product of each group with itself: no [n, width] temporary
+    inv_rms = np.einsum("ngk,ngk->ng", v, v)                            # [n, groups]
+    inv_rms /= group
+    inv_rms += eps32
+    np.sqrt(inv_rms, out=inv_rms)
+    np.divide(1.0, inv_rms, out=inv_rms)
+    np.multiply(v, inv_rms[:, :, None], out=o)
+    if wv is not None:
+        o *= wv
+
+
 class NumpyOps(Ops):
     name = "cpu"
     device_name = None
@@ -417,17 +434,18 @@ class NumpyOps(Ops):
 
         def run():
             n = self._rows(out)
-            v = x.handle[:n].reshape(n, -1, group)                              # [n, groups, group]
-            o = out.handle[:n].reshape(n, -1, group)                            # may be v itself
-            # mean of squares as a dot product of each group with itself: no [n, width] temporary
-            inv_rms = np.einsum("ngk,ngk->ng", v, v)                            # [n, groups]
-            inv_rms /= group
-            inv_rms += eps32
-            np.sqrt(inv_rms, out=inv_rms)
-            np.divide(1.0, inv_rms, out=inv_rms)
-            np.multiply(v, inv_rms[:, :, None], out=o)
-            if wv is not None:
-                o *= wv
+            _rms_norm_rows(out.handle[:n], x.handle[:n], wv, group, eps32)
+        self._op(run)
+
+    def add_rms_norm(self, x: Tensor, delta: Tensor, out: Tensor, weight: Optional[Weight], eps: float) -> None:
+        wv = None if weight is None else weight.handle.dense().reshape(x.width)
+        eps32 = np.float32(eps)
+
+        def run():
+            n = min(self._rows(out), x.rows, delta.rows)
+            xv = x.handle[:n]
+            np.add(xv, delta.handle[:n], out=xv)            # in place: the residual stream moves on
+            _rms_norm_rows(out.handle[:n], xv, wv, x.width, eps32)
         self._op(run)
 
     def layer_norm(self, out: Tensor, x: Tensor, weight: Optional[Weight], bias: Optional[Weight],

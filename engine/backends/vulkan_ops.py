@@ -526,9 +526,17 @@ class VulkanOps(Ops):
     def rms_norm(self, out: Tensor, x: Tensor, weight: Optional[Weight], eps: float, group: int = 0) -> None:
         group = group or x.width
         wbuf = self._f32_buffer(weight)
-        self._dispatch("rms_norm", [x.handle, out.handle, wbuf or self._dummy],
+        self._dispatch("rms_norm" + self._sg, [x.handle, out.handle, wbuf or self._dummy],
                        push_constants(x.width, group, float(eps), int(wbuf is not None), min(x.rows, out.rows)),
                        (x.width // group, _row_groups(min(x.rows, out.rows))), [out.handle])
+
+    def add_rms_norm(self, x: Tensor, delta: Tensor, out: Tensor, weight: Optional[Weight], eps: float) -> None:
+        # rms_norm.comp -DADD: one dispatch writes both the residual stream x and out
+        wbuf = self._f32_buffer(weight)
+        cap = min(x.rows, delta.rows, out.rows)
+        self._dispatch("add_rms_norm" + self._sg, [x.handle, out.handle, wbuf or self._dummy, delta.handle],
+                       push_constants(x.width, x.width, float(eps), int(wbuf is not None), cap),
+                       (1, _row_groups(cap)), [x.handle, out.handle])
 
     def layer_norm(self, out: Tensor, x: Tensor, weight: Optional[Weight], bias: Optional[Weight],
                    eps: float) -> None:
