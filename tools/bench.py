@@ -224,8 +224,8 @@ def anatomy(llm, prompt_ids: list[int], n_gen: int) -> dict:
 
     Every call of ``ops.run`` / ``ops.read`` / ``ops.write`` is at least one submission to the device and one
     wait for it (on the Vulkan backend each is a kp ``Sequence.eval``), so calls per token bound the
-    round-trip cost.  Dispatches per token come from the recorded decode program (VulkanProgram counts its
-    dispatches) divided by the decode steps it holds."""
+    round-trip cost.  Dispatches and barriers per token come from the recorded decode program (VulkanProgram
+    counts both) divided by the decode steps it holds."""
     from collections import Counter
 
     from engine.sampling import SamplingParams
@@ -274,6 +274,7 @@ def anatomy(llm, prompt_ids: list[int], n_gen: int) -> dict:
     if decode and hasattr(decode[0][1], "n_dispatches"):
         (_cap, steps), prog = max(decode, key=lambda kp_: kp_[0][1])
         out["dispatches_per_token"] = prog.n_dispatches / steps
+        out["barriers_per_token"] = prog.n_barriers / steps
     return out
 
 

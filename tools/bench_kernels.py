@@ -31,7 +31,7 @@ reads the previous one's output, so a barrier before each) and independent (no b
 
 Op families (--ops matches a substring of the case name, e.g. 'matmul', 'q4_k', 'lm_head',
 'attention', 'depth=4096', 'sample'; names have no spaces): matmul_<type>:<matrix> for Q4_0, Q8_0,
-F16, Q4_K, Q6_K and the matrices of one layer plus the LM head; attention:depth=<d> for a few depths; rms_norm; rope; sample:greedy and sample:sdk (GPT4All's
+F16, Q4_K, Q6_K and the matrices of one layer plus the LM head; attention:depth=<d> for a few depths; rms_norm; add_rms_norm; rope; sample:greedy and sample:sdk (GPT4All's
 defaults, top_k 40 top_p 0.4 temp 0.7 repeat penalty 1.18); dispatch:dependent / dispatch:independent.
 """
 from __future__ import annotations
@@ -230,6 +230,30 @@ def rms_norm_case(s: Shape, seed: int) -> Case:
     return Case(f"rms_norm:[1,{s.n_embd}]", build, 3 * s.n_embd * 4)
 
 
+def add_rms_norm_case(s: Shape, seed: int) -> Case:
+    """The residual add fused with the norm after it (x += d; out = rms_norm(x) * w): compare with
+    rms_norm + the add it replaces.  Checked on both outputs, out and the updated x."""
+    def build(vk: Ops, ref: Ops, wrong: bool, copies: int) -> Built:
+        rng = np.random.default_rng(seed)
+        x = rng.standard_normal((1, s.n_embd)).astype(np.float32)
+        d = rng.standard_normal((1, s.n_embd)).astype(np.float32)
+        w = rng.standard_normal(s.n_embd).astype(np.float32)
+
+        def make(ops: Ops, xv):
+            xt, dt, out = _tensor(ops, xv), _tensor(ops, d), ops.tensor(1, s.n_embd)
+            W = ops.weight("ffn_norm", T.F32, (s.n_embd,), w)
+            return (lambda: np.concatenate([ops.read(out), ops.read(xt)], axis=1),
+                    lambda i=0: ops.add_rms_norm(xt, dt, out, W, 1e-5))
+        got, rec = make(vk, x)
+
+        def want() -> np.ndarray:
+            g, r = make(ref, x[:, ::-1].copy() if wrong else x)
+            _run_once(ref, r, lambda: ref.set_step(1, 0))
+            return g()
+        return Built(rec, lambda: vk.set_step(1, 0), got, want)
+    return Case(f"add_rms_norm:[1,{s.n_embd}]", build, 5 * s.n_embd * 4)
+
+
 def rope_case(s: Shape, seed: int) -> Case:
     width = s.n_head * s.head_dim
     pos = 1000
@@ -314,7 +338,7 @@ def build_cases(shape: Shape) -> list[Case]:
                 continue
             cases.append(matmul_case(typ, name, rows, width, seed=100 + 10 * i + j))
     cases += [attention_case(shape, d, seed=200 + d) for d in shape.depths]
-    cases += [rms_norm_case(shape, 300), rope_case(shape, 301),
+    cases += [rms_norm_case(shape, 300), add_rms_norm_case(shape, 304), rope_case(shape, 301),
               sample_case(shape, "greedy", 302), sample_case(shape, "sdk", 303),
               dispatch_case(True), dispatch_case(False)]
     return cases
