@@ -80,9 +80,12 @@ class Llama(DecoderModel):
         rope = dict(n_rot=hp.n_rot, freq_base=hp.rope_freq_base, neox=neox,
                     freq_scale=hp.rope_freq_scale, freq_factors=self.rope_freqs)
         ops.get_rows(b.x, self.token_embd, b.ids)
+        # Each residual add below is fused with the RMSNorm that follows it (add_rms_norm: x += h, then
+        # h = rms_norm(x) * w): on a GPU that is one dispatch and one barrier instead of two, and decode
+        # time is mostly per-dispatch cost.  So only the first layer's attention norm is a plain one.
+        ops.rms_norm(b.h, b.x, self.blk[0].attn_norm, hp.norm_eps)
         for i, blk in enumerate(self.blk):
-            # attention
-            ops.rms_norm(b.h, b.x, blk.attn_norm, hp.norm_eps)
+            # attention (b.h = rms_norm(x) * attn_norm)
             ops.matmul(b.q, blk.attn_q, b.h, bias=blk.attn_q_bias)
             ops.matmul(b.k, blk.attn_k, b.h, bias=blk.attn_k_bias)
             ops.matmul(b.v, blk.attn_v, b.h, bias=blk.attn_v_bias)
@@ -93,14 +96,16 @@ class Llama(DecoderModel):
             ops.attention(b.attn, b.q, self.kv.k[i], self.kv.v[i], hp.n_head, hp.n_head_kv,
                           hp.head_dim, scale=1.0 / math.sqrt(hp.head_dim))
             ops.matmul(b.h, blk.attn_output, b.attn)
-            ops.add(b.x, b.x, b.h)
+            ops.add_rms_norm(b.x, b.h, b.h, blk.ffn_norm, hp.norm_eps)     # x += h; h = rms_norm(x) * ffn_norm
             # feed-forward (SwiGLU)
-            ops.rms_norm(b.h, b.x, blk.ffn_norm, hp.norm_eps)
             ops.matmul(b.gate, blk.ffn_gate, b.h)
             ops.matmul(b.up, blk.ffn_up, b.h)
             ops.glu(b.gate, b.gate, b.up, "silu")
             ops.matmul(b.h, blk.ffn_down, b.gate)
-            ops.add(b.x, b.x, b.h)
+            if i + 1 < len(self.blk):       # x += h; h = rms_norm(x) * the next layer's attn_norm
+                ops.add_rms_norm(b.x, b.h, b.h, self.blk[i + 1].attn_norm, hp.norm_eps)
+            else:                           # the output norm below needs the last row only
+                ops.add(b.x, b.x, b.h)
         # only the last row needs logits
         ops.copy_rows(b.last, b.x, src_row=-1)
         ops.rms_norm(b.last, b.last, self.output_norm, hp.norm_eps)

@@ -121,8 +121,9 @@ class Phi3(DecoderModel):
         rope = dict(n_rot=hp.n_rot, freq_base=hp.rope_freq_base, neox=True,
                     freq_scale=hp.rope_freq_scale, freq_factors=self.rope_factors)
         ops.get_rows(b.x, self.token_embd, b.ids)
+        # residual adds fused with the norm after them (one GPU dispatch each), as in llama.py
+        ops.rms_norm(b.h, b.x, self.blk[0].attn_norm, hp.norm_eps)
         for i, blk in enumerate(self.blk):
-            ops.rms_norm(b.h, b.x, blk.attn_norm, hp.norm_eps)
             if blk.attn_qkv is not None:     # split the fused QKV by row windows
                 ops.matmul(b.q, blk.attn_qkv, b.h, w_row0=0, n_out=qw)
                 ops.matmul(b.k, blk.attn_qkv, b.h, w_row0=qw, n_out=kvw)
@@ -141,13 +142,15 @@ class Phi3(DecoderModel):
             ops.attention(b.attn, b.q, self.kv.k[i], self.kv.v[i], hp.n_head, hp.n_head_kv,
                           hp.head_dim, scale=self.attention_scale())
             ops.matmul(b.h, blk.attn_output, b.attn)
-            ops.add(b.x, b.x, b.h)
-            ops.rms_norm(b.h, b.x, blk.ffn_norm, hp.norm_eps)
+            ops.add_rms_norm(b.x, b.h, b.h, blk.ffn_norm, hp.norm_eps)     # x += h; h = rms_norm(x) * ffn_norm
             ops.matmul(b.gate, blk.ffn_up, b.h, w_row0=0, n_out=ff)       # fused gate-up: gate half
             ops.matmul(b.up, blk.ffn_up, b.h, w_row0=ff, n_out=ff)        # up half
             ops.glu(b.gate, b.gate, b.up, "silu")
             ops.matmul(b.h, blk.ffn_down, b.gate)
-            ops.add(b.x, b.x, b.h)
+            if i + 1 < len(self.blk):       # x += h; h = rms_norm(x) * the next layer's attn_norm
+                ops.add_rms_norm(b.x, b.h, b.h, self.blk[i + 1].attn_norm, hp.norm_eps)
+            else:                           # the output norm below needs the last row only
+                ops.add(b.x, b.x, b.h)
         ops.copy_rows(b.last, b.x, src_row=-1)
         ops.rms_norm(b.last, b.last, self.output_norm, hp.norm_eps)
         ops.matmul(b.logits, self.output, b.last)
