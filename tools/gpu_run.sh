@@ -19,6 +19,7 @@
 #               ours end to end with GPT4ALL_MATVEC=v1 (the default is v2); the context sweep
 #               (generation with 512 / 1024 / 4096 tokens in the cache, ours vs upstream).
 #   PART=tune   ours alone end to end for each GPT4ALL_MATVEC in TUNE_MATVEC ("v2:4x64 v2:4x128 v2:2x64").
+#   PART=check  the op harness and ours alone on each model (--anatomy): a short call.
 #   PART=embed  tools/bench_embed.py: Embed4All vs upstream's on MiniLM F16 and on nomic-embed-text-v1.5's
 #               shape, 2048-row passes; tools/op_harness.py --perf.
 # Files under $OUT: run.log (everything printed, with timestamps, appended across parts), bench_{1b,8b}.json,
@@ -180,6 +181,15 @@ part_tune() {
     done
 }
 
+# PART=check: the shortest useful call (a few minutes of device time): the op harness, then ours alone
+# end to end with --anatomy on each model in MODELS.
+part_check() {
+    have_pytest tests && step "tests/test_ops_harness.py" 60 python3 -m pytest -q -x -p no:cacheprovider tests/test_ops_harness.py
+    for m in $MODELS; do
+        ours_step "ours, ${SHAPE[$m]}" 45 "check_$m" "$m" --anatomy
+    done
+}
+
 # PART=embed: Embed4All's speed beside upstream's on the same GGUF (carried MiniLM F16; nomic-embed-text-v1.5's
 # shape written here with random weights), the pass-size knob, then per-op timings of the harness.
 part_embed() {
@@ -208,7 +218,8 @@ main() {
         speed) write_models; part_speed ;;
         embed) part_embed ;;
         tune)  write_models; part_tune ;;
-        *) say "unknown PART=$PART (main, speed, embed, tune)"; return 2 ;;
+        check) write_models; part_check ;;
+        *) say "unknown PART=$PART (main, speed, embed, tune, check)"; return 2 ;;
     esac
     cat "$OUT"/bench_*.md "$OUT"/ctx_*.md "$RAW"/*.md > "$OUT/bench.md" 2>/dev/null
     rm -f "$OUT"/bench_*.md "$OUT"/ctx_*.md
