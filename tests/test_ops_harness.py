@@ -111,6 +111,34 @@ def test_matvec_kernel_name_is_checked():
             harness.Backends("kompute", matvec=bad)
 
 
+# Both RMSNorm kernel sets (GPT4ALL_NORM): v1 (the default: shared-memory reductions, add_rms_norm as two
+# dispatches) is what the cases above run; v2 (subgroup reductions, add_rms_norm in one dispatch) here.
+NORM_CASES = [c for c in CASES if c.op in ("rms_norm", "add_rms_norm")]
+
+
+@pytest.fixture(scope="module", params=[None, False], ids=["subgroup", "portable"])
+def norm_v2_backends(request):
+    return harness.Backends("kompute", subgroups=request.param, norm="v2")
+
+
+@pytest.mark.parametrize("case", NORM_CASES, ids=[c.name for c in NORM_CASES])
+def test_op_matches_numpy_norm_v2(norm_v2_backends, case):
+    r = norm_v2_backends.check(case)
+    assert r.ok, f"{case.name} (norm v2): error {r.error:.3e} {r.detail}"
+
+
+def test_norm_choice_picks_the_kernels():
+    """v1 runs add_rms_norm as add + rms_norm; v2 as one add_rms_norm dispatch."""
+    case = [c for c in NORM_CASES if c.op == "add_rms_norm"][0]
+    for norm, want, unwanted in (("v1", "rms_norm", "add_rms_norm"), ("v2", "add_rms_norm", "add")):
+        b = harness.Backends("kompute", norm=norm)
+        assert b.check(case).ok
+        shaders = {key[0].removesuffix("_sg") for key in b.vk._algos}
+        assert want in shaders and unwanted not in shaders, (norm, shaders)
+    with pytest.raises(ValueError, match="GPT4ALL_NORM"):
+        harness.Backends("kompute", norm="v3")
+
+
 # v2's rows per workgroup and workgroup size are specialization constants: odd and extreme choices
 # (more rows than threads, fewer threads than a subgroup, not powers of two) must give the same results
 MATVEC_ONE_ROW = [c for c in CASES if c.op == "matmul" and c.label.split()[1].startswith("x[1/1,")]

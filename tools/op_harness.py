@@ -487,15 +487,16 @@ def check(case: Case, vk: Ops, ref: Ops, perf: bool = False) -> Result:
 class Backends:
     """The Vulkan backend (plus a split-weight one) and the NumPy reference, made once."""
 
-    def __init__(self, device: str = "kompute", subgroups: Optional[bool] = None, matvec: Optional[str] = None):
+    def __init__(self, device: str = "kompute", subgroups: Optional[bool] = None, matvec: Optional[str] = None,
+                 norm: Optional[str] = None):
         from engine.backends.numpy_ops import NumpyOps
         from engine.backends.vulkan_device import choose
         from engine.backends.vulkan_ops import VulkanOps
         info = choose(device)
-        self.vk = VulkanOps(info, subgroups=subgroups, matvec=matvec)
+        self.vk = VulkanOps(info, subgroups=subgroups, matvec=matvec, norm=norm)
         # split weights into row chunks, and attention keys into 3 slices (flash-decoding path)
         self.vk_split = VulkanOps(info, max_buffer_bytes=SPLIT_BYTES, subgroups=subgroups, attention_splits=3,
-                                  matvec=matvec)
+                                  matvec=matvec, norm=norm)
         self.ref = NumpyOps()
 
     def check(self, case: Case, perf: bool = False) -> Result:

@@ -249,7 +249,7 @@ class VulkanOps(Ops):
 
     def __init__(self, info: Optional[GpuInfo] = None, max_buffer_bytes: Optional[int] = None,
                  subgroups: Optional[bool] = None, attention_splits: Optional[int] = None,
-                 matvec: Optional[str] = None, sample_wg: Optional[int] = None):
+                 matvec: Optional[str] = None, sample_wg: Optional[int] = None, norm: Optional[str] = None):
         """``info``: the device (default: vulkan_device.choose('kompute')).  ``max_buffer_bytes``
         overrides the device's maxStorageBufferRange for splitting weights (the op harness uses a few KiB
         to test split weights).
@@ -260,7 +260,15 @@ class VulkanOps(Ops):
         (matmul_vec.comp on the split layouts of Q4_0, Q8_0, Q4_K and Q6_K, which every other typed kernel reads
         too; see MatvecKernel); default: $GPT4ALL_MATVEC, else DEFAULT_MATVEC.  Fixed per backend: it
         decides how weights are uploaded.  ``sample_wg``: threads of sample.comp's single workgroup
-        (default: $GPT4ALL_SAMPLE_WG, else 128 on a CPU device, else as many as the device allows, <= 1024)."""
+        (default: $GPT4ALL_SAMPLE_WG, else 128 on a CPU device, else as many as the device allows, <= 1024).
+        ``norm``: the RMSNorm kernels, 'v1' (rms_norm.comp with shared-memory reductions; ``add_rms_norm``
+        as add + rms_norm, two dispatches) or 'v2' (subgroup reductions where the device has them, and
+        ``add_rms_norm`` fused into one dispatch); default: $GPT4ALL_NORM, else 'v1'.  v2 saves
+        2 x n_layer - 1 dispatches and barriers per llama token, yet on the H100 it decoded slower (1B
+        396 -> 387 tok/s, 8B 118 -> 108; docs/performance.md), so it stays opt-in until that is understood."""
+        self.norm = norm or os.environ.get("GPT4ALL_NORM") or "v1"
+        if self.norm not in ("v1", "v2"):
+            raise ValueError(f"norm kernels {self.norm!r} (GPT4ALL_NORM): 'v1' or 'v2'")
         self.attention_splits = attention_splits
         self.info = info or choose("kompute")
         self.matvec_kernel = MatvecKernel.parse(matvec or os.environ.get("GPT4ALL_MATVEC") or DEFAULT_MATVEC)
@@ -526,11 +534,13 @@ class VulkanOps(Ops):
     def rms_norm(self, out: Tensor, x: Tensor, weight: Optional[Weight], eps: float, group: int = 0) -> None:
         group = group or x.width
         wbuf = self._f32_buffer(weight)
-        self._dispatch("rms_norm" + self._sg, [x.handle, out.handle, wbuf or self._dummy],
+        self._dispatch("rms_norm" + (self._sg if self.norm == "v2" else ""), [x.handle, out.handle, wbuf or self._dummy],
                        push_constants(x.width, group, float(eps), int(wbuf is not None), min(x.rows, out.rows)),
                        (x.width // group, _row_groups(min(x.rows, out.rows))), [out.handle])
 
     def add_rms_norm(self, x: Tensor, delta: Tensor, out: Tensor, weight: Optional[Weight], eps: float) -> None:
+        if self.norm == "v1":                   # two dispatches (see __init__: norm)
+            return super().add_rms_norm(x, delta, out, weight, eps)
         # rms_norm.comp -DADD: one dispatch writes both the residual stream x and out
         wbuf = self._f32_buffer(weight)
         cap = min(x.rows, delta.rows, out.rows)
