@@ -116,6 +116,50 @@ def test_attention_non_causal_seq_ids():
     np.testing.assert_allclose(ops.read(out), want, atol=1e-5)
 
 
+
+def masked_attention(q, k, v, n_head, n_kv, hd, scale, seq):
+    """Non-causal attention over the whole pass with a same-sequence mask, float64: what NumpyOps did
+    before it attended each packed sequence on its own."""
+    n, group = len(seq), n_head // n_kv
+    qh = q.reshape(n, n_head, hd).transpose(1, 0, 2).astype(np.float64)                  # [H, n, d]
+    kh = np.repeat(k.reshape(n, n_kv, hd).transpose(1, 0, 2), group, axis=0)             # [H, n, d]
+    vh = np.repeat(v.reshape(n, n_kv, hd).transpose(1, 0, 2), group, axis=0)
+    scores = np.where(seq[:, None] == seq[None, :], scale * qh @ kh.transpose(0, 2, 1), -np.inf)
+    probs = np.exp(scores - scores.max(-1, keepdims=True))
+    probs /= probs.sum(-1, keepdims=True)
+    return (probs @ vh).transpose(1, 0, 2).reshape(n, n_head * hd)
+
+
+@pytest.mark.parametrize("n_head,n_kv", [(3, 3), (4, 2)])
+def test_attention_packed_sequences_match_the_masked_pass(n_head, n_kv):
+    """Several packed sequences of different lengths (1 row included), in a buffer with spare rows:
+    the per-sequence path gives the full masked pass's result and the per-element definition's."""
+    ops = NumpyOps()
+    hd, lens = 8, [1, 5, 3, 9, 2, 5, 1]
+    seq = np.repeat(np.arange(len(lens)), lens) + 10                    # ids need not start at 0
+    n, cap = len(seq), len(seq) + 4
+    q, k, v = f32(cap, n_head * hd), f32(cap, n_kv * hd), f32(cap, n_kv * hd)
+    sid = np.zeros((cap, 1), np.int32)
+    sid[:n, 0] = seq
+    out = ops.tensor(cap, n_head * hd)
+    ops.set_step(n, 0)
+    ops.attention(out, tensor_with(ops, q), tensor_with(ops, k), tensor_with(ops, v), n_head, n_kv, hd,
+                  scale=0.4, causal=False, seq_ids=tensor_with(ops, sid, "i32"))
+    got = ops.read(out)[:n]
+    np.testing.assert_allclose(got, masked_attention(q[:n], k[:n], v[:n], n_head, n_kv, hd, 0.4, seq), atol=1e-5)
+    np.testing.assert_allclose(got, naive_attention(q, k, v, n_head, n_kv, hd, 0.4, 0, n, False, 0, 0.0, seq),
+                               atol=1e-5)
+
+
+def test_attention_rejects_a_sequence_split_in_two():
+    ops = NumpyOps()
+    q = f32(4, 8)
+    ops.set_step(4, 0)
+    with pytest.raises(AssertionError, match="contiguous"):
+        ops.attention(ops.tensor(4, 8), tensor_with(ops, q), tensor_with(ops, q), tensor_with(ops, q), 2, 2, 4,
+                      scale=0.5, causal=False,
+                      seq_ids=tensor_with(ops, np.array([[0], [1], [1], [0]], np.int32), "i32"))
+
 def test_norms_glu_gelu_and_program_replay():
     ops = NumpyOps()
     x0, w = f32(4, 8), f32(1, 4)

@@ -532,23 +532,17 @@ class NumpyOps(Ops):
         self._op(run)
 
     @staticmethod
-    def _attention_mask(n: int, pos: int, n_kv: int, causal: bool, window: int,
-                        seq_ids: Optional[Tensor]) -> Optional[np.ndarray]:
-        """Which key rows each query row may see, bool [n, n_kv]; None when it sees them all -- a
-        decoding step's single causal row with no window cutting in, so no mask is built per token."""
-        if causal:
-            if n == 1 and (window <= 0 or window > pos):
-                return None
-            p = np.arange(pos, pos + n)[:, None]
-            j = np.arange(n_kv)[None, :]
-            visible = j <= p
-            if window > 0:
-                visible &= (p - j) < window
-            return visible
-        if seq_ids is None:
+    def _attention_mask(n: int, pos: int, n_kv: int, window: int) -> Optional[np.ndarray]:
+        """Which cache rows each causal query row may see, bool [n, n_kv]; None when it sees them all --
+        a decoding step's single row with no window cutting in, so no mask is built per token."""
+        if n == 1 and (window <= 0 or window > pos):
             return None
-        s = seq_ids.handle[:n, 0]
-        return s[:, None] == s[None, :]
+        p = np.arange(pos, pos + n)[:, None]
+        j = np.arange(n_kv)[None, :]
+        visible = j <= p
+        if window > 0:
+            visible &= (p - j) < window
+        return visible
 
     def attention(self, out: Tensor, q: Tensor, k_cache: Tensor, v_cache: Tensor,
                   n_head: int, n_kv_head: int, head_dim: int, scale: float,
@@ -556,20 +550,19 @@ class NumpyOps(Ops):
                   seq_ids: Optional[Tensor] = None) -> None:
         group = n_head // n_kv_head            # query heads per kv head (GQA)
 
-        def run():
-            n, pos = self._rows(out), self.pos
-            n_kv = pos + n if causal else n
+        def attend(rows: slice, keys: slice, visible: Optional[np.ndarray]) -> np.ndarray:
+            """Query rows `rows` over cache rows `keys`, only where visible (bool [rows, keys]) if given."""
+            n, n_kv = rows.stop - rows.start, keys.stop - keys.start
             # queries [n, n_head, d] -> [n_kv_head, n * group, d]  (head h = kv * group + g)
-            qh = q.handle[:n].reshape(n, n_kv_head, group, head_dim).transpose(1, 0, 2, 3)
+            qh = q.handle[rows].reshape(n, n_kv_head, group, head_dim).transpose(1, 0, 2, 3)
             qh = qh.reshape(n_kv_head, n * group, head_dim)
-            k = k_cache.handle[:n_kv].reshape(n_kv, n_kv_head, head_dim).transpose(1, 2, 0)  # [kvh, d, n_kv]
-            v = v_cache.handle[:n_kv].reshape(n_kv, n_kv_head, head_dim).transpose(1, 0, 2)  # [kvh, n_kv, d]
+            k = k_cache.handle[keys].reshape(n_kv, n_kv_head, head_dim).transpose(1, 2, 0)  # [kvh, d, n_kv]
+            v = v_cache.handle[keys].reshape(n_kv, n_kv_head, head_dim).transpose(1, 0, 2)  # [kvh, n_kv, d]
             scores = qh @ k                                                        # [kvh, n*group, n_kv]
             scores *= np.float32(scale)
             if softcap > 0:
                 scores = np.float32(softcap) * np.tanh(scores / np.float32(softcap))
             scores = scores.reshape(n_kv_head, n, group, n_kv)
-            visible = self._attention_mask(n, pos, n_kv, causal, window, seq_ids)     # [n, n_kv] or None
             if visible is not None:
                 scores = np.where(visible[None, :, None, :], scores, np.float32(-np.inf))
             scores -= scores.max(axis=-1, keepdims=True)
@@ -577,7 +570,25 @@ class NumpyOps(Ops):
             probs /= probs.sum(axis=-1, keepdims=True)
             ctx = probs.reshape(n_kv_head, n * group, n_kv) @ v                    # [kvh, n*group, d]
             ctx = ctx.reshape(n_kv_head, n, group, head_dim).transpose(1, 0, 2, 3)
-            out.handle[:n] = ctx.reshape(n, n_head * head_dim)
+            return ctx.reshape(n, n_head * head_dim)
+
+        def run():
+            n, pos = self._rows(out), self.pos
+            if causal:
+                visible = self._attention_mask(n, pos, pos + n, window)               # [n, pos + n] or None
+                out.handle[:n] = attend(slice(0, n), slice(0, pos + n), visible)
+            elif seq_ids is None:      # one sequence: the batch sees all of itself
+                out.handle[:n] = attend(slice(0, n), slice(0, n), None)
+            else:
+                # Packed embedding pass: a row sees only its own sequence's rows.  A mask over the
+                # whole pass would give the same result, but its n x n scores cost O(pass^2), mostly
+                # thrown away, so larger passes got slower; each sequence on its own costs
+                # O(sum of len^2).  bert.py packs a sequence's rows contiguously: one run of equal ids.
+                s = seq_ids.handle[:n, 0]
+                cuts = np.flatnonzero(s[1:] != s[:-1]) + 1                        # first row of each later run
+                assert n == 0 or len(cuts) + 1 == len(np.unique(s)), "a sequence's rows must be contiguous"
+                for a, b in zip([0, *cuts.tolist()], [*cuts.tolist(), n]):
+                    out.handle[a:b] = attend(slice(a, b), slice(a, b), None)
         self._op(run)
 
     def add(self, out: Tensor, a: Tensor, b: Tensor) -> None:
