@@ -53,12 +53,14 @@ from gguf import GGML_QUANT_SIZES, GGMLQuantizationType as T  # noqa: E402
 
 from engine.ops import Ops, Tensor  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import op_harness  # noqa: E402
+
 NMSE_TOL = 1e-7              # the op harness's tolerance (tools/op_harness.py)
 CHECK_ROWS = 512             # weight rows the reference multiplies for a large mat-vec
 MATMUL_TYPES = ("Q4_0", "Q8_0", "F16", "Q4_K", "Q6_K")
 SPLIT_MATMULS = ("matmul_q4_0:", "matmul_q8_0:", "matmul_q4_k:", "matmul_q6_k:")   # the cases GPT4ALL_MATVEC (--matvec) changes
 # f16 scale fields of each quantised block (byte offsets), set to small positive values
-SCALE_FIELDS = {T.Q4_0: [0], T.Q8_0: [0], T.Q4_K: [0, 2], T.Q6_K: [208]}
 
 
 @dataclass(frozen=True)
@@ -130,17 +132,12 @@ def nmse(got: np.ndarray, want: np.ndarray) -> float:
 
 # ----------------------------------------------------------------------------------- inputs
 def random_weight(rng: np.random.Generator, typ: int, rows: int, width: int) -> np.ndarray:
-    """GGUF data of a [rows, width] weight, as GGUFReader hands it out.  Quantised: random bytes with
-    f16 scales in [0.002, 0.02]; F16: random bit patterns of magnitude < 1 (cheap for 10^8 values)."""
+    """GGUF data of a [rows, width] weight, as GGUFReader hands it out.  Quantised: the op harness's random
+    blocks (f16 scales in [0.002, 0.02]); F16: random bit patterns of magnitude < 1 (cheap for 10^8 values)."""
     if typ == T.F16:
         bits = rng.integers(0, 1 << 16, size=(rows, width), dtype=np.uint16)
         return ((bits & 0x3BFF) | (bits & 0x8000)).view(np.float16)     # exponent <= 14: |v| < 1
-    qk, bs = GGML_QUANT_SIZES[typ]
-    blocks = rng.integers(0, 256, size=(rows, width // qk, bs), dtype=np.uint8)
-    for off in SCALE_FIELDS[typ]:
-        d = rng.uniform(0.002, 0.02, size=(rows, width // qk)).astype(np.float16)
-        blocks[:, :, off:off + 2] = d.view(np.uint8).reshape(rows, width // qk, 2)
-    return blocks.reshape(rows, -1)
+    return op_harness.random_weight(rng, typ, rows, width)
 
 
 def _tensor(ops: Ops, values: np.ndarray, dtype: str = "f32") -> Tensor:
