@@ -19,7 +19,7 @@ import argparse
 import math
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -369,7 +369,7 @@ def build_cases() -> list[Case]:
                                 lambda o, out, x, w: o.add_weight(out, x, w["w"]),
                                 weights={"w": (typ, (width, 2), raw)}))
     for kind in ("silu", "gelu"):
-        cases.append(binary_case(f"glu", 5, 99, lambda o, out, a, b, k=kind: o.glu(out, a, b, k)))
+        cases.append(binary_case("glu", 5, 99, lambda o, out, a, b, k=kind: o.glu(out, a, b, k)))
         cases[-1].label += f" {kind}"
     cases.append(unary_case("gelu", "[4,130]", 4, 130, lambda o, out, x, w: o.gelu(out, x), scale=3.0))
     cases.append(unary_case("softmax", "[3,1000]", 3, 1000, lambda o, out, x, w: o.softmax(out, x), scale=4.0))
