@@ -36,11 +36,11 @@ REPO = Path(__file__).resolve().parent.parent
 TOOLS = REPO / "tools"
 sys.path.insert(0, str(TOOLS))
 sys.path.insert(1, str(REPO))       # our engine package, when run as `python tools/bench.py`
-from upstream_runner import upstream_copy  # noqa: E402  (our side of the upstream helper)
+# our side of the upstream helper; DEFAULT_UPSTREAM_PYTHON is re-exported for tests/test_bench_tools.py
+from upstream_runner import (DEFAULT_UPSTREAM_PYTHON, add_upstream_options, upstream_copy,  # noqa: E402,F401
+                             upstream_pythonpath)
 from engine.llm import common_prefix  # noqa: E402
 
-DEFAULT_UPSTREAM_PYTHON = os.environ.get("BENCH_UPSTREAM_PYTHON",
-                                         os.environ.get("GPT4ALL_ORACLE_PYTHON", "/opt/oracle/bin/python"))
 DEFAULT_CACHE = Path(os.environ.get("BENCH_CACHE", Path.home() / ".cache" / "gpt4all-vulkan" / "bench-models"))
 
 # Sampling settings.  'greedy' makes both engines do the same deterministic work (and lets the tables
@@ -67,12 +67,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="our engine's device(s), comma-separated: cpu, kompute, gpu, a GPU name; 'none' = "
                         "upstream only")
     p.add_argument("--upstream", action="store_true", help="also time upstream gpt4all 2.8.2")
-    p.add_argument("--upstream-device", default=None,
-                   help="upstream's device (default: 'cpu' when --device is cpu, else 'kompute')")
-    p.add_argument("--upstream-python", default=DEFAULT_UPSTREAM_PYTHON,
-                   help="interpreter that has upstream gpt4all 2.8.2 (default %(default)s)")
-    p.add_argument("--upstream-pythonpath", default="",
-                   help="PYTHONPATH for that interpreter (our repo is never on it)")
+    add_upstream_options(p)
     p.add_argument("--prompt-tokens", type=int, default=256)
     p.add_argument("--gen-tokens", type=int, default=128)
     p.add_argument("--n-batch", type=int, default=128)
@@ -338,10 +333,7 @@ def bench_upstream(path: Path, args, prompts: dict) -> dict:
             + [{"name": name, "prompt": text, "gen_tokens": n_gen} for name, (text, _, n_gen) in runs_of(prompts, args)]}
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     if args.upstream_pythonpath:
-        parts = [str(Path(p).resolve()) for p in args.upstream_pythonpath.split(os.pathsep) if p]
-        if any(Path(p) == REPO for p in parts):
-            raise SystemExit("--upstream-pythonpath must not contain our repo (our package is also 'gpt4all')")
-        env["PYTHONPATH"] = os.pathsep.join(parts)
+        env["PYTHONPATH"] = os.pathsep.join(upstream_pythonpath(args.upstream_pythonpath, REPO))
     env["PYTHONUNBUFFERED"] = "1"
     cmd = [args.upstream_python, str(TOOLS / "upstream_runner.py")]
     log(f"upstream[{args.upstream_device}]: {shlex.join(cmd)} on {upath.name}")

@@ -42,7 +42,8 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-ORACLE_PYTHON = os.environ.get("GPT4ALL_ORACLE_PYTHON", "/opt/oracle/bin/python")
+sys.path.insert(0, str(REPO / "tools"))
+from upstream_runner import add_upstream_options, upstream_pythonpath  # noqa: E402
 N_CHECK = 4        # vectors of the first N_CHECK texts go back to the parent for the cross-check
 
 _WORDS = ("vector embedding model token shader compute batch pooling sentence document query "
@@ -85,9 +86,7 @@ def run_side(python: str, pythonpath: str | None, spec: dict) -> dict:
         cmd, cwd = [python, "-c", _TIMER], str(REPO)
         env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
     else:
-        parts = [str(Path(p).resolve()) for p in pythonpath.split(os.pathsep) if p]
-        if any(Path(p) == REPO for p in parts):
-            raise SystemExit("--upstream-pythonpath must not contain this repo (our package is also 'gpt4all')")
+        parts = upstream_pythonpath(pythonpath, REPO)
         cmd, cwd = [python] + ([] if parts else ["-I"]) + ["-c", _TIMER], tempfile.gettempdir()
         env["PYTHONPATH"] = os.pathsep.join(parts)
     r = subprocess.run(cmd + [json.dumps(spec)], capture_output=True, text=True, env=env, cwd=cwd)
@@ -105,12 +104,7 @@ def main(argv=None) -> int:
                          "tools/random_bert.py into --cache-dir, with the WordPiece vocab of --model)")
     ap.add_argument("--cache-dir", type=Path, default=Path(tempfile.gettempdir()) / "bench-embed")
     ap.add_argument("--device", default="cpu", help="ours: cpu | kompute | gpu | a device name")
-    ap.add_argument("--upstream-device", default=None,
-                    help="upstream's device (default: 'cpu' when --device is cpu, else 'kompute')")
-    ap.add_argument("--upstream-python", default=ORACLE_PYTHON,
-                    help="interpreter with upstream gpt4all 2.8.2 (default %(default)s)")
-    ap.add_argument("--upstream-pythonpath", default="",
-                    help="directories holding upstream's `gpt4all` package, if that interpreter lacks it")
+    add_upstream_options(ap)
     ap.add_argument("--n-texts", type=int, default=128)
     ap.add_argument("--n-ctx", type=int, default=2048,
                     help="both sides: tokens per forward pass (upstream: n_batch = n_ctx for embeddings)")

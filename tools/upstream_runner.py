@@ -27,6 +27,7 @@ decoder skips callbacks for tokens that end inside a multi-byte character).
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import struct
 import sys
@@ -41,6 +42,32 @@ PRE_TOKENIZER_FALLBACK = {"smollm": "starcoder"}
 
 
 # --------------------------------------------------------------------------- the copy helper (our side)
+
+# ---------------------------------------------------------------- our side: the benchmarks' upstream options
+# Shared by tools/bench.py and tools/bench_embed.py, which both run upstream in another interpreter.
+DEFAULT_UPSTREAM_PYTHON = os.environ.get("BENCH_UPSTREAM_PYTHON",
+                                         os.environ.get("GPT4ALL_ORACLE_PYTHON", "/opt/oracle/bin/python"))
+
+
+def add_upstream_options(parser) -> None:
+    """--upstream-device, --upstream-python, --upstream-pythonpath on an argparse parser."""
+    parser.add_argument("--upstream-device", default=None,
+                        help="upstream's device (default: 'cpu' when ours runs on cpu, else 'kompute')")
+    parser.add_argument("--upstream-python", default=DEFAULT_UPSTREAM_PYTHON,
+                        help="interpreter that has upstream gpt4all 2.8.2 (default %(default)s)")
+    parser.add_argument("--upstream-pythonpath", default="",
+                        help="PYTHONPATH for that interpreter, e.g. a directory holding upstream's `gpt4all` "
+                             "(our repo is never on it)")
+
+
+def upstream_pythonpath(value: str, repo: Path) -> list[str]:
+    """--upstream-pythonpath as absolute directories; our repo is refused: its SDK package is also called
+    `gpt4all` and would shadow upstream's."""
+    parts = [str(Path(p).resolve()) for p in value.split(os.pathsep) if p]
+    if any(Path(p) == repo for p in parts):
+        raise SystemExit("--upstream-pythonpath must not contain our repo (our package is also 'gpt4all')")
+    return parts
+
 
 def rewrite_string_kv(src: str | Path, dst: str | Path, key: str, value: str) -> None:
     """Copy GGUF file ``src`` to ``dst`` with the string KV ``key`` set to ``value``; nothing else changes.
