@@ -82,9 +82,7 @@ def patch(src: Path) -> bool:
     _edit(main, "    py::class_<kp::Algorithm, std::shared_ptr<kp::Algorithm>>(", GLOBAL_BARRIER_BINDING,
           after=False)
     _edit(dispatch, '#include "kompute/operations/OpAlgoDispatch.hpp"\n', DISPATCH_FLAG)
-    text = dispatch.read_text().replace(
-        DISPATCH_LOOP, "    if (gRecordDispatchBarriers)  // " + MARK + "\n" + DISPATCH_LOOP, 1)
-    dispatch.write_text(text)
+    _edit(dispatch, DISPATCH_LOOP, f"    if (gRecordDispatchBarriers)  // {MARK}\n", after=False)
     return True
 
 
