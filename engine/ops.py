@@ -176,20 +176,48 @@ class Ops(ABC):
 
     @abstractmethod
     def matmul(self, out: Tensor, w: Weight, x: Tensor, bias: Optional[Weight] = None,
-               w_row0: int = 0, out_col0: int = 0, n_out: int = 0) -> None:
+               w_row0: int = 0, out_col0: int = 0, n_out: int = 0, *,
+               norm: Optional[Weight] = None, eps: float = 0.0, accumulate: bool = False) -> None:
         """out[t, out_col0 + j] = sum_k W[w_row0 + j, k] * x[t, k] (+ bias[w_row0 + j]) for j < n_out
         (default n_out: all of W's rows).  The row window lets fused weights (phi3's QKV,
-        gate-up) be split without copies."""
+        gate-up) be split without copies.
+        ``norm``: x is used as rms_norm(x) * norm (whole rows, ``eps``), a pre-norm folded into the
+        product: a decoder normalises the residual stream only to multiply it straight away, and on a
+        GPU each mat-vec workgroup can compute that row's RMS itself (one dispatch and barrier fewer).
+        ``accumulate``: out += the product instead of out = it (a residual branch added back to the
+        stream by its last mat-vec).  out may not alias x."""
+
+    def matmul_glu(self, out: Tensor, w_gate: Weight, w_up: Weight, x: Tensor, kind: str, *,
+                   norm: Optional[Weight] = None, eps: float = 0.0) -> None:
+        """out = act(x @ W_gate^T) * (x @ W_up^T), act as ``glu`` (kind 'silu' or 'gelu'), x pre-normed as
+        in ``matmul``: a gated feed-forward's first half.  A backend may do it in one pass (both dot
+        products of a row in one workgroup); this default is the three ops, over a scratch buffer."""
+        up = self.scratch(out.rows, out.width, "glu_up")
+        self.matmul(out, w_gate, x, norm=norm, eps=eps)
+        self.matmul(up, w_up, x, norm=norm, eps=eps)
+        self.glu(out, out, up, kind)
+
+    def scratch(self, rows: int, width: int, purpose: str) -> Tensor:
+        """A backend-owned f32 buffer [rows, width] for ``purpose``, made on first use and shared by every
+        op and program asking for the same (purpose, shape); programs run one at a time and each use is
+        recorded in order, so sharing is safe."""
+        pool = self.__dict__.setdefault("_scratch_tensors", {})
+        key = (purpose, rows, width)
+        if key not in pool:
+            pool[key] = self.tensor(rows, width, name=f"scratch:{purpose}")
+        return pool[key]
 
     @abstractmethod
     def rope(self, x: Tensor, n_head: int, head_dim: int, n_rot: int, freq_base: float,
              neox: bool, freq_scale: float = 1.0, freq_factors: Optional[Weight] = None,
-             positions: Optional[Tensor] = None) -> None:
+             positions: Optional[Tensor] = None, cache: Optional[Tensor] = None) -> None:
         """Rotate, in place, the first ``n_rot`` dims of each head of row t by angle
         p_t * freq_scale * freq_base^(-2i/n_rot) / freq_factors[i], where p_t = pos + t, or
         p_t = positions[t, 0] when ``positions`` (i32 [rows, 1]) is given: several sequences packed
         into one batch (nomic-bert embeddings) each start again at position 0.
-        neox=False pairs dims (2i, 2i+1) (llama's GGUF layout); neox=True pairs (i, i + n_rot/2)."""
+        neox=False pairs dims (2i, 2i+1) (llama's GGUF layout); neox=True pairs (i, i + n_rot/2).
+        ``cache`` (a KV-cache buffer, not with ``positions``): x is left as it is and the rotated rows go
+        to cache rows pos + t instead, as ``store_kv`` would put them: rope and the store of K in one op."""
 
     @abstractmethod
     def store_kv(self, cache: Tensor, src: Tensor) -> None:

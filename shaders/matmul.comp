@@ -1,5 +1,5 @@
 #version 450
-// Ops.matmul: out[t, out_col0 + j] = sum_k W[w_row0 + j, k] * x[t, k] (+ bias[w_row0 + j]).
+// Ops.matmul: out[t, out_col0 + j] (+)= sum_k W[w_row0 + j, k] * x[t, k] (+ bias[w_row0 + j]).
 // A workgroup takes NR output columns (weight rows) at a time; its threads split each row into chunks of
 // 8 weights (dequant8), multiply by x and the NR (x NT) partial sums are reduced together
 // (one reduction's barriers serve all of them; a workgroup is expensive on CPU drivers and
@@ -11,20 +11,9 @@
 layout(std430, binding = 1) readonly buffer A { uint data_a[]; };      // weight chunk, repacked blocks
 layout(std430, binding = 2) readonly buffer X { float x[]; };          // [rows, x_stride]
 layout(std430, binding = 3) buffer O { float out_[]; };                // [rows, out_stride]
-layout(std430, binding = 4) readonly buffer B { float bias[]; };       // [n_rows_of_W] f32 (if has_bias)
+layout(std430, binding = 4) readonly buffer B { float bias[]; };       // [n_rows_of_W] f32 (FLAG_BIAS)
 
-layout(push_constant) uniform PC {
-    uint K;          // weights per row (= x width used)
-    uint nb;         // blocks per weight row
-    uint w_row0;     // first weight row (inside this chunk)
-    uint n_out;      // output columns computed by this dispatch
-    uint out_col0;   // first output column
-    uint x_stride;
-    uint out_stride;
-    uint has_bias;
-    uint bias_row0;  // bias index of output column 0 (global weight row)
-    uint rows_cap;   // capacity of x / out
-} pc;
+#include "matmul_pc.glsl"
 
 #include "dequant.glsl"
 
@@ -97,8 +86,9 @@ void main() {
         if (r < nr && t < nt) {
             float total = 0.0;
             for (uint i = 0; i < n_part; i++) total += part[v][i];
-            float b = pc.has_bias != 0u ? bias[pc.bias_row0 + j0 + r] : 0.0;
-            out_[(t0 + t) * pc.out_stride + pc.out_col0 + j0 + r] = total + b;
+            if ((pc.flags & FLAG_BIAS) != 0u) total += bias[pc.bias_row0 + j0 + r];
+            uint o = (t0 + t) * pc.out_stride + pc.out_col0 + j0 + r;
+            out_[o] = (pc.flags & FLAG_ACC) != 0u ? out_[o] + total : total;
         }
     }
     }

@@ -1,6 +1,12 @@
 #version 450
 // Ops.matmul, the decode mat-vec at memory bandwidth (GPT4ALL_MATVEC=v2; one x row, n_tokens <= 1):
-//   out[out_col0 + j] = sum_k W[w_row0 + j, k] * x[k] (+ bias[bias_row0 + j])
+//   out[out_col0 + j] (+)= sum_k W[w_row0 + j, k] * h[k] (+ bias[bias_row0 + j])
+// with h = x, or h = rms_norm(x) * g when flags has FLAG_NORM (Ops.matmul's pre-norm: every workgroup
+// sums x^2 over the same x values it multiplies, so the norm costs no extra pass, dispatch or barrier:
+// sum_k W[j,k] x[k] g[k] / rms = (sum_k W[j,k] (x g)[k]) * rinv).  FLAG_ACC adds to out (Ops.matmul's
+// accumulate: a residual branch's last mat-vec adds straight into the residual stream).
+// -DGLU (Ops.matmul_glu): W holds the gate rows and, up_row_off rows further on, the up rows; each
+// workgroup computes both dot products of its rows and writes act(gate) * up (act 0: silu, 1: gelu).
 // The weight is in a split layout (shaders/quants/<type>_split.glsl): quants in 16-byte uvec4s,
 // scales in their own array.  A row is cut into units of 32 weights (a Q4_0 / Q8_0 block, an eighth
 // of a Q6_K block); thread tid takes units tid, tid + WG_SIZE, ... so adjacent threads read adjacent
@@ -19,20 +25,11 @@ layout(std430, binding = 1) readonly buffer A { uint data_a[]; };      // weight
 layout(std430, binding = 1) readonly buffer A4 { uvec4 data_a4[]; };   // the same buffer, 16 bytes at a time
 layout(std430, binding = 2) readonly buffer X4 { vec4 x4[]; };         // x row 0: [K / 4] vec4
 layout(std430, binding = 3) buffer O { float out_[]; };                // [rows, out_stride]; row 0 written
-layout(std430, binding = 4) readonly buffer B { float bias[]; };       // [n_rows_of_W] f32 (if has_bias)
+layout(std430, binding = 4) readonly buffer B { float bias[]; };       // [n_rows_of_W] f32 (FLAG_BIAS)
+layout(std430, binding = 5) readonly buffer G { vec4 g4[]; };          // [K / 4] f32 norm weight (FLAG_NORM)
 
-layout(push_constant) uniform PC {       // as matmul.comp's, so the host passes the same values
-    uint K;          // weights per row (a multiple of QK)
-    uint nb;         // blocks per weight row
-    uint w_row0;     // first weight row (inside this chunk)
-    uint n_out;      // output columns computed by this dispatch
-    uint out_col0;   // first output column
-    uint x_stride;
-    uint out_stride;
-    uint has_bias;
-    uint bias_row0;  // bias index of output column 0 (global weight row)
-    uint rows_cap;   // capacity of x / out
-} pc;
+#include "matmul_pc.glsl"
+#include "gelu.glsl"
 
 #define MATVEC
 #include "dequant.glsl"
@@ -43,8 +40,14 @@ layout(push_constant) uniform PC {       // as matmul.comp's, so the host passes
 
 layout(constant_id = 1) const uint NR = 4;   // weight rows per workgroup pass (vulkan_ops.MatvecKernel)
 
-// partial sums: [r][subgroup id] (USE_SUBGROUP; WG_SIZE bounds the number of subgroups) or [r][thread]
-shared float part[NR][WG_SIZE];
+#ifdef GLU
+#define NS (2u * NR)                             // sums per pass: NR gate rows, then their NR up rows
+#else
+#define NS NR
+#endif
+// partial sums: [s][subgroup id] (USE_SUBGROUP; WG_SIZE bounds the number of subgroups) or [s][thread];
+// slot NS: sum of x^2 (FLAG_NORM)
+shared float part[NS + 1u][WG_SIZE];
 
 void main() {
     if (active_rows(pc.rows_cap) == 0u) return;
@@ -57,33 +60,64 @@ void main() {
     uint upr = pc.nb * UPB;                      // units per row
     uint row_u0 = (pc.w_row0 + j0) * upr;        // first unit of the group's first row
 
-    float acc[NR];
-    for (uint r = 0; r < NR; r++) acc[r] = 0.0;
+    bool norm = (pc.flags & FLAG_NORM) != 0u;
+    float acc[NS];
+    for (uint r = 0; r < NS; r++) acc[r] = 0.0;
+    float xsq = 0.0;
     for (uint u = tid; u < upr; u += WG_SIZE) {
         vec4 xv[8];                              // x[32u .. 32u + 31], loaded once for NR rows
         for (uint m = 0; m < 8; m++) xv[m] = x4[u * 8u + m];
+        if (norm) {                              // h = x * g; its 1 / rms is applied to the sums
+            for (uint m = 0; m < 8; m++) {
+                xsq += dot(xv[m], xv[m]);
+                xv[m] *= g4[u * 8u + m];
+            }
+        }
         vec4 s4 = xv[0] + xv[1] + xv[2] + xv[3] + xv[4] + xv[5] + xv[6] + xv[7];
         float xsum = s4.x + s4.y + s4.z + s4.w;
         for (uint r = 0; r < NR; r++) {
-            if (r < nr) acc[r] += block_dot(row_u0 + r * upr + u, xv, xsum);
+            if (r < nr) {
+                acc[r] += block_dot(row_u0 + r * upr + u, xv, xsum);
+#ifdef GLU
+                acc[NR + r] += block_dot(row_u0 + (pc.up_row_off + r) * upr + u, xv, xsum);
+#endif
+            }
         }
     }
 
     barrier();                                   // part[] of the previous pass is consumed
 #ifdef USE_SUBGROUP
-    for (uint r = 0; r < NR; r++) acc[r] = subgroupAdd(acc[r]);
-    if (subgroupElect()) for (uint r = 0; r < NR; r++) part[r][gl_SubgroupID] = acc[r];
+    for (uint r = 0; r < NS; r++) acc[r] = subgroupAdd(acc[r]);
+    xsq = subgroupAdd(xsq);
+    if (subgroupElect()) {
+        for (uint r = 0; r < NS; r++) part[r][gl_SubgroupID] = acc[r];
+        part[NS][gl_SubgroupID] = xsq;
+    }
     uint n_part = gl_NumSubgroups;
 #else
-    for (uint r = 0; r < NR; r++) part[r][tid] = acc[r];
+    for (uint r = 0; r < NS; r++) part[r][tid] = acc[r];
+    part[NS][tid] = xsq;
     uint n_part = WG_SIZE;
 #endif
     barrier();
+    float rinv = 1.0;                            // 1 / rms(x) (FLAG_NORM)
+    if (norm) {
+        float ss = 0.0;
+        for (uint i = 0; i < n_part; i++) ss += part[NS][i];
+        rinv = inversesqrt(ss / float(pc.K) + pc.eps);
+    }
     for (uint r = tid; r < nr; r += WG_SIZE) {   // one thread per row (NR may exceed WG_SIZE)
         float total = 0.0;
         for (uint i = 0; i < n_part; i++) total += part[r][i];
-        float bv = pc.has_bias != 0u ? bias[pc.bias_row0 + j0 + r] : 0.0;
-        out_[pc.out_col0 + j0 + r] = total + bv;
+        total *= rinv;
+#ifdef GLU
+        float up = 0.0;
+        for (uint i = 0; i < n_part; i++) up += part[NR + r][i];
+        total = (pc.act == 0u ? total / (1.0 + exp(-total)) : gelu_tanh(total)) * up * rinv;
+#endif
+        if ((pc.flags & FLAG_BIAS) != 0u) total += bias[pc.bias_row0 + j0 + r];
+        uint o = pc.out_col0 + j0 + r;
+        out_[o] = (pc.flags & FLAG_ACC) != 0u ? out_[o] + total : total;
     }
     }
 }

@@ -50,6 +50,8 @@ def variants() -> dict[str, tuple[str, list[str]]]:
         if t in SPLIT_TYPES:
             v[f"matmul_vec_{t}"] = ("matmul_vec.comp", [d])
             v[f"matmul_vec_{t}_sg"] = ("matmul_vec.comp", [d, "USE_SUBGROUP"])
+            v[f"matmul_vec_glu_{t}"] = ("matmul_vec.comp", [d, "GLU"])      # Ops.matmul_glu in one pass
+            v[f"matmul_vec_glu_{t}_sg"] = ("matmul_vec.comp", [d, "GLU", "USE_SUBGROUP"])
     for plain in ["rms_norm", "layer_norm", "rope", "store_kv", "attention", "add", "scale", "gelu",
                   "softmax", "copy_rows", "mean_pool", "l2_normalize", "sample", "advance",
                   "attention_merge"]:

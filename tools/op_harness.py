@@ -99,28 +99,63 @@ def _simple(ops: Ops, n_tokens: int, pos: int = 0):
 
 
 def matmul_case(typ: int, n_tok: int, width: int, rows: int, cap: int = 0, window=None, bias=False,
-                split=False, seed=0) -> Case:
+                split=False, norm=False, acc=False, seed=0) -> Case:
+    """``norm``: matmul's folded pre-norm (a random norm weight); ``acc``: accumulate into an output
+    that already holds values."""
     rng = np.random.default_rng(seed)
     raw = random_weight(rng, typ, rows, width)
-    x = rng.standard_normal((n_tok, width)).astype(np.float32)
+    x = (rng.standard_normal((n_tok, width)) * (3.0 if norm else 1.0)).astype(np.float32)
     b = rng.standard_normal(rows).astype(np.float32) if bias else None
+    g = rng.standard_normal(width).astype(np.float32) if norm else None
     w_row0, out_col0, n_out = window or (0, 0, 0)
     out_w = (n_out or rows - w_row0) + out_col0 + (2 if window else 0)
     cap = cap or n_tok
+    out0 = rng.standard_normal((cap, out_w)).astype(np.float32) if acc else None
 
     def prepare(ops: Ops) -> Prepared:
         W = _weight(ops, "w", typ, raw, rows, width)
         B = ops.weight("b", T.F32, (rows,), b) if bias else None
+        G = ops.weight("g", T.F32, (width,), g) if norm else None
         xt = _tensor(ops, x, rows=cap)
         out = ops.tensor(cap, out_w)
         with ops.record() as prog:
-            ops.matmul(out, W, xt, bias=B, w_row0=w_row0, out_col0=out_col0, n_out=n_out)
-        return Prepared(prog, lambda: ops.set_step(n_tok, 0), [(out, n_tok)])
+            ops.matmul(out, W, xt, bias=B, w_row0=w_row0, out_col0=out_col0, n_out=n_out, norm=G, eps=1e-5,
+                       accumulate=acc)
+
+        def before():
+            ops.set_step(n_tok, 0)
+            if acc:
+                ops.write(out, out0)             # accumulate: each run starts from the same values
+        return Prepared(prog, before, [(out, n_tok)])
     label = f"{T(typ).name} x[{n_tok}/{cap},{width}] W[{rows},{width}]"
     if window:
         label += f" rows {w_row0}+{n_out or rows - w_row0}->col {out_col0}"
-    label += " +bias" * bias + " split" * split
+    label += " +bias" * bias + " split" * split + " norm" * norm + " acc" * acc
     return Case("matmul", label, prepare, split=split)
+
+
+def matmul_glu_case(typ: int, n_tok: int, width: int, rows: int, kind: str = "silu", norm=True, cap: int = 0,
+                    up_typ: Optional[int] = None, split=False, seed=14) -> Case:
+    """act(x @ Wgate^T) * (x @ Wup^T); ``up_typ`` other than ``typ``: gate and up cannot be stacked (the
+    backend's decomposed path)."""
+    rng = np.random.default_rng(seed)
+    up_typ = typ if up_typ is None else up_typ
+    raw_g, raw_u = random_weight(rng, typ, rows, width), random_weight(rng, up_typ, rows, width)
+    x = (rng.standard_normal((n_tok, width)) * 2.0).astype(np.float32)
+    g = rng.standard_normal(width).astype(np.float32) if norm else None
+    cap = cap or n_tok
+
+    def prepare(ops: Ops) -> Prepared:
+        Wg, Wu = _weight(ops, "gate", typ, raw_g, rows, width), _weight(ops, "up", up_typ, raw_u, rows, width)
+        G = ops.weight("g", T.F32, (width,), g) if norm else None
+        xt = _tensor(ops, x, rows=cap)
+        out = ops.tensor(cap, rows)
+        with ops.record() as prog:
+            ops.matmul_glu(out, Wg, Wu, xt, kind, norm=G, eps=1e-6)
+        return Prepared(prog, lambda: ops.set_step(n_tok, 0), [(out, n_tok)])
+    label = (f"{kind} {T(typ).name}" + (f"+{T(up_typ).name}" if up_typ != typ else "")
+             + f" x[{n_tok}/{cap},{width}] W[{rows},{width}]" + " norm" * norm + " split" * split)
+    return Case("matmul_glu", label, prepare, split=split)
 
 
 def get_rows_case(typ: int, n_tok: int, width: int, rows: int, split=False, seed=1) -> Case:
@@ -190,13 +225,15 @@ def add_rms_norm_case(n_tok: int, width: int, cap: int = 0, with_w=True, out_is_
 
 
 def rope_case(neox: bool, n_tok: int, pos: int, n_head: int, head_dim: int, n_rot: int, base=10000.0,
-              fscale=1.0, factors=False, positions=None, cap: int = 0, seed=4) -> Case:
+              fscale=1.0, factors=False, positions=None, cap: int = 0, n_ctx: int = 0, seed=4) -> Case:
     """``positions``: per-row positions (packed sequences) instead of pos + t; ``cap``: buffer rows
-    (> n_tok: the rows past n_tokens must be left alone)."""
+    (> n_tok: the rows past n_tokens must be left alone); ``n_ctx``: rope into a KV cache of n_ctx rows
+    (Ops.rope's cache; x must stay as it was, cache rows outside pos..pos+n_tok too)."""
     rng = np.random.default_rng(seed)
     cap = cap or n_tok
     x = rng.standard_normal((cap, n_head * head_dim)).astype(np.float32)
     ff = rng.uniform(1.0, 8.0, n_rot // 2).astype(np.float32) if factors else None
+    cache0 = rng.standard_normal((n_ctx, n_head * head_dim)).astype(np.float32) if n_ctx else None
 
     def prepare(ops: Ops) -> Prepared:
         xt = _tensor(ops, x)
@@ -206,13 +243,15 @@ def rope_case(neox: bool, n_tok: int, pos: int, n_head: int, head_dim: int, n_ro
             p = np.full(cap, 7777, np.int32)
             p[:n_tok] = positions
             P = _tensor(ops, p, "i32")
+        C = _tensor(ops, cache0) if n_ctx else None
         with ops.record() as prog:
-            ops.rope(xt, n_head, head_dim, n_rot, base, neox, fscale, F, positions=P)
-        return Prepared(prog, _simple(ops, n_tok, pos), [(xt, cap)])
+            ops.rope(xt, n_head, head_dim, n_rot, base, neox, fscale, F, positions=P, cache=C)
+        return Prepared(prog, _simple(ops, n_tok, pos), [(xt, cap)] + ([(C, n_ctx)] if n_ctx else []))
     label = (f"{'neox' if neox else 'norm'} n={n_tok}" + (f"/{cap}" if cap != n_tok else "")
              + (f" pos={pos}" if positions is None else f" positions={list(positions)[:6]}")
              + f" heads={n_head}x{head_dim} rot={n_rot}"
-             + (f" scale={fscale}" if fscale != 1 else "") + " factors" * factors)
+             + (f" scale={fscale}" if fscale != 1 else "") + " factors" * factors
+             + (f" ->cache[{n_ctx}]" if n_ctx else ""))
     return Case("rope", label, prepare, tol=1e-6)
 
 
@@ -303,6 +342,17 @@ def build_cases() -> list[Case]:
         # mat-vec (decode) with a row window + bias over split chunks; a long row (several blocks per thread)
         cases.append(matmul_case(typ, 1, wd, 45, window=(3, 2, 30), bias=True, split=True))
         cases.append(matmul_case(typ, 1, 4096 + 3 * (qk == 1), 37))
+        # the folded pre-norm and the accumulating epilogue: decode (the mat-vec folds the norm in) and a
+        # batch (normed copy), both with a bias; the norm over several chunks of a split weight
+        cases.append(matmul_case(typ, 1, 2 * max(wd, 256) if qk != 1 else 257, 41, bias=True, norm=True, acc=True))
+        cases.append(matmul_case(typ, 6, wd, 37, cap=8, bias=True, norm=True, acc=True))
+        cases.append(matmul_case(typ, 1, wd, 45, window=(3, 2, 30), norm=True, split=True))
+    # gate-up-activation: stacked (one pass when decoding), unstackable types, split weights
+    cases += [matmul_glu_case(T.Q4_0, 1, 512, 70), matmul_glu_case(T.Q4_0, 5, 256, 70, cap=8),
+              matmul_glu_case(T.Q8_0, 1, 96, 37, kind="gelu", norm=False), matmul_glu_case(T.Q4_K, 1, 512, 33),
+              matmul_glu_case(T.Q6_K, 1, 256, 33, kind="gelu"), matmul_glu_case(T.F16, 1, 75, 21),
+              matmul_glu_case(T.Q4_K, 1, 256, 40, up_typ=T.Q6_K), matmul_glu_case(T.Q4_0, 1, 96, 45, split=True),
+              matmul_glu_case(T.Q4_0, 3, 96, 45, split=True)]
     # get_rows: every type, plain and split into chunks
     for typ in WEIGHT_TYPES:
         qk = GGML_QUANT_SIZES[typ][0] if typ not in (T.F32, T.F16) else 1
@@ -335,7 +385,10 @@ def build_cases() -> list[Case]:
               # spare capacity rows must stay untouched; a long sequence's large positions
               rope_case(True, 9, 50, 4, 64, 64, positions=[0, 1, 2, 0, 1, 0, 1, 2, 3], cap=12),
               rope_case(False, 5, 3, 3, 64, 64, base=500000.0, factors=True, positions=[0, 1, 0, 1, 2]),
-              rope_case(True, 4, 0, 2, 96, 64, fscale=0.25, positions=[2045, 2046, 0, 2047])]
+              rope_case(True, 4, 0, 2, 96, 64, fscale=0.25, positions=[2045, 2046, 0, 2047]),
+              # into a KV cache (x unchanged): decode and a prompt, both pairings, partial rotary, factors
+              rope_case(False, 1, 11, 4, 64, 64, n_ctx=16), rope_case(True, 5, 3, 2, 96, 64, cap=6, n_ctx=12),
+              rope_case(False, 3, 0, 2, 64, 32, base=500000.0, factors=True, n_ctx=4)]
     # store_kv
     def store_prepare(ops: Ops) -> Prepared:
         r = np.random.default_rng(11)

@@ -180,8 +180,13 @@ class _Matmul:
     operands so that ``NumpyOps.record`` can fuse neighbours that read the same input."""
 
     def __init__(self, ops: "NumpyOps", out: Tensor, w: Weight, x: Tensor, bias: Optional[Weight],
-                 w_row0: int, out_col0: int, n_out: int):
+                 w_row0: int, out_col0: int, n_out: int, norm: Optional[Weight] = None, eps: float = 0.0,
+                 accumulate: bool = False):
         self.ops, self.out, self.x = ops, out, x
+        # the pre-norm (Ops.matmul's norm): its weight [in] and eps, or None
+        self.norm = None if norm is None else (norm.handle.dense().reshape(x.width), np.float32(eps))
+        self.norm_key = None if norm is None else (id(norm), float(eps))
+        self.accumulate = accumulate
         self.nw: NumpyWeight = w.handle
         self.w_row0, self.out_col0 = w_row0, out_col0
         self.n_out = n_out or (w.rows - w_row0)
@@ -191,23 +196,35 @@ class _Matmul:
 
     def fusable(self) -> bool:
         """Whole weight, whole output buffer, not an input: can join a _FusedMatmul."""
-        return self.w_row0 == 0 and self.n_out == self.nw.rows and self.full and self.out is not self.x
+        return (self.w_row0 == 0 and self.n_out == self.nw.rows and self.full and self.out is not self.x
+                and not self.accumulate)
 
     def accepts(self, other: "_Matmul") -> bool:
         """May ``other`` be fused with this step?  It must read the same input, process the same
         number of rows (same output capacity), use a weight not already in the group, and write a
         buffer the group neither reads nor writes."""
-        return (self.fusable() and other.x is self.x and other.out.rows == self.out.rows
-                and all(other.nw is not p.nw and other.out is not p.out for p in self.parts))
+        return (self.fusable() and other.x is self.x and other.norm_key == self.norm_key
+                and other.out.rows == self.out.rows and all(other.nw is not p.nw and other.out is not p.out for p in self.parts))
+
+    def input(self, n: int) -> np.ndarray:
+        """The first n rows of x as the product sees them: pre-normed when the step has a norm."""
+        x = self.x.handle[:n]                                                    # [n, in]
+        if self.norm is None:
+            return x
+        h = np.empty_like(x)
+        _rms_norm_rows(h, x, self.norm[0], x.shape[1], self.norm[1])
+        return h
 
     def __call__(self) -> None:
         n = self.ops._rows(self.out)
-        x = self.x.handle[:n]                                                    # [n, in]
+        x = self.input(n)                                                        # [n, in]
         dst = self.out.handle[:n, self.out_col0:self.out_col0 + self.n_out]      # [n, n_out]
+        if self.accumulate:         # out += product: compute into a temporary, then add
+            total, dst = dst, np.empty_like(dst)
         dense = self.nw.dense()
         if dense is not None:
             wt = dense[self.w_row0:self.w_row0 + self.n_out]                     # [n_out, in]
-            if self.full:
+            if self.full or self.accumulate:
                 np.matmul(x, wt.T, out=dst)
             else:
                 dst[...] = x @ wt.T
@@ -217,6 +234,8 @@ class _Matmul:
                 dst[:, j:j + m] = x @ self.nw.rows_f32(self.w_row0 + j, m).T
         if self.bias is not None:
             dst += self.bias
+        if self.accumulate:
+            total += dst
 
 
 class _FusedMatmul:
@@ -282,7 +301,7 @@ class _FusedMatmul:
             return
         n = self.ops._rows(self.out)
         res = self.scratch[:n]                                                   # [n, sum of out]
-        np.matmul(self.x.handle[:n], self.w_cat.T, out=res)
+        np.matmul(self.parts[0].input(n), self.w_cat.T, out=res)        # the parts share x and its norm
         if self.bias is not None:
             res += self.bias
         for p, a, b in zip(self.parts, self.cols[:-1], self.cols[1:]):
@@ -466,8 +485,9 @@ class NumpyOps(Ops):
         self._op(run)
 
     def matmul(self, out: Tensor, w: Weight, x: Tensor, bias: Optional[Weight] = None,
-               w_row0: int = 0, out_col0: int = 0, n_out: int = 0) -> None:
-        self._op(_Matmul(self, out, w, x, bias, w_row0, out_col0, n_out))
+               w_row0: int = 0, out_col0: int = 0, n_out: int = 0, *,
+               norm: Optional[Weight] = None, eps: float = 0.0, accumulate: bool = False) -> None:
+        self._op(_Matmul(self, out, w, x, bias, w_row0, out_col0, n_out, norm, eps, accumulate))
 
     def _rope_table(self, n_rot: int, freq_base: float, freq_scale: float,
                     freq_factors: Optional[Weight], n_pos: int) -> tuple:
@@ -493,7 +513,9 @@ class NumpyOps(Ops):
 
     def rope(self, x: Tensor, n_head: int, head_dim: int, n_rot: int, freq_base: float,
              neox: bool, freq_scale: float = 1.0, freq_factors: Optional[Weight] = None,
-             positions: Optional[Tensor] = None) -> None:
+             positions: Optional[Tensor] = None, cache: Optional[Tensor] = None) -> None:
+        if cache is not None and positions is not None:
+            raise ValueError("rope: cache and positions cannot be combined")
         half = n_rot // 2
         # Pairs (2i, 2i+1) sit side by side in memory, so a head's first n_rot values viewed as
         # complex64 are the numbers x_2i + i x_2i+1, and the rotation is one complex multiply by
@@ -509,12 +531,16 @@ class NumpyOps(Ops):
                 p = positions.handle[:n, 0]                                            # [n]
                 n_pos = int(p.max()) + 1 if n else 0
             cos_t, sin_t, rot_t, _ = self._rope_table(n_rot, freq_base, freq_scale, freq_factors, n_pos)
+            rows = x.handle[:n]                                                        # [n, width]
+            if cache is not None:      # rotate a copy in its cache rows, x stays as it is
+                rows = cache.handle[pos:pos + n]
+                rows[...] = x.handle[:n]
             if as_complex:
-                v = x.handle[:n].reshape(n, n_head, head_dim).view(np.complex64)[:, :, :half]  # view
+                v = rows.reshape(n, n_head, head_dim).view(np.complex64)[:, :, :half]  # view
                 np.multiply(v, rot_t[p][:, None, :], out=v)                            # [n, n_head, n_rot/2]
                 return
             cos, sin = cos_t[p][:, None, :], sin_t[p][:, None, :]                      # [n, 1, n_rot/2]
-            v = x.handle[:n].reshape(n, n_head, head_dim)                              # view
+            v = rows.reshape(n, n_head, head_dim)                                      # view
             if neox:       # pairs (i, i + n_rot/2)
                 a, b = v[:, :, :half].copy(), v[:, :, half:n_rot].copy()
                 v[:, :, :half] = a * cos - b * sin

@@ -189,7 +189,9 @@ class VulkanWeight:
     """A weight on the device: row chunks, each its own buffer of repacked words."""
     layout: Layout
     nb: int                                     # blocks per row
-    chunks: list = field(default_factory=list)  # [(kp.Tensor, row_lo, row_hi)]
+    chunks: list = field(default_factory=list)  # [(kp.Tensor, row_lo, row_hi)]; row_lo < 0: a window
+    raw: Optional[np.ndarray] = None            # split layouts: the GGUF bytes [rows, row bytes] (a view of the
+                                                # mapped file), kept to stack gate and up (VulkanOps._gate_up)
 
 
 class VulkanProgram(Program):
@@ -310,6 +312,8 @@ class VulkanOps(Ops):
         self._spv: dict[str, bytes] = {}
         self._scratch: dict[int, "kp.Tensor"] = {}
         self._partials: dict[int, "kp.Tensor"] = {}             # attention's split-key partial results
+        self._normed: Optional[tuple] = None                    # see _pre_normed()
+        self._stacks: dict[tuple, Weight] = {}                  # see _gate_up()
         self._algos: dict[tuple, tuple] = {}                    # see _algorithm()
         self._mirror: dict[int, "kp.Tensor"] = {}               # i32 tensors, see write()
         self._stale: set[int] = set()                           # see write()
@@ -382,6 +386,7 @@ class VulkanOps(Ops):
         for lo in range(0, rows, rows_per_chunk):
             hi = min(rows, lo + rows_per_chunk)
             vw.chunks.append((self._upload(repack_split(blocks[lo:hi], ggml_type, hi - lo, width)), lo, hi))
+        vw.raw = blocks
         self.bytes_allocated += blocks.nbytes
         return Weight(rows, width, ggml_type, name, vw)
 
@@ -481,6 +486,8 @@ class VulkanOps(Ops):
         """Record one dispatch of ``shader`` (binding 0 = the step buffer, then ``tensors``; ``writes``
         are the ones it writes), or run it now when no program is being recorded."""
         gx, gy, gz = (list(groups) + [1, 1])[:3]
+        if self._normed is not None and {id(t) for t in writes} & set(self._normed[:2]):
+            self._normed = None                  # the pre-normed copy (or its source) is overwritten
         algo = self._algorithm(shader, [self._step_t, *tensors], [int(gx), int(gy), int(gz)], len(push), spec)
         dispatch = kp.OpAlgoDispatch(algo, push)
         # mirrored tensors go in even when only written: rows this dispatch leaves alone must keep the
@@ -557,28 +564,102 @@ class VulkanOps(Ops):
                        (_row_groups(cap),), [out.handle])
 
     def matmul(self, out: Tensor, w: Weight, x: Tensor, bias: Optional[Weight] = None,
-               w_row0: int = 0, out_col0: int = 0, n_out: int = 0) -> None:
+               w_row0: int = 0, out_col0: int = 0, n_out: int = 0, *,
+               norm: Optional[Weight] = None, eps: float = 0.0, accumulate: bool = False) -> None:
         vw: VulkanWeight = w.handle
-        n_out = n_out or (w.rows - w_row0)
+        cap = min(x.rows, out.rows)
+        vec = cap == 1 and vw.layout.split       # the v2 mat-vec (needs a split layout): folds the norm in
+        if norm is not None and not vec:         # the other kernels read a normed copy of x
+            x, norm = self._pre_normed(x, norm, eps), None
+        self._matmul(out, w, x, bias, w_row0, out_col0, n_out or (w.rows - w_row0), norm, eps, accumulate)
+
+    def matmul_glu(self, out: Tensor, w_gate: Weight, w_up: Weight, x: Tensor, kind: str, *,
+                   norm: Optional[Weight] = None, eps: float = 0.0) -> None:
+        if kind not in ("silu", "gelu"):
+            raise ValueError(f"glu kind must be 'silu' or 'gelu', not {kind!r}")
+        stacked = self._gate_up(w_gate, w_up)
+        if stacked is None:                      # not stackable: the three ops of the default
+            return super().matmul_glu(out, w_gate, w_up, x, kind, norm=norm, eps=eps)
+        n = w_gate.rows
+        if min(x.rows, out.rows) == 1:           # decode: both dot products of a row in one workgroup
+            self._matmul(out, stacked, x, None, 0, 0, n, norm, eps, False, glu=(kind, n))
+            return
+        # batches: the two halves of the stack as two matmuls, then the activation
+        up = self.scratch(out.rows, out.width, "glu_up")
+        self.matmul(out, stacked, x, n_out=n, norm=norm, eps=eps)
+        self.matmul(up, stacked, x, w_row0=n, n_out=n, norm=norm, eps=eps)
+        self.glu(out, out, up, kind)
+
+    def _matmul(self, out: Tensor, w: Weight, x: Tensor, bias: Optional[Weight], w_row0: int, out_col0: int,
+                n_out: int, norm: Optional[Weight], eps: float, accumulate: bool,
+                glu: Optional[tuple] = None) -> None:
+        """Record the dispatches of one matmul (one per weight chunk the row window meets); ``glu`` =
+        (kind, up_row_off): the one-pass matmul_glu over a stacked gate-up weight (mat-vec only)."""
+        vw: VulkanWeight = w.handle
         bbuf = self._f32_buffer(bias)
+        gbuf = self._f32_buffer(norm)
         cap = min(x.rows, out.rows)
         batch = cap > 1
         vec = not batch and vw.layout.split      # the v2 mat-vec (needs a split layout)
-        shader = f"matmul_{'batch_' if batch else 'vec_' if vec else ''}{vw.layout.shader}{self._sg}"
+        kernel = "batch_" if batch else "vec_glu_" if glu else "vec_" if vec else ""
+        shader = f"matmul_{kernel}{vw.layout.shader}{self._sg}"
         mk = self.matvec_kernel
         nr = MATMUL_NR_BATCH if batch else mk.nr if vec else MATMUL_NR
         spec = (mk.wg, mk.nr) if vec else ()       # matmul_vec.comp's specialization constants 0, 1
+        flags = (1 if bbuf is not None else 0) | (2 if accumulate else 0) | (4 if gbuf is not None else 0)
+        act, up_row_off = ({"silu": 0, "gelu": 1}[glu[0]], glu[1]) if glu else (0, 0)
+        tensors = [x.handle, out.handle, bbuf or self._dummy] + ([gbuf or self._dummy] if vec else [])
         for buf, lo, hi in vw.chunks:                    # the row window meets each chunk in [a, b)
             a, b = max(lo, w_row0), min(hi, w_row0 + n_out)
             if a >= b:
                 continue
             n = b - a
-            self._dispatch(shader, [buf, x.handle, out.handle, bbuf or self._dummy],
+            self._dispatch(shader, [buf, *tensors],
                            push_constants(w.width, vw.nb, a - lo, n, out_col0 + (a - w_row0), x.width,
-                                          out.width, int(bbuf is not None), a, cap),
+                                          out.width, flags, a, cap, float(eps), act, up_row_off),
                            (*self._matmul_groups(n, nr),
                             min(_groups(cap, MATMUL_NT), MATMUL_TILE_GROUPS) if batch else 1), [out.handle],
                            spec)
+
+    def _pre_normed(self, x: Tensor, norm: Weight, eps: float) -> Tensor:
+        """rms_norm(x) * norm in a scratch buffer, for the kernels that cannot fold the norm in.  The
+        q, k and v matmuls of a prompt share one copy: it is reused until x or the copy is written."""
+        h = self.scratch(x.rows, x.width, "pre_norm")
+        key = (id(x.handle), id(h.handle), id(norm), float(eps), self._recording)
+        if self._normed != key or self._recording is None:
+            self.rms_norm(h, x, norm, eps)
+            self._normed = key
+        return h
+
+    def _gate_up(self, w_gate: Weight, w_up: Weight) -> Optional[Weight]:
+        """Gate and up as one weight [2n, in] (gate rows, then up rows), uploaded once, for the one-pass
+        GLU mat-vec; None when they cannot be stacked (types, shapes, several chunks, too big).
+        Afterwards w_gate and w_up are row windows of the stack (chunks with row_lo <= 0, see matmul),
+        and their own buffers are freed unless a recorded dispatch still binds them: memory does not grow."""
+        key = (id(w_gate.handle), id(w_up.handle))
+        if key in self._stacks:
+            return self._stacks[key]
+        g, u = w_gate.handle, w_up.handle
+        if not (g.layout.split and g.layout == u.layout and w_gate.ggml_type == w_up.ggml_type
+                and (w_gate.rows, w_gate.width) == (w_up.rows, w_up.width) and g.raw is not None
+                and u.raw is not None and len(g.chunks) == 1 and len(u.chunks) == 1
+                and 2 * g.raw.nbytes + 4 * SPLIT_HEADER_WORDS + 4 <= self.max_buffer_bytes):
+            return None
+        n = w_gate.rows
+        raw = np.concatenate([g.raw, u.raw])                                    # [2n, row bytes]
+        buf = self._upload(repack_split(raw, w_gate.ggml_type, 2 * n, w_gate.width))
+        stacked = Weight(2 * n, w_gate.width, w_gate.ggml_type, f"{w_gate.name}+{w_up.name}",
+                         VulkanWeight(g.layout, g.nb, [(buf, 0, 2 * n)]))
+        bound = {i for k in self._algos for i in k[1]}                           # buffers some dispatch binds
+        for vw, lo in ((g, 0), (u, -n)):
+            old = vw.chunks[0][0]
+            vw.chunks = [(buf, lo, lo + 2 * n)]
+            if id(old) not in bound:
+                old.destroy()
+                self.bytes_allocated -= vw.raw.nbytes
+        self.bytes_allocated += raw.nbytes
+        self._stacks[key] = stacked
+        return stacked
 
     def _matmul_groups(self, n_out: int, nr: int) -> tuple[int, int]:
         """Workgroups (x, y) for n_out weight rows, NR per group.  A GPU gets one workgroup per
@@ -591,17 +672,23 @@ class VulkanOps(Ops):
 
     def rope(self, x: Tensor, n_head: int, head_dim: int, n_rot: int, freq_base: float,
              neox: bool, freq_scale: float = 1.0, freq_factors: Optional[Weight] = None,
-             positions: Optional[Tensor] = None) -> None:
+             positions: Optional[Tensor] = None, cache: Optional[Tensor] = None) -> None:
         ff = self._f32_buffer(freq_factors)
         if positions is not None and (positions.dtype != "i32" or positions.width != 1):
             raise ValueError(f"rope: positions must be i32 [rows, 1], got {positions.dtype} "
                              f"[{positions.rows}, {positions.width}]")
+        if cache is not None and positions is not None:
+            raise ValueError("rope: cache and positions cannot be combined")
         cap = x.rows if positions is None else min(x.rows, positions.rows)
+        n_pairs = head_dim // 2 if cache is not None else n_rot // 2          # threads per head (rope.comp)
         self._dispatch("rope", [x.handle, ff or self._dummy,
-                                positions.handle if positions is not None else self._dummy],
+                                positions.handle if positions is not None else self._dummy,
+                                cache.handle if cache is not None else self._dummy],
                        push_constants(x.width, n_head, head_dim, n_rot, float(freq_base), float(freq_scale),
-                                      int(neox), int(ff is not None), cap, int(positions is not None)),
-                       (_groups(n_head * (n_rot // 2), WG), _row_groups(cap)), [x.handle])
+                                      int(neox), int(ff is not None), cap, int(positions is not None),
+                                      int(cache is not None)),
+                       (_groups(n_head * n_pairs, WG), _row_groups(cap)),
+                       [cache.handle if cache is not None else x.handle])
 
     def store_kv(self, cache: Tensor, src: Tensor) -> None:
         self._dispatch("store_kv", [cache.handle, src.handle],

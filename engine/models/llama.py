@@ -11,6 +11,12 @@
         x += (silu(h @ Wgate) * (h @ Wup)) @ Wdown        # SwiGLU feed-forward
     logits = rms_norm(x[last]) * output_norm @ Wout       # Wout = token_embd when tied (SmolLM2)
 
+The code below is that, in fewer ops: each RMSNorm is folded into the matmuls that read it
+(``matmul(..., norm=w)``), each residual add into the matmul that ends the branch
+(``accumulate=True``), the two FFN matmuls and the gate's activation are one ``matmul_glu``, and
+rope writes K straight into the cache.  Same arithmetic; on a GPU, decode time is mostly the count
+of dependent dispatches, and this pass has 7 per layer where the sketch above has 13.
+
 Rope: llama and mistral GGUFs pair dims (2i, 2i+1) (the converter permutes Q/K for that);
 qwen2 pairs (i, i + d/2) ("neox").  Llama 3's long-context scaling arrives as the tensor
 ``rope_freqs.weight`` (one divisor per frequency) and is passed to rope as freq_factors.
@@ -63,13 +69,11 @@ class Llama(DecoderModel):
             cap=cap,
             ids=t(cap, 1, "i32", "ids"),                          # [cap, 1]
             x=t(cap, hp.n_embd, name="x"),                        # [cap, n_embd]  residual stream
-            h=t(cap, hp.n_embd, name="h"),                        # [cap, n_embd]  normed / branch output
             q=t(cap, hp.n_head * hp.head_dim, name="q"),          # [cap, n_head * head_dim]
             k=t(cap, hp.kv_width, name="k"),                      # [cap, n_head_kv * head_dim]
             v=t(cap, hp.kv_width, name="v"),                      # [cap, n_head_kv * head_dim]
             attn=t(cap, hp.n_head * hp.head_dim, name="attn"),    # [cap, n_head * head_dim]
-            gate=t(cap, hp.n_ff, name="gate"),                    # [cap, n_ff]
-            up=t(cap, hp.n_ff, name="up"),                        # [cap, n_ff]
+            gate=t(cap, hp.n_ff, name="gate"),                    # [cap, n_ff]    silu(h @ Wgate) * (h @ Wup)
             last=t(1, hp.n_embd, name="last"),                    # [1, n_embd]   the last real row
             logits=t(1, hp.n_vocab, name="logits"),               # [1, n_vocab]
         )
@@ -79,34 +83,22 @@ class Llama(DecoderModel):
         neox = hp.arch in NEOX_ROPE
         rope = dict(n_rot=hp.n_rot, freq_base=hp.rope_freq_base, neox=neox,
                     freq_scale=hp.rope_freq_scale, freq_factors=self.rope_freqs)
+        eps = hp.norm_eps
         ops.get_rows(b.x, self.token_embd, b.ids)
-        # Each residual add below is fused with the RMSNorm that follows it (add_rms_norm: x += h, then
-        # h = rms_norm(x) * w): on a GPU that is one dispatch and one barrier instead of two, and decode
-        # time is mostly per-dispatch cost.  So only the first layer's attention norm is a plain one.
-        ops.rms_norm(b.h, b.x, self.blk[0].attn_norm, hp.norm_eps)
         for i, blk in enumerate(self.blk):
-            # attention (b.h = rms_norm(x) * attn_norm)
-            ops.matmul(b.q, blk.attn_q, b.h, bias=blk.attn_q_bias)
-            ops.matmul(b.k, blk.attn_k, b.h, bias=blk.attn_k_bias)
-            ops.matmul(b.v, blk.attn_v, b.h, bias=blk.attn_v_bias)
+            # attention: q, k, v = (rms_norm(x) * attn_norm) @ Wq, Wk, Wv (+ biases)
+            ops.matmul(b.q, blk.attn_q, b.x, bias=blk.attn_q_bias, norm=blk.attn_norm, eps=eps)
+            ops.matmul(b.k, blk.attn_k, b.x, bias=blk.attn_k_bias, norm=blk.attn_norm, eps=eps)
+            ops.matmul(b.v, blk.attn_v, b.x, bias=blk.attn_v_bias, norm=blk.attn_norm, eps=eps)
             ops.rope(b.q, hp.n_head, hp.head_dim, **rope)
-            ops.rope(b.k, hp.n_head_kv, hp.head_dim, **rope)
-            ops.store_kv(self.kv.k[i], b.k)
+            ops.rope(b.k, hp.n_head_kv, hp.head_dim, **rope, cache=self.kv.k[i])   # rotated K -> cache[pos..]
             ops.store_kv(self.kv.v[i], b.v)
             ops.attention(b.attn, b.q, self.kv.k[i], self.kv.v[i], hp.n_head, hp.n_head_kv,
                           hp.head_dim, scale=1.0 / math.sqrt(hp.head_dim))
-            ops.matmul(b.h, blk.attn_output, b.attn)
-            ops.add_rms_norm(b.x, b.h, b.h, blk.ffn_norm, hp.norm_eps)     # x += h; h = rms_norm(x) * ffn_norm
-            # feed-forward (SwiGLU)
-            ops.matmul(b.gate, blk.ffn_gate, b.h)
-            ops.matmul(b.up, blk.ffn_up, b.h)
-            ops.glu(b.gate, b.gate, b.up, "silu")
-            ops.matmul(b.h, blk.ffn_down, b.gate)
-            if i + 1 < len(self.blk):       # x += h; h = rms_norm(x) * the next layer's attn_norm
-                ops.add_rms_norm(b.x, b.h, b.h, self.blk[i + 1].attn_norm, hp.norm_eps)
-            else:                           # the output norm below needs the last row only
-                ops.add(b.x, b.x, b.h)
+            ops.matmul(b.x, blk.attn_output, b.attn, accumulate=True)             # x += attn @ Wo
+            # feed-forward (SwiGLU): x += (silu(h @ Wgate) * (h @ Wup)) @ Wdown, h = rms_norm(x) * ffn_norm
+            ops.matmul_glu(b.gate, blk.ffn_gate, blk.ffn_up, b.x, "silu", norm=blk.ffn_norm, eps=eps)
+            ops.matmul(b.x, blk.ffn_down, b.gate, accumulate=True)
         # only the last row needs logits
         ops.copy_rows(b.last, b.x, src_row=-1)
-        ops.rms_norm(b.last, b.last, self.output_norm, hp.norm_eps)
-        ops.matmul(b.logits, self.output, b.last)
+        ops.matmul(b.logits, self.output, b.last, norm=self.output_norm, eps=eps)
