@@ -22,6 +22,9 @@
 #   PART=check  the op harness and ours alone on each model (--anatomy): a short call.
 #   PART=embed  tools/bench_embed.py: Embed4All vs upstream's on MiniLM F16 and on nomic-embed-text-v1.5's
 #               shape, 2048-row passes; tools/op_harness.py --perf.
+#   PART=splits ours alone, generation at depths SPLITS_SWEEP ("512,4096") for each GPT4ALL_ATTENTION_SPLITS
+#               in SPLITS ("16 64").
+# PART may name several parts ("main splits"): they run in order in one call (one machine start, one kp build).
 # Files under $OUT: run.log (everything printed, with timestamps, appended across parts), bench_{1b,8b}.json,
 # ctx_{1b,8b}.json, bench.md (the markdown tables of the part), raw-$PART.tar.gz (every other result:
 # kernel JSON, profiles, embeddings, per-op timings). Then, on the dev machine:
@@ -29,14 +32,15 @@
 #
 # Knobs (environment): PART (main), OUT, GPU_RUN_BUDGET_S, BENCH_CACHE, PROMPT_TOKENS (256),
 # GEN_TOKENS (128), N_BATCH (128), SWEEP ("512,1024,4096"; "" skips the sweep), MODELS ("1b 8b"; "tiny"
-# for a dry run that works on lavapipe with UPSTREAM_DEVICE=cpu), UPSTREAM_DEVICE (kompute), SKIP_HARNESS=1.
+# for a dry run that works on lavapipe with UPSTREAM_DEVICE=cpu), UPSTREAM_DEVICE (kompute), SKIP_HARNESS=1,
+# SKIP_BARRIER_AB=1 (PART=main without the barrier A/B), MAIN_SWEEP, SPLITS, SPLITS_SWEEP.
 set -u
 export PYTHONUNBUFFERED=1
 START=$(date +%s)
 DEADLINE=$((START + ${GPU_RUN_BUDGET_S:-500}))
 OUT=${OUT:-$PWD/gpu-out}
 PART=${PART:-main}
-RAW=$OUT/raw-$PART     # archived at the end: $OUT brings back at most 8 files
+RAW=$OUT/raw-${PART// /-}     # archived at the end: $OUT brings back at most 8 files
 mkdir -p "$OUT" "$RAW"
 BENCH_CACHE=${BENCH_CACHE:-/tmp/bench-models}
 PROMPT_TOKENS=${PROMPT_TOKENS:-256}
@@ -144,6 +148,7 @@ part_main() {
     fi
     # the barrier scheme (tools/kp_patch.py): kernel costs and end to end, patched kp's global barriers vs
     # the stock-kp scheme (GPT4ALL_KP_BARRIERS=kp), same machine, same run
+    [ "${SKIP_BARRIER_AB:-0}" = 1 ] && { [ -n "${MAIN_SWEEP:-}" ] && context_sweep "$MAIN_SWEEP"; return 0; }
     for mode in global kp; do
         GPT4ALL_KP_BARRIERS=$mode step "bench_kernels dispatch + q4_0, $mode barriers" 40 python3 tools/bench_kernels.py \
             --device nvidia --shape llama-3.2-1b --reps 50 --ops dispatch,matmul_q4_0,rms_norm,rope \
@@ -211,16 +216,30 @@ part_embed() {
     fi
 }
 
+# PART=splits: ours alone, generation after 512- and 4096-token prompts, for each GPT4ALL_ATTENTION_SPLITS
+# value in SPLITS (key slices per head of a decode step's attention; the default is vulkan_ops.ATTENTION_SPLITS).
+part_splits() {
+    for m in $MODELS; do
+        for n in ${SPLITS:-16 64}; do
+            GPT4ALL_ATTENTION_SPLITS=$n ours_step "ours, attention splits $n, ${SHAPE[$m]}" 90 "splits_${n}_$m" "$m" \
+                --skip-main --ctx-sweep "${SPLITS_SWEEP:-512,4096}" --sweep-gen-tokens 32
+        done
+    done
+}
+
 main() {
     setup
-    case $PART in
-        main)  write_models; part_main ;;
-        speed) write_models; part_speed ;;
-        embed) part_embed ;;
-        tune)  write_models; part_tune ;;
-        check) write_models; part_check ;;
-        *) say "unknown PART=$PART (main, speed, embed, tune, check)"; return 2 ;;
-    esac
+    for part in $PART; do            # several parts in one call save a machine start and kp build each
+        case $part in
+            main)  write_models; part_main ;;
+            speed) write_models; part_speed ;;
+            embed) part_embed ;;
+            tune)  write_models; part_tune ;;
+            check) write_models; part_check ;;
+            splits) write_models; part_splits ;;
+            *) say "unknown part $part of PART=$PART (main, speed, embed, tune, check, splits)"; return 2 ;;
+        esac
+    done
     cat "$OUT"/bench_*.md "$OUT"/ctx_*.md "$RAW"/*.md > "$OUT/bench.md" 2>/dev/null
     rm -f "$OUT"/bench_*.md "$OUT"/ctx_*.md
     cat "$OUT/bench.md" 2>/dev/null

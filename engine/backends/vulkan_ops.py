@@ -257,7 +257,8 @@ class VulkanOps(Ops):
         to test split weights).
         ``subgroups``: use the subgroup-reduction shader variants (default: where the device has
         subgroup arithmetic; False forces the portable shared-memory path).  ``attention_splits``:
-        key slices per (row, head) in attention (default: ATTENTION_SPLITS for decode on a GPU, else 1).
+        key slices per (row, head) in attention (default: $GPT4ALL_ATTENTION_SPLITS, else ATTENTION_SPLITS,
+        for decode on a GPU, else 1).
         ``matvec``: the decode mat-vec kernel, 'v1' (matmul.comp on the padded layout) or 'v2[:NRxWG]'
         (matmul_vec.comp on the split layouts of Q4_0, Q8_0, Q4_K and Q6_K, which every other typed kernel reads
         too; see MatvecKernel); default: $GPT4ALL_MATVEC, else DEFAULT_MATVEC.  Fixed per backend: it
@@ -271,7 +272,9 @@ class VulkanOps(Ops):
         self.norm = norm or os.environ.get("GPT4ALL_NORM") or "v1"
         if self.norm not in ("v1", "v2"):
             raise ValueError(f"norm kernels {self.norm!r} (GPT4ALL_NORM): 'v1' or 'v2'")
-        self.attention_splits = attention_splits
+        env_splits = os.environ.get("GPT4ALL_ATTENTION_SPLITS")
+        self.attention_splits = attention_splits if attention_splits is not None else (
+            int(env_splits) if env_splits else None)
         self.info = info or choose("kompute")
         self.matvec_kernel = MatvecKernel.parse(matvec or os.environ.get("GPT4ALL_MATVEC") or DEFAULT_MATVEC)
         self.matvec = self.matvec_kernel.version            # 'v1' | 'v2'
