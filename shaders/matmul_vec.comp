@@ -39,6 +39,7 @@ layout(std430, binding = 5) readonly buffer G { vec4 g4[]; };          // [K / 4
 #define UPB (QK / 32)                            // units of 32 weights per block
 
 layout(constant_id = 1) const uint NR = 4;   // weight rows per workgroup pass (vulkan_ops.MatvecKernel)
+layout(constant_id = 2) const uint USE_LANES = 1;   // types with a lane kernel use it (WG_SIZE % LANES == 0)
 
 #ifdef GLU
 #define NS (2u * NR)                             // sums per pass: NR gate rows, then their NR up rows
@@ -64,6 +65,30 @@ void main() {
     float acc[NS];
     for (uint r = 0; r < NS; r++) acc[r] = 0.0;
     float xsq = 0.0;
+#ifdef LANES
+    // Q4_0, Q8_0: LANES threads per unit, each with 8 of its 32 weights (lane_dot in the type's file);
+    // USE_LANES = 0 selects the unit-per-thread loop below instead (an A/B switch, GPT4ALL_MATVEC_LANES=0)
+    uint lane = tid % LANES;
+    if (USE_LANES != 0u)
+    for (uint u = tid / LANES; u < upr; u += WG_SIZE / LANES) {
+        vec4 xa = x4[u * 8u + LANE_XA(lane)], xb = x4[u * 8u + LANE_XB(lane)];
+        if (norm) {
+            xsq += dot(xa, xa) + dot(xb, xb);
+            xa *= g4[u * 8u + LANE_XA(lane)];
+            xb *= g4[u * 8u + LANE_XB(lane)];
+        }
+        float xsum = dot(xa + xb, vec4(1.0));
+        for (uint r = 0; r < NR; r++) {
+            if (r < nr) {
+                acc[r] += lane_dot(row_u0 + r * upr + u, lane, xa, xb, xsum);
+#ifdef GLU
+                acc[NR + r] += lane_dot(row_u0 + (pc.up_row_off + r) * upr + u, lane, xa, xb, xsum);
+#endif
+            }
+        }
+    }
+    else
+#endif
     for (uint u = tid; u < upr; u += WG_SIZE) {
         vec4 xv[8];                              // x[32u .. 32u + 31], loaded once for NR rows
         for (uint m = 0; m < 8; m++) xv[m] = x4[u * 8u + m];

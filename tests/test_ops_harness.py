@@ -140,15 +140,19 @@ def test_norm_choice_picks_the_kernels():
 
 
 # v2's rows per workgroup and workgroup size are specialization constants: odd and extreme choices
-# (more rows than threads, fewer threads than a subgroup, not powers of two) must give the same results
-MATVEC_ONE_ROW = [c for c in CASES if c.op == "matmul" and c.label.split()[1].startswith("x[1/1,")]
+# (more rows than threads, fewer threads than a subgroup, not powers of two) must give the same results;
+# so must the unit-per-thread loop that Q4_0 / Q8_0 leave for their lane kernel (GPT4ALL_MATVEC_LANES=0)
+MATVEC_ONE_ROW = [c for c in CASES if c.op in ("matmul", "matmul_glu") and " x[1/1," in f" {c.label}"]
 
 
-@pytest.fixture(scope="module", params=[("v2:32x8", None), ("v2:3x48", False), ("v2:1x256", None)],
-                ids=["32x8", "3x48-portable", "1x256"])
+@pytest.fixture(scope="module", params=[("v2:32x8", None, True), ("v2:3x48", False, True), ("v2:1x256", None, True),
+                                        ("v2:4x64", None, False)],
+                ids=["32x8", "3x48-portable", "1x256", "4x64-no-lanes"])
 def tuned_backends(request):
-    matvec, subgroups = request.param
-    return harness.Backends("kompute", subgroups=subgroups, matvec=matvec)
+    matvec, subgroups, lanes = request.param
+    b = harness.Backends("kompute", subgroups=subgroups, matvec=matvec)
+    b.vk.matvec_lanes = b.vk_split.matvec_lanes = b.vk.matvec_lanes and lanes
+    return b
 
 
 @pytest.mark.parametrize("case", MATVEC_ONE_ROW, ids=[c.name for c in MATVEC_ONE_ROW])

@@ -244,10 +244,10 @@ main() {
     rm -f "$OUT"/bench_*.md "$OUT"/ctx_*.md
     cat "$OUT/bench.md" 2>/dev/null
     # $OUT returns at most 8 files: everything else travels as one archive
-    tar czf "$OUT/raw-$PART.tar.gz" -C "$RAW" . && rm -rf "$RAW"
+    tar czf "$OUT/raw-${PART// /-}.tar.gz" -C "$RAW" . && rm -rf "$RAW"
     say "done; files in $OUT:"
     ls -la "$OUT"
-    tar tzvf "$OUT/raw-$PART.tar.gz"
+    tar tzvf "$OUT/raw-${PART// /-}.tar.gz"
 }
 
 # Everything printed goes to the terminal and to run.log; the pipe ends when main does, so the log is complete.

@@ -278,6 +278,8 @@ class VulkanOps(Ops):
         self.info = info or choose("kompute")
         self.matvec_kernel = MatvecKernel.parse(matvec or os.environ.get("GPT4ALL_MATVEC") or DEFAULT_MATVEC)
         self.matvec = self.matvec_kernel.version            # 'v1' | 'v2'
+        # Q4_0 / Q8_0 mat-vec: 4 threads per 32-weight block (coalesced x loads) unless GPT4ALL_MATVEC_LANES=0
+        self.matvec_lanes = os.environ.get("GPT4ALL_MATVEC_LANES", "1") != "0" and self.matvec_kernel.wg % 4 == 0
         if self.matvec_kernel.wg > self.info.max_workgroup_invocations:
             raise ValueError(f"matvec kernel {self.matvec_kernel}: {self.matvec_kernel.wg} threads per workgroup, "
                              f"more than '{self.info.name}' allows ({self.info.max_workgroup_invocations})")
@@ -608,7 +610,7 @@ class VulkanOps(Ops):
         shader = f"matmul_{kernel}{vw.layout.shader}{self._sg}"
         mk = self.matvec_kernel
         nr = MATMUL_NR_BATCH if batch else mk.nr if vec else MATMUL_NR
-        spec = (mk.wg, mk.nr) if vec else ()       # matmul_vec.comp's specialization constants 0, 1
+        spec = (mk.wg, mk.nr, int(self.matvec_lanes)) if vec else ()   # matmul_vec.comp's specialization constants
         flags = (1 if bbuf is not None else 0) | (2 if accumulate else 0) | (4 if gbuf is not None else 0)
         act, up_row_off = ({"silu": 0, "gelu": 1}[glu[0]], glu[1]) if glu else (0, 0)
         tensors = [x.handle, out.handle, bbuf or self._dummy] + ([gbuf or self._dummy] if vec else [])

@@ -33,4 +33,17 @@ float block_dot(uint blk, vec4 xv[8], float xsum) {
     }
     return block_scale(blk) * (s - 8.0 * xsum);
 }
+
+// The lane kernel (matmul_vec.comp, LANES): LANES threads share a block; lane l takes quant word l,
+// whose low nibbles are elements 4l..4l+3 (x vec4 LANE_XA(l) of the block) and high nibbles 16+4l..
+// (vec4 LANE_XB(l)).  A warp's loads of x and of quants are then contiguous (coalesced), where a whole
+// block per thread made each x load instruction touch as many cache lines as there are threads.
+#define LANES 4u
+#define LANE_XA(l) (l)
+#define LANE_XB(l) (4u + (l))
+float lane_dot(uint blk, uint lane, vec4 xa, vec4 xb, float xsum) {
+    uint q = data_a[4u + 4u * blk + lane];
+    float s = dot(vec4((uvec4(q) >> BYTE_SHIFTS) & 0xFu), xa) + dot(vec4((uvec4(q) >> (BYTE_SHIFTS + 4u)) & 0xFu), xb);
+    return block_scale(blk) * (s - 8.0 * xsum);
+}
 #endif

@@ -27,4 +27,14 @@ float block_dot(uint blk, vec4 xv[8], float xsum) {
     for (uint m = 0; m < 4; m++) s += dot(int8x4(q0[m]), xv[m]) + dot(int8x4(q1[m]), xv[4 + m]);
     return block_scale(blk) * s;
 }
+
+// The lane kernel (matmul_vec.comp, LANES): lane l of a block's LANES threads takes elements 8l..8l+7
+// (quant words 2l, 2l + 1; x vec4s 2l, 2l + 1 of the block).
+#define LANES 4u
+#define LANE_XA(l) (2u * (l))
+#define LANE_XB(l) (2u * (l) + 1u)
+float lane_dot(uint blk, uint lane, vec4 xa, vec4 xb, float xsum) {
+    uint w = 4u + 8u * blk + 2u * lane;
+    return block_scale(blk) * (dot(int8x4(data_a[w]), xa) + dot(int8x4(data_a[w + 1u]), xb));
+}
 #endif
