@@ -187,3 +187,41 @@ def test_sample_workgroup_size_is_checked():
     for bad in (8, 96, 4096):
         with pytest.raises(ValueError, match="sample workgroup"):
             VulkanOps(choose("kompute"), sample_wg=bad)
+
+
+# The batched (prompt) matmul kernels (GPT4ALL_GEMM): 'rows' (matmul.comp -DBATCH, the default on a CPU device,
+# so what the cases above run on lavapipe) and 'tiled' (shaders/matmul_tiled.comp, the default on a GPU), forced
+# here on both weight layouts: v2's split Q4_0 / Q8_0 / Q4_K / Q6_K and v1's padded ones.
+BATCH_MATMUL = [c for c in CASES if c.op in ("matmul", "matmul_glu") and " x[1/1," not in f" {c.label}"]
+
+
+@pytest.fixture(scope="module", params=["v2", "v1"])
+def tiled_backends(request):
+    b = harness.Backends("kompute", matvec=request.param)
+    b.vk.gemm = b.vk_split.gemm = "tiled"
+    return b
+
+
+@pytest.mark.parametrize("case", BATCH_MATMUL, ids=[c.name for c in BATCH_MATMUL])
+def test_tiled_gemm_matches_numpy(tiled_backends, case):
+    r = tiled_backends.check(case)
+    assert r.ok, f"{case.name} (tiled GEMM, matvec {tiled_backends.vk.matvec}): error {r.error:.3e} {r.detail}"
+
+
+def test_gemm_choice_picks_the_kernel(monkeypatch):
+    """A batch matmul dispatches matmul_tiled_<type> under 'tiled', matmul_batch_<type> under 'rows'; the
+    default follows the device type; a bad name is refused."""
+    from engine.backends.vulkan_device import choose
+    from engine.backends.vulkan_ops import VulkanOps
+    case = harness.matmul_case(harness.T.Q4_0, 70, 96, 130, cap=80)
+    for gemm in ("tiled", "rows"):
+        b = harness.Backends("kompute")
+        b.vk.gemm = gemm
+        assert b.check(case).ok
+        kernels = {key[0].split("_")[1] for key in b.vk._algos if key[0].startswith("matmul_")}
+        assert kernels == {"tiled" if gemm == "tiled" else "batch"}, (gemm, kernels)
+    monkeypatch.delenv("GPT4ALL_GEMM", raising=False)
+    info = choose("kompute")
+    assert VulkanOps(info).gemm == ("rows" if info.type == "cpu" else "tiled")
+    with pytest.raises(ValueError, match="GPT4ALL_GEMM"):
+        VulkanOps(info, gemm="square")

@@ -44,6 +44,7 @@ def variants() -> dict[str, tuple[str, list[str]]]:
         v[f"matmul_batch_{t}"] = ("matmul.comp", [d, "BATCH"])
         v[f"matmul_{t}_sg"] = ("matmul.comp", [d, "USE_SUBGROUP"])         # subgroup reductions
         v[f"matmul_batch_{t}_sg"] = ("matmul.comp", [d, "BATCH", "USE_SUBGROUP"])
+        v[f"matmul_tiled_{t}"] = ("matmul_tiled.comp", [d])             # shared-memory tiled GEMM (batches)
         v[f"get_rows_{t}"] = ("get_rows.comp", [d])
         v[f"add_weight_{t}"] = ("add_weight.comp", [d])
         v[f"mul_weight_{t}"] = ("mul_weight.comp", [d])

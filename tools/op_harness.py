@@ -347,12 +347,22 @@ def build_cases() -> list[Case]:
         cases.append(matmul_case(typ, 1, 2 * max(wd, 256) if qk != 1 else 257, 41, bias=True, norm=True, acc=True))
         cases.append(matmul_case(typ, 6, wd, 37, cap=8, bias=True, norm=True, acc=True))
         cases.append(matmul_case(typ, 1, wd, 45, window=(3, 2, 30), norm=True, split=True))
+        # prompt-sized batches, for the tiled GEMM's 64 weight rows x 64 x rows tiles (GPT4ALL_GEMM=tiled): the
+        # last tiles partial both ways, F32/F16 widths past a 32-weight step, capacity tiles past n_tokens
+        # (recorded for 150 rows, 40 real), a row window + bias + accumulate, also over split chunks
+        bw = 257 if qk == 1 else wd
+        cases.append(matmul_case(typ, 70, bw, 130, cap=80))
+        cases.append(matmul_case(typ, 40, bw, 100, cap=150, bias=True, acc=True))
+        cases.append(matmul_case(typ, 70, wd, 100, cap=80, window=(5, 3, 90), bias=True, acc=True, split=True))
     # gate-up-activation: stacked (one pass when decoding), unstackable types, split weights
     cases += [matmul_glu_case(T.Q4_0, 1, 512, 70), matmul_glu_case(T.Q4_0, 5, 256, 70, cap=8),
               matmul_glu_case(T.Q8_0, 1, 96, 37, kind="gelu", norm=False), matmul_glu_case(T.Q4_K, 1, 512, 33),
               matmul_glu_case(T.Q6_K, 1, 256, 33, kind="gelu"), matmul_glu_case(T.F16, 1, 75, 21),
               matmul_glu_case(T.Q4_K, 1, 256, 40, up_typ=T.Q6_K), matmul_glu_case(T.Q4_0, 1, 96, 45, split=True),
-              matmul_glu_case(T.Q4_0, 3, 96, 45, split=True)]
+              matmul_glu_case(T.Q4_0, 3, 96, 45, split=True),
+              # prompt-sized batches (the two halves of the stack through the batched matmul, tiled or not)
+              matmul_glu_case(T.Q4_0, 70, 256, 100, cap=80),
+              matmul_glu_case(T.Q4_K, 66, 256, 70, kind="gelu", split=True)]
     # get_rows: every type, plain and split into chunks
     for typ in WEIGHT_TYPES:
         qk = GGML_QUANT_SIZES[typ][0] if typ not in (T.F32, T.F16) else 1

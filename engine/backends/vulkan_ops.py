@@ -61,10 +61,15 @@ MATMUL_NR_BATCH = 8         # ... of the batched variant
 MATMUL_NT = 4               # x rows per workgroup of the batched matmul (matmul.comp, BATCH)
 ROW_GROUPS = 8              # workgroups along the row dimension of row-wise ops
 MATMUL_TILE_GROUPS = 4      # workgroups along the NT-row tiles of the batched matmul
+GEMM_BM = 64                # weight rows per workgroup tile of the tiled GEMM (shaders/matmul_tiled.comp BM)
+GEMM_BN = 64                # x rows per workgroup tile of the tiled GEMM (BN)
 ATTENTION_SPLITS = 16       # key slices per head for a decode step's attention on a GPU
 CPU_MATMUL_GROUPS = 64      # matmul workgroups on a CPU Vulkan device (see _matmul_groups)
 MAX_GROUPS_X = 32768        # split large dispatches over x and y (Vulkan guarantees >= 65535)
-DEFAULT_MATVEC = "v2"       # decode mat-vec kernel (see MatvecKernel; docs/vulkan.md)
+DEFAULT_MATVEC = "v2"       # decode mat-vec kernel on a CPU device (see MatvecKernel; docs/vulkan.md)
+# ... on a GPU: 2 rows x 128 threads per workgroup was the fastest of 8 shapes end to end on an H100 with the
+# lane kernel (1B 675 / 8B 196 tok/s against 513 / 151 for 4x64; docs/performance.md, PART=tune)
+DEFAULT_MATVEC_GPU = "v2:2x128"
 
 
 @dataclass(frozen=True)
@@ -251,7 +256,8 @@ class VulkanOps(Ops):
 
     def __init__(self, info: Optional[GpuInfo] = None, max_buffer_bytes: Optional[int] = None,
                  subgroups: Optional[bool] = None, attention_splits: Optional[int] = None,
-                 matvec: Optional[str] = None, sample_wg: Optional[int] = None, norm: Optional[str] = None):
+                 matvec: Optional[str] = None, sample_wg: Optional[int] = None, norm: Optional[str] = None,
+                 gemm: Optional[str] = None):
         """``info``: the device (default: vulkan_device.choose('kompute')).  ``max_buffer_bytes``
         overrides the device's maxStorageBufferRange for splitting weights (the op harness uses a few KiB
         to test split weights).
@@ -261,14 +267,20 @@ class VulkanOps(Ops):
         for decode on a GPU, else 1).
         ``matvec``: the decode mat-vec kernel, 'v1' (matmul.comp on the padded layout) or 'v2[:NRxWG]'
         (matmul_vec.comp on the split layouts of Q4_0, Q8_0, Q4_K and Q6_K, which every other typed kernel reads
-        too; see MatvecKernel); default: $GPT4ALL_MATVEC, else DEFAULT_MATVEC.  Fixed per backend: it
+        too; see MatvecKernel); default: $GPT4ALL_MATVEC, else DEFAULT_MATVEC_GPU on a GPU, DEFAULT_MATVEC on a CPU device.  Fixed per backend: it
         decides how weights are uploaded.  ``sample_wg``: threads of sample.comp's single workgroup
         (default: $GPT4ALL_SAMPLE_WG, else 128 on a CPU device, else as many as the device allows, <= 1024).
         ``norm``: the RMSNorm kernels, 'v1' (rms_norm.comp with shared-memory reductions; ``add_rms_norm``
         as add + rms_norm, two dispatches) or 'v2' (subgroup reductions where the device has them, and
         ``add_rms_norm`` fused into one dispatch); default: $GPT4ALL_NORM, else 'v1'.  v2 saves
         2 x n_layer - 1 dispatches and barriers per llama token, yet on the H100 it decoded slower (1B
-        396 -> 387 tok/s, 8B 118 -> 108; docs/performance.md), so it stays opt-in until that is understood."""
+        396 -> 387 tok/s, 8B 118 -> 108; docs/performance.md), so it stays opt-in until that is understood.
+        ``gemm``: the batched (prompt) matmul kernel, 'tiled' (shaders/matmul_tiled.comp: a shared-memory
+        tiled GEMM) or 'rows' (matmul.comp -DBATCH: NR weight rows x NT x rows per workgroup, threads
+        splitting K); default: $GPT4ALL_GEMM, else 'tiled' on a GPU (H100, 512-row prompt matmuls of
+        Llama-3-8B's shapes: mostly 14-22 TFLOP/s against 3-6) and 'rows' on a CPU device: on lavapipe a 64-row tile
+        costs the same however few of its rows are real, so 'tiled' wins from ~32 rows on (128 x 2048 x 2048
+        Q4_0: 233 -> 97 ms) but loses on short batches (5 rows: 36 -> 92 ms)."""
         self.norm = norm or os.environ.get("GPT4ALL_NORM") or "v1"
         if self.norm not in ("v1", "v2"):
             raise ValueError(f"norm kernels {self.norm!r} (GPT4ALL_NORM): 'v1' or 'v2'")
@@ -276,7 +288,11 @@ class VulkanOps(Ops):
         self.attention_splits = attention_splits if attention_splits is not None else (
             int(env_splits) if env_splits else None)
         self.info = info or choose("kompute")
-        self.matvec_kernel = MatvecKernel.parse(matvec or os.environ.get("GPT4ALL_MATVEC") or DEFAULT_MATVEC)
+        self.gemm = gemm or os.environ.get("GPT4ALL_GEMM") or ("rows" if self.info.type == "cpu" else "tiled")
+        if self.gemm not in ("tiled", "rows"):
+            raise ValueError(f"batched matmul kernel {self.gemm!r} (GPT4ALL_GEMM): 'tiled' or 'rows'")
+        self.matvec_kernel = MatvecKernel.parse(matvec or os.environ.get("GPT4ALL_MATVEC") or (
+            DEFAULT_MATVEC if self.info.type == "cpu" else DEFAULT_MATVEC_GPU))
         self.matvec = self.matvec_kernel.version            # 'v1' | 'v2'
         # Q4_0 / Q8_0 mat-vec: 4 threads per 32-weight block (coalesced x loads) unless GPT4ALL_MATVEC_LANES=0
         self.matvec_lanes = os.environ.get("GPT4ALL_MATVEC_LANES", "1") != "0" and self.matvec_kernel.wg % 4 == 0
@@ -606,10 +622,15 @@ class VulkanOps(Ops):
         cap = min(x.rows, out.rows)
         batch = cap > 1
         vec = not batch and vw.layout.split      # the v2 mat-vec (needs a split layout)
-        kernel = "batch_" if batch else "vec_glu_" if glu else "vec_" if vec else ""
-        shader = f"matmul_{kernel}{vw.layout.shader}{self._sg}"
+        tiled = batch and self.gemm == "tiled"   # the tiled GEMM: GEMM_BM x GEMM_BN tiles, no subgroup variant
+        kernel = "tiled_" if tiled else "batch_" if batch else "vec_glu_" if glu else "vec_" if vec else ""
+        shader = f"matmul_{kernel}{vw.layout.shader}{'' if tiled else self._sg}"
         mk = self.matvec_kernel
-        nr = MATMUL_NR_BATCH if batch else mk.nr if vec else MATMUL_NR
+        nr = GEMM_BM if tiled else MATMUL_NR_BATCH if batch else mk.nr if vec else MATMUL_NR
+        # workgroups along the x rows: the tiled GEMM launches one per GEMM_BN rows of the capacity (those
+        # past the step's n_tokens exit at once); matmul.comp -DBATCH a few that loop over its NT-row tiles
+        row_groups = (_groups(cap, GEMM_BN) if tiled else min(_groups(cap, MATMUL_NT), MATMUL_TILE_GROUPS)
+                      if batch else 1)
         spec = (mk.wg, mk.nr, int(self.matvec_lanes)) if vec else ()   # matmul_vec.comp's specialization constants
         flags = (1 if bbuf is not None else 0) | (2 if accumulate else 0) | (4 if gbuf is not None else 0)
         act, up_row_off = ({"silu": 0, "gelu": 1}[glu[0]], glu[1]) if glu else (0, 0)
@@ -622,9 +643,7 @@ class VulkanOps(Ops):
             self._dispatch(shader, [buf, *tensors],
                            push_constants(w.width, vw.nb, a - lo, n, out_col0 + (a - w_row0), x.width,
                                           out.width, flags, a, cap, float(eps), act, up_row_off),
-                           (*self._matmul_groups(n, nr),
-                            min(_groups(cap, MATMUL_NT), MATMUL_TILE_GROUPS) if batch else 1), [out.handle],
-                           spec)
+                           (*self._matmul_groups(n, nr), row_groups), [out.handle], spec)
 
     def _pre_normed(self, x: Tensor, norm: Weight, eps: float) -> Tensor:
         """rms_norm(x) * norm in a scratch buffer, for the kernels that cannot fold the norm in.  The
