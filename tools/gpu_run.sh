@@ -149,15 +149,16 @@ part_main() {
     fi
     # the barrier scheme (tools/kp_patch.py): kernel costs and end to end, patched kp's global barriers vs
     # the stock-kp scheme (GPT4ALL_KP_BARRIERS=kp), same machine, same run
-    [ "${SKIP_BARRIER_AB:-0}" = 1 ] && { [ -n "${MAIN_SWEEP:-}" ] && context_sweep "$MAIN_SWEEP"; return 0; }
-    for mode in global kp; do
-        GPT4ALL_KP_BARRIERS=$mode step "bench_kernels dispatch + q4_0, $mode barriers" 40 python3 tools/bench_kernels.py \
-            --device nvidia --shape llama-3.2-1b --reps 50 --ops dispatch,matmul_q4_0,rms_norm,rope \
-            --json "$RAW/kernels-barriers-$mode.json"
-    done
-    for m in $MODELS; do
-        GPT4ALL_KP_BARRIERS=kp ours_step "ours with stock-kp barriers, ${SHAPE[$m]}" 60 "barriers_kp_$m" "$m" --anatomy
-    done
+    if [ "${SKIP_BARRIER_AB:-0}" != 1 ]; then
+        for mode in global kp; do
+            GPT4ALL_KP_BARRIERS=$mode step "bench_kernels dispatch + q4_0, $mode barriers" 40 python3 tools/bench_kernels.py \
+                --device nvidia --shape llama-3.2-1b --reps 50 --ops dispatch,matmul_q4_0,rms_norm,rope \
+                --json "$RAW/kernels-barriers-$mode.json"
+        done
+        for m in $MODELS; do
+            GPT4ALL_KP_BARRIERS=kp ours_step "ours with stock-kp barriers, ${SHAPE[$m]}" 60 "barriers_kp_$m" "$m" --anatomy
+        done
+    fi
     [ -n "${MAIN_SWEEP:-}" ] && context_sweep "$MAIN_SWEEP"
 }
 

@@ -204,7 +204,8 @@ class _Matmul:
         number of rows (same output capacity), use a weight not already in the group, and write a
         buffer the group neither reads nor writes."""
         return (self.fusable() and other.x is self.x and other.norm_key == self.norm_key
-                and other.out.rows == self.out.rows and all(other.nw is not p.nw and other.out is not p.out for p in self.parts))
+                and other.out.rows == self.out.rows
+                and all(other.nw is not p.nw and other.out is not p.out for p in self.parts))
 
     def input(self, n: int) -> np.ndarray:
         """The first n rows of x as the product sees them: pre-normed when the step has a norm."""

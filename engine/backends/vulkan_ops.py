@@ -599,17 +599,12 @@ class VulkanOps(Ops):
         if kind not in ("silu", "gelu"):
             raise ValueError(f"glu kind must be 'silu' or 'gelu', not {kind!r}")
         stacked = self._gate_up(w_gate, w_up)
-        if stacked is None:                      # not stackable: the three ops of the default
-            return super().matmul_glu(out, w_gate, w_up, x, kind, norm=norm, eps=eps)
-        n = w_gate.rows
-        if min(x.rows, out.rows) == 1:           # decode: both dot products of a row in one workgroup
-            self._matmul(out, stacked, x, None, 0, 0, n, norm, eps, False, glu=(kind, n))
+        if stacked is not None and min(x.rows, out.rows) == 1:   # decode: both dot products of a row in one workgroup
+            self._matmul(out, stacked, x, None, 0, 0, w_gate.rows, norm, eps, False, glu=(kind, w_gate.rows))
             return
-        # batches: the two halves of the stack as two matmuls, then the activation
-        up = self.scratch(out.rows, out.width, "glu_up")
-        self.matmul(out, stacked, x, n_out=n, norm=norm, eps=eps)
-        self.matmul(up, stacked, x, w_row0=n, n_out=n, norm=norm, eps=eps)
-        self.glu(out, out, up, kind)
+        # batches, or weights that cannot be stacked: the default's three ops (once stacked, w_gate and
+        # w_up are row windows of the stack, so these read it too)
+        super().matmul_glu(out, w_gate, w_up, x, kind, norm=norm, eps=eps)
 
     def _matmul(self, out: Tensor, w: Weight, x: Tensor, bias: Optional[Weight], w_row0: int, out_col0: int,
                 n_out: int, norm: Optional[Weight], eps: float, accumulate: bool,
