@@ -25,6 +25,9 @@
 #               shape, 2048-row passes; tools/op_harness.py --perf.
 #   PART=splits ours alone, generation at depths SPLITS_SWEEP ("512,4096") for each GPT4ALL_ATTENTION_SPLITS
 #               in SPLITS ("16 64").
+#   PART=profile tools/profile_decode.py (GPU time of every decode dispatch) for each GPT4ALL_MATVEC in
+#               PROFILE_MATVEC ("default"), then tools/bench_kernels.py on the Q4_0 mat-vecs (PROFILE_KERNELS=""
+#               skips it; PROFILE_KERNEL_MATVEC picks the kernels, "v2:2x128").
 # PART may name several parts ("main splits"): they run in order in one call (one machine start, one kp build).
 # Files under $OUT: run.log (everything printed, with timestamps, appended across parts), bench_{1b,8b}.json,
 # ctx_{1b,8b}.json, bench.md (the markdown tables of the part), raw-$PART.tar.gz (every other result:
@@ -231,6 +234,24 @@ part_splits() {
     done
 }
 
+# PART=profile: where each decode step's GPU time goes (tools/profile_decode.py: GPU timestamps around every
+# dispatch, folded over layers, GB/s per matmul), for each GPT4ALL_MATVEC in PROFILE_MATVEC (default: the
+# backend's default only; "default" names it), then the Q4_0 mat-vec kernels alone (tools/bench_kernels.py).
+part_profile() {
+    for m in $MODELS; do
+        for mv in ${PROFILE_MATVEC:-default}; do
+            local env=() tag=${mv//:/_}
+            [ "$mv" != default ] && env=(GPT4ALL_MATVEC="$mv")
+            step "profile ${SHAPE[$m]} matvec=$mv" 60 env "${env[@]}" python3 tools/profile_decode.py "${SHAPE[$m]}-q4_0" \
+                --cache-dir "$BENCH_CACHE" --depth "$PROMPT_TOKENS" --json "$RAW/profile_${m}_$tag.json"
+        done
+    done
+    [ -n "${PROFILE_KERNELS-1}" ] && for m in $MODELS; do
+        step "bench_kernels q4_0 ${SHAPE[$m]}" 60 python3 tools/bench_kernels.py --device nvidia --shape "${SHAPE[$m]}" \
+            --reps 50 --ops matmul_q4_0,dispatch --matvec "${PROFILE_KERNEL_MATVEC:-v2:2x128}" --json "$RAW/kernels-q4_0-$m.json"
+    done
+}
+
 main() {
     setup
     for part in $PART; do            # several parts in one call save a machine start and kp build each
@@ -241,7 +262,8 @@ main() {
             tune)  write_models; part_tune ;;
             check) write_models; part_check ;;
             splits) write_models; part_splits ;;
-            *) say "unknown part $part of PART=$PART (main, speed, embed, tune, check, splits)"; return 2 ;;
+            profile) write_models; part_profile ;;
+            *) say "unknown part $part of PART=$PART (main, speed, embed, tune, check, splits, profile)"; return 2 ;;
         esac
     done
     cat "$OUT"/bench_*.md "$OUT"/ctx_*.md "$RAW"/*.md > "$OUT/bench.md" 2>/dev/null

@@ -38,6 +38,7 @@ class GpuInfo:
     max_shared_memory: int = 32768
     max_workgroup_invocations: int = 128
     subgroup_arithmetic: bool = False   # subgroupAdd/Max usable in compute shaders (the *_sg variants)
+    timestamp_period: float = 1.0   # nanoseconds per GPU timestamp tick (VulkanOps.timings)
 
     @property
     def is_gpu(self) -> bool:
@@ -72,6 +73,7 @@ def list_gpus() -> tuple[GpuInfo, ...]:
                                max_storage_buffer_range=int(props.limits.maxStorageBufferRange),
                                max_shared_memory=int(props.limits.maxComputeSharedMemorySize),
                                max_workgroup_invocations=int(props.limits.maxComputeWorkGroupInvocations),
+                               timestamp_period=float(props.limits.timestampPeriod),
                                subgroup_arithmetic=bool(
                                    sub.supportedStages & vk.VK_SHADER_STAGE_COMPUTE_BIT
                                    and sub.supportedOperations & vk.VK_SUBGROUP_FEATURE_ARITHMETIC_BIT

@@ -200,9 +200,10 @@ class VulkanWeight:
 
 
 class VulkanProgram(Program):
-    def __init__(self, seq: "kp.Sequence"):
-        self.seq = seq
+    def __init__(self):
+        self.seq: Optional["kp.Sequence"] = None   # made when record() ends (with timestamps when profiling)
         self.ops: list = []                     # kp ops in order, recorded into seq when record() ends
+        self.labels: list = []                  # per op: (shader or 'barrier', what, bytes moved) (timings())
         self.algorithms: list = []              # keeps kp objects alive as long as the program
         # mirrored (i32) tensors the dispatches read / write: id -> kp.Tensor.  The sequence starts by
         # copying the inputs' host memory to the device and ends by copying the outputs back, so the
@@ -257,7 +258,7 @@ class VulkanOps(Ops):
     def __init__(self, info: Optional[GpuInfo] = None, max_buffer_bytes: Optional[int] = None,
                  subgroups: Optional[bool] = None, attention_splits: Optional[int] = None,
                  matvec: Optional[str] = None, sample_wg: Optional[int] = None, norm: Optional[str] = None,
-                 gemm: Optional[str] = None):
+                 gemm: Optional[str] = None, profile: Optional[bool] = None):
         """``info``: the device (default: vulkan_device.choose('kompute')).  ``max_buffer_bytes``
         overrides the device's maxStorageBufferRange for splitting weights (the op harness uses a few KiB
         to test split weights).
@@ -280,7 +281,9 @@ class VulkanOps(Ops):
         splitting K); default: $GPT4ALL_GEMM, else 'tiled' on a GPU (H100, 512-row prompt matmuls of
         Llama-3-8B's shapes: mostly 14-22 TFLOP/s against 3-6) and 'rows' on a CPU device: on lavapipe a 64-row tile
         costs the same however few of its rows are real, so 'tiled' wins from ~32 rows on (128 x 2048 x 2048
-        Q4_0: 233 -> 97 ms) but loses on short batches (5 rows: 36 -> 92 ms)."""
+        Q4_0: 233 -> 97 ms) but loses on short batches (5 rows: 36 -> 92 ms).
+        ``profile``: latch GPU timestamps around every op of the programs recorded from now on (see
+        timings()); default: $GPT4ALL_PROFILE == '1'."""
         self.norm = norm or os.environ.get("GPT4ALL_NORM") or "v1"
         if self.norm not in ("v1", "v2"):
             raise ValueError(f"norm kernels {self.norm!r} (GPT4ALL_NORM): 'v1' or 'v2'")
@@ -310,6 +313,8 @@ class VulkanOps(Ops):
         if self.sample_wg & (self.sample_wg - 1) or not 32 <= self.sample_wg <= self.info.max_workgroup_invocations:
             raise ValueError(f"sample workgroup size {self.sample_wg} (GPT4ALL_SAMPLE_WG): a power of two in "
                              f"32..{self.info.max_workgroup_invocations}")
+        # GPU timestamps after every recorded op, read by timings() (tools/profile_decode.py)
+        self.profile = profile if profile is not None else os.environ.get("GPT4ALL_PROFILE", "0") == "1"
         self.subgroups = self.info.subgroup_arithmetic if subgroups is None else bool(subgroups)
         self._sg = "_sg" if self.subgroups else ""
         self.device_name = self.info.name
@@ -453,14 +458,16 @@ class VulkanOps(Ops):
     # ---------------------------------------------------------------- programs
     @contextmanager
     def record(self) -> Iterator[Program]:
-        prog = VulkanProgram(self.mgr.sequence())
+        prog = VulkanProgram()
         self._recording = prog
         t0 = time.perf_counter()
         try:
             yield prog
         finally:
             self._recording = None
-        # one submission: host copies in, the dispatches, host copies out (see write())
+        # one submission: host copies in, the dispatches, host copies out (see write()); when profiling, kp
+        # latches a GPU timestamp at the start and after each recorded op (timings())
+        prog.seq = self.mgr.sequence(0, len(prog.ops) + 2) if self.profile else self.mgr.sequence()
         prog.seq.record(kp.OpTensorSyncDevice([self._step_t, self._samp_t, *prog.inputs.values()]))
         if self.global_barriers:
             kp.set_dispatch_barriers(False)     # the program carries its own (see _dispatch)
@@ -477,6 +484,22 @@ class VulkanOps(Ops):
     def run(self, program: Program) -> None:
         program.seq.eval()
         self._stale.update(program.writes)
+
+    def timings(self, program: Program) -> list[dict]:
+        """GPU time of each recorded op in ``program``'s last run (a backend made with profile=True or
+        GPT4ALL_PROFILE=1 before the program was recorded): a list of {'op': shader name or 'barrier' or
+        'copy', 'what': the weight or buffer it works on, 'bytes': weight bytes it reads (matmuls), 'us'}.
+        Each op's time runs from the previous op's end to its own (timestamps at ALL_COMMANDS after every
+        op), so a dispatch's entry includes its launch and the wait at the barrier before it."""
+        if not self.profile:
+            raise RuntimeError("timings() needs a backend made with profile=True (or GPT4ALL_PROFILE=1)")
+        ts = program.seq.get_timestamps()
+        labels = [("copy", "to device", 0), *program.labels, ("copy", "to host", 0)]
+        if len(ts) != len(labels) + 1:
+            raise RuntimeError(f"{len(ts)} timestamps for {len(labels)} recorded ops")
+        period_us = self.info.timestamp_period / 1000.0
+        return [{"op": op, "what": what, "bytes": nbytes, "us": (ts[i + 1] - ts[i]) * period_us}
+                for i, (op, what, nbytes) in enumerate(labels)]
 
     def _spirv(self, name: str) -> bytes:
         if name not in self._spv:
@@ -503,9 +526,10 @@ class VulkanOps(Ops):
         return hit[0]
 
     def _dispatch(self, shader: str, tensors: list, push: np.ndarray, groups: tuple, writes: list,
-                  spec: tuple = ()) -> None:
+                  spec: tuple = (), what: str = "", nbytes: int = 0) -> None:
         """Record one dispatch of ``shader`` (binding 0 = the step buffer, then ``tensors``; ``writes``
-        are the ones it writes), or run it now when no program is being recorded."""
+        are the ones it writes), or run it now when no program is being recorded.  ``what`` and
+        ``nbytes`` (the weight it reads and how many bytes of it) label the dispatch in timings()."""
         gx, gy, gz = (list(groups) + [1, 1])[:3]
         if self._normed is not None and {id(t) for t in writes} & set(self._normed[:2]):
             self._normed = None                  # the pre-normed copy (or its source) is overwritten
@@ -532,7 +556,9 @@ class VulkanOps(Ops):
             prog.ops.append(self._barrier_op or kp.OpTensorSyncLocal([self._barrier_t]))   # module docstring
             prog.dirty, prog.reads, prog.first = set(), set(), False
             prog.n_barriers += 1
+            prog.labels.append(("barrier", "", 0))
         prog.ops.append(dispatch)
+        prog.labels.append((shader, what, nbytes))
         prog.reads |= used
         prog.dirty |= written
         prog.inputs.update(ins)
@@ -635,10 +661,13 @@ class VulkanOps(Ops):
             if a >= b:
                 continue
             n = b - a
+            rows_read = 2 * n if glu else n          # the GLU kernel reads the up rows too
             self._dispatch(shader, [buf, *tensors],
                            push_constants(w.width, vw.nb, a - lo, n, out_col0 + (a - w_row0), x.width,
                                           out.width, flags, a, cap, float(eps), act, up_row_off),
-                           (*self._matmul_groups(n, nr), row_groups), [out.handle], spec)
+                           (*self._matmul_groups(n, nr), row_groups), [out.handle], spec,
+                           what=w.name, nbytes=rows_read * w.width * GGML_QUANT_SIZES[T(w.ggml_type)][1]
+                           // GGML_QUANT_SIZES[T(w.ggml_type)][0])
 
     def _pre_normed(self, x: Tensor, norm: Weight, eps: float) -> Tensor:
         """rms_norm(x) * norm in a scratch buffer, for the kernels that cannot fold the norm in.  The

@@ -1,0 +1,105 @@
+"""Where a decode step's GPU time goes: every dispatch of the recorded decode program, timed on the GPU.
+
+    python tools/profile_decode.py MODEL.gguf                       # the best Vulkan device
+    python tools/profile_decode.py llama-3-8b-q4_0 --cache-dir /tmp/bench-models --depth 512 --json p.json
+    GPT4ALL_MATVEC=v2:4x128 python tools/profile_decode.py m.gguf   # the same table for another kernel
+
+MODEL is a GGUF file or a shape name of tools/random_gguf.py (written once into --cache-dir, as
+tools/bench.py does).  The tool loads the model on a Vulkan device with GPU timestamps on
+(``VulkanOps(profile=True)``: kp latches one after every recorded op), fills the cache with --depth
+prompt tokens, generates --tokens tokens greedily, and reads the timestamps of the last decode chunk.
+Each op's time runs from the end of the op before it to its own end, so a dispatch's figure includes its
+launch and the wait at the barrier before it, and the rows add up to the chunk's GPU time.
+
+Printed: one row per (shader, weight) with layers folded together ('blk.*'): dispatches and microseconds
+per token, share of the GPU time, and for matmuls the weight bytes read per microsecond (GB/s), the
+figure to hold against the device's memory bandwidth.  Barriers get their own row (the time between
+the end of one dispatch and the end of the barrier after it).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+def fold(what: str) -> str:
+    """A weight's name with its layer index replaced, so the rows of all layers add up."""
+    return re.sub(r"blk\.\d+\.", "blk.*.", what)
+
+
+def summarise(timings: list[dict], steps: int) -> list[dict]:
+    """Rows per (op, folded weight): count and microseconds per decode step, bytes read per step."""
+    rows: dict = defaultdict(lambda: {"count": 0, "us": 0.0, "bytes": 0})
+    for t in timings:
+        r = rows[(t["op"], fold(t["what"]))]
+        r["count"] += 1
+        r["us"] += t["us"]
+        r["bytes"] += t["bytes"]
+    total = sum(r["us"] for r in rows.values()) or 1.0
+    out = []
+    for (op, what), r in sorted(rows.items(), key=lambda kv: -kv[1]["us"]):
+        out.append({"op": op, "what": what, "per_token": r["count"] / steps, "us_per_token": r["us"] / steps,
+                    "share": r["us"] / total,
+                    "gb_s": r["bytes"] / r["us"] / 1e3 if r["bytes"] and r["us"] > 0 else None})
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("model", help="GGUF file, or a shape name for tools/random_gguf.py (e.g. llama-3.2-1b-q4_0)")
+    ap.add_argument("--device", default="kompute", help="Vulkan device string (default: kompute, the best)")
+    ap.add_argument("--cache-dir", default=str(Path.home() / ".cache" / "gpt4all-vulkan" / "bench"),
+                    help="where shape names are written (default: %(default)s)")
+    ap.add_argument("--depth", type=int, default=256, help="prompt tokens in the cache first (default 256)")
+    ap.add_argument("--tokens", type=int, default=32, help="tokens generated (default 32; the last chunk is timed)")
+    ap.add_argument("--json", help="write the rows and totals here")
+    args = ap.parse_args(argv)
+
+    import os
+
+    import numpy as np
+
+    import engine
+    from bench import resolve_model
+    from engine.sampling import SamplingParams
+
+    path, _ = resolve_model(args.model, Path(args.cache_dir))
+    os.environ["GPT4ALL_PROFILE"] = "1"          # VulkanOps(profile=True) for the backend engine.load makes
+    llm = engine.load(str(path), device=args.device, n_ctx=args.depth + args.tokens + 8)
+    ops = llm.ops
+    rng = np.random.default_rng(0)
+    prompt = [int(t) for t in rng.integers(100, min(llm.model.hp.n_vocab, 30000), args.depth)]
+    n = sum(1 for _ in llm.generate(prompt, SamplingParams(temp=0.0, top_k=1, top_p=1.0, min_p=0.0,
+                                                           repeat_penalty=1.0, repeat_last_n=0), args.tokens))
+    # the last decode program that ran: the largest chunk size (engine/llm.py runs chunks of powers of two)
+    (cap, steps), (prog, _) = max(((k, v) for k, v in llm.model._programs.items() if k[1]), key=lambda kv: kv[0][1])
+    timings = ops.timings(prog)
+    rows = summarise(timings, steps)
+    gpu_us = sum(t["us"] for t in timings) / steps
+    weight_bytes = sum(t["bytes"] for t in timings) / steps
+    print(f"{path.name} on {ops.device_name}: {n} tokens generated after {args.depth}, chunk of {steps} steps timed; "
+          f"GPU {gpu_us:.1f} us per token ({1e6 / gpu_us:.1f} tok/s), weights read {weight_bytes / 1e9:.3f} GB per token "
+          f"({weight_bytes / gpu_us / 1e3:.0f} GB/s over the whole step)")
+    print(f"{'op':28} {'weight':38} {'n/tok':>6} {'us/tok':>9} {'share':>6} {'GB/s':>7}")
+    for r in rows:
+        gbs = f"{r['gb_s']:7.0f}" if r["gb_s"] else ""
+        print(f"{r['op'][:28]:28} {r['what'][:38]:38} {r['per_token']:6.1f} {r['us_per_token']:9.1f} "
+              f"{100 * r['share']:5.1f}% {gbs}")
+    if args.json:
+        Path(args.json).write_text(json.dumps({
+            "model": path.name, "device": ops.device_name, "depth": args.depth, "steps": steps,
+            "gpu_us_per_token": gpu_us, "weight_bytes_per_token": weight_bytes, "rows": rows,
+            "command": "python " + " ".join([sys.argv[0], *(argv or sys.argv[1:])])}, indent=1))
+    llm.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
