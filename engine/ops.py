@@ -197,6 +197,26 @@ class Ops(ABC):
         self.matmul(up, w_up, x, norm=norm, eps=eps)
         self.glu(out, out, up, kind)
 
+    def matmul_stack(self, outs: Sequence[Tensor], weights: Sequence[Weight], x: Tensor,
+                     biases: Optional[Sequence[Optional[Weight]]] = None, *,
+                     norm: Optional[Weight] = None, eps: float = 0.0) -> None:
+        """outs[i] = x @ weights[i]^T (+ biases[i]) for every i, x pre-normed as in ``matmul``: several
+        matmuls of one input (attention's q, k and v).  A backend may do them in one pass over the weights
+        stacked; this default is one matmul each."""
+        for i, (out, w) in enumerate(zip(outs, weights)):
+            self.matmul(out, w, x, bias=biases[i] if biases else None, norm=norm, eps=eps)
+
+    def rope_qkv(self, q: Tensor, k: Tensor, v: Tensor, k_cache: Tensor, v_cache: Tensor, n_head: int,
+                 n_kv_head: int, head_dim: int, n_rot: int, freq_base: float, neox: bool,
+                 freq_scale: float = 1.0, freq_factors: Optional[Weight] = None) -> None:
+        """What a decoder layer does between its q/k/v matmuls and attention: ``rope`` q in place,
+        k rotated into k_cache rows pos + t, v copied into v_cache rows pos + t.  A backend may do it in
+        one pass; this default is the three ops."""
+        rope = dict(n_rot=n_rot, freq_base=freq_base, neox=neox, freq_scale=freq_scale, freq_factors=freq_factors)
+        self.rope(q, n_head, head_dim, **rope)
+        self.rope(k, n_kv_head, head_dim, **rope, cache=k_cache)
+        self.store_kv(v_cache, v)
+
     def scratch(self, rows: int, width: int, purpose: str) -> Tensor:
         """A backend-owned f32 buffer [rows, width] for ``purpose``, made on first use and shared by every
         op and program asking for the same (purpose, shape); programs run one at a time and each use is

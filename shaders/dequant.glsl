@@ -12,6 +12,8 @@
 // The split layouts (DATA_A_Q4_0_SPLIT, DATA_A_Q8_0_SPLIT, DATA_A_Q4_K_SPLIT, DATA_A_Q6_K_SPLIT; GPT4ALL_MATVEC=v2) keep the quants of each
 // block in 16-byte vectors and the f16 scales in their own array, unpadded (quants/<type>_split.glsl);
 // dequant8v reads them too, and with -DMATVEC they add block_dot for shaders/matmul_vec.comp.
+// DATA_A_Q4_0_TILE (GPT4ALL_MATVEC=v3, rows of whole 1024-weight tiles) permutes each tile's weights
+// so the mat-vec loads 16 bytes per thread with contiguous x loads (quants/q4_0_tile.glsl, tile_dot).
 
 // Byte b (0..3) of a word, as unsigned / signed.
 uint  byte_u(uint w, uint b) { return (w >> (8u * b)) & 0xFFu; }
@@ -29,6 +31,8 @@ const uvec4 BYTE_SHIFTS = uvec4(0u, 8u, 16u, 24u);
 #include "quants/q4_0.glsl"
 #elif defined(DATA_A_Q4_0_SPLIT)
 #include "quants/q4_0_split.glsl"
+#elif defined(DATA_A_Q4_0_TILE)
+#include "quants/q4_0_tile.glsl"
 #elif defined(DATA_A_Q8_0_SPLIT)
 #include "quants/q8_0_split.glsl"
 #elif defined(DATA_A_Q4_K_SPLIT)

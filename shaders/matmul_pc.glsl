@@ -14,6 +14,8 @@ layout(push_constant) uniform PC {
     float eps;       // the pre-norm's epsilon (FLAG_NORM)
     uint act;        // -DGLU: the gate's activation, 0 silu, 1 gelu (tanh approximation)
     uint up_row_off; // -DGLU: rows from a gate row to its up row
+    uint out1_row;   // -DSTACK: rows >= out1_row go to out1 (row - out1_row), ...
+    uint out2_row;   // ... rows >= out2_row to out2 (row - out2_row); the rest to out
 } pc;
 
 #define FLAG_BIAS 1u     // add bias[bias_row0 + j]

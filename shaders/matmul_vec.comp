@@ -7,6 +7,8 @@
 // accumulate: a residual branch's last mat-vec adds straight into the residual stream).
 // -DGLU (Ops.matmul_glu): W holds the gate rows and, up_row_off rows further on, the up rows; each
 // workgroup computes both dot products of its rows and writes act(gate) * up (act 0: silu, 1: gelu).
+// -DSTACK (Ops.matmul_stack): W is several weights stacked (q, k, v); row j of the stack goes to out,
+// out1 or out2 by the push constants out1_row / out2_row: three matmuls of one x in one dispatch.
 // The weight is in a split layout (shaders/quants/<type>_split.glsl): quants in 16-byte uvec4s,
 // scales in their own array.  A row is cut into units of 32 weights (a Q4_0 / Q8_0 block, an eighth
 // of a Q6_K block); thread tid takes units tid, tid + WG_SIZE, ... so adjacent threads read adjacent
@@ -27,6 +29,10 @@ layout(std430, binding = 2) readonly buffer X4 { vec4 x4[]; };         // x row 
 layout(std430, binding = 3) buffer O { float out_[]; };                // [rows, out_stride]; row 0 written
 layout(std430, binding = 4) readonly buffer B { float bias[]; };       // [n_rows_of_W] f32 (FLAG_BIAS)
 layout(std430, binding = 5) readonly buffer G { vec4 g4[]; };          // [K / 4] f32 norm weight (FLAG_NORM)
+#ifdef STACK
+layout(std430, binding = 6) writeonly buffer O1 { float out1[]; };     // [out2_row - out1_row] (row 0)
+layout(std430, binding = 7) writeonly buffer O2 { float out2[]; };     // [n_out - out2_row] (row 0)
+#endif
 
 #include "matmul_pc.glsl"
 #include "gelu.glsl"
@@ -65,6 +71,34 @@ void main() {
     float acc[NS];
     for (uint r = 0; r < NS; r++) acc[r] = 0.0;
     float xsq = 0.0;
+#ifdef TILE_LAYOUT
+    // tile layouts (GPT4ALL_MATVEC=v3): TILE_THREADS threads share each 1024-weight tile of a row; thread
+    // tl loads x vec4s 32 m + tl (m < 8: contiguous across threads) once for the NR rows, and one uvec4 of
+    // quants and one of scales per row (tile_dot in the type's file).  WG_SIZE is a multiple of TILE_THREADS.
+    uint tiles = pc.nb * QK / 1024u, tl = tid % TILE_THREADS;
+    uint row_t0 = (pc.w_row0 + j0) * tiles;      // the group's first row's first tile
+    for (uint ti = tid / TILE_THREADS; ti < tiles; ti += WG_SIZE / TILE_THREADS) {
+        vec4 xv[8];
+        float xs[8];
+        for (uint m = 0; m < 8; m++) {
+            uint xi = ti * 256u + 32u * m + tl;
+            xv[m] = x4[xi];
+            if (norm) {                          // h = x * g; its 1 / rms is applied to the sums
+                xsq += dot(xv[m], xv[m]);
+                xv[m] *= g4[xi];
+            }
+            xs[m] = dot(xv[m], vec4(1.0));
+        }
+        for (uint r = 0; r < NR; r++) {
+            if (r < nr) {
+                acc[r] += tile_dot(row_t0 + r * tiles + ti, tl, xv, xs);
+#ifdef GLU
+                acc[NR + r] += tile_dot(row_t0 + (pc.up_row_off + r) * tiles + ti, tl, xv, xs);
+#endif
+            }
+        }
+    }
+#else
 #ifdef LANES
     // Q4_0, Q8_0: LANES threads per unit, each with 8 of its 32 weights (lane_dot in the type's file);
     // USE_LANES = 0 selects the unit-per-thread loop below instead (an A/B switch, GPT4ALL_MATVEC_LANES=0)
@@ -109,6 +143,7 @@ void main() {
             }
         }
     }
+#endif
 
     barrier();                                   // part[] of the previous pass is consumed
 #ifdef USE_SUBGROUP
@@ -141,8 +176,15 @@ void main() {
         total = (pc.act == 0u ? total / (1.0 + exp(-total)) : gelu_tanh(total)) * up * rinv;
 #endif
         if ((pc.flags & FLAG_BIAS) != 0u) total += bias[pc.bias_row0 + j0 + r];
+#ifdef STACK
+        uint j = j0 + r;                         // the stack's row (no bias, no accumulate: the host checks)
+        if (j >= pc.out2_row) out2[j - pc.out2_row] = total;
+        else if (j >= pc.out1_row) out1[j - pc.out1_row] = total;
+        else out_[j] = total;
+#else
         uint o = pc.out_col0 + j0 + r;
         out_[o] = (pc.flags & FLAG_ACC) != 0u ? out_[o] + total : total;
+#endif
     }
     }
 }

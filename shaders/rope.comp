@@ -6,28 +6,79 @@
 // to_cache (Ops.rope's cache): x is only read, and row t goes, rotated, to row pos + t of the cache
 // (rope and store_kv in one dispatch); the dims past n_rot are then copied as they are.
 // One thread per (pair, head) of a row: pairs i < n_rot/2 rotate, the others (to_cache only) copy.
+// -DQKV (Ops.rope_qkv): one dispatch for a decoder layer's three: x is k (to_cache, as above), q
+// (binding 5) is rotated in place, v (binding 6) is copied to v_cache (binding 7), a pair per thread;
+// the threads are laid out q pairs, then k pairs, then v pairs.
 #include "common.glsl"
 
 layout(std430, binding = 1) buffer X { float x[]; };               // [rows, width]
 layout(std430, binding = 2) readonly buffer F { float ff[]; };     // [n_rot/2] (if has_ff)
 layout(std430, binding = 3) readonly buffer P { int positions[]; }; // [rows] (i32 [rows, 1], if has_pos)
 layout(std430, binding = 4) writeonly buffer C { float cache[]; };  // [n_ctx, width] (if to_cache)
+#ifdef QKV
+layout(std430, binding = 5) buffer Q { float q[]; };                // [rows, n_q_head * head_dim]
+layout(std430, binding = 6) readonly buffer V { float v[]; };       // [rows, width]
+layout(std430, binding = 7) writeonly buffer VC { float v_cache[]; }; // [n_ctx, width]
+#endif
 
 layout(push_constant) uniform PC {
     uint width; uint n_head; uint head_dim; uint n_rot;
     float freq_base; float freq_scale; uint neox; uint has_ff; uint rows_cap; uint has_pos; uint to_cache;
+    uint n_q_head;      // -DQKV: q's heads (n_head is k's)
 } pc;
 
 const float TWO_PI = 6.283185307179586;
 
+// The rotation of pair i (< n_rot/2) at position p: (cos, sin).
+vec2 rotation(uint i, float p) {
+    float inv_freq = pc.freq_scale * pow(pc.freq_base, -2.0 * float(i) / float(pc.n_rot));
+    if (pc.has_ff != 0u) inv_freq /= ff[i];
+    float angle = p * inv_freq;
+    angle -= TWO_PI * floor(angle / TWO_PI);     // sin/cos are only accurate on a small range
+    return vec2(cos(angle), sin(angle));
+}
+
+// Offsets of pair i inside a head.
+uvec2 pair_offsets(uint i) {
+    uint half_rot = pc.n_rot / 2u;
+    return pc.neox != 0u ? uvec2(i, i + half_rot) : uvec2(2u * i, 2u * i + 1u);
+}
+
+float position(uint t) { return pc.has_pos != 0u ? float(positions[t]) : float(STEP_POS + t); }
+
 void main() {
     uint half_rot = pc.n_rot / 2u;
-    uint n_pairs = pc.to_cache != 0u ? pc.head_dim / 2u : half_rot;    // per head
+    uint n_pairs = pc.to_cache != 0u ? pc.head_dim / 2u : half_rot;    // per head of x
     uint idx = gl_GlobalInvocationID.x;
+#ifdef QKV
+    uint n_q = pc.n_q_head * half_rot;           // q's threads come first, rotating q in place
+    if (idx < n_q) {
+        uint h = idx / half_rot, i = idx % half_rot;
+        uvec2 o = pair_offsets(i) + h * pc.head_dim;
+        FOR_ROWS(t, pc.rows_cap, y) {
+            vec2 cs = rotation(i, position(t));
+            uint base = t * pc.n_q_head * pc.head_dim;
+            float a = q[base + o.x], b = q[base + o.y];
+            q[base + o.x] = a * cs.x - b * cs.y;
+            q[base + o.y] = a * cs.y + b * cs.x;
+        }
+        return;
+    }
+    idx -= n_q;
+    uint n_k = pc.n_head * n_pairs;
+    if (idx >= n_k) {                            // v's threads: a pair of values each, to the cache
+        uint e = 2u * (idx - n_k);
+        if (e >= pc.width) return;
+        FOR_ROWS(t, pc.rows_cap, y) {
+            uint dst = (STEP_POS + t) * pc.width + e;
+            v_cache[dst] = v[t * pc.width + e];
+            v_cache[dst + 1u] = v[t * pc.width + e + 1u];
+        }
+        return;
+    }
+#endif
     if (idx >= pc.n_head * n_pairs) return;
     uint h = idx / n_pairs, i = idx % n_pairs;
-    float inv_freq = pc.freq_scale * pow(pc.freq_base, -2.0 * float(min(i, half_rot)) / float(pc.n_rot));
-    if (pc.has_ff != 0u && i < half_rot) inv_freq /= ff[i];
     FOR_ROWS(t, pc.rows_cap, y) {
     uint base = t * pc.width + h * pc.head_dim;
     uint dst = pc.to_cache != 0u ? (STEP_POS + t) * pc.width + h * pc.head_dim : base;
@@ -38,19 +89,15 @@ void main() {
         cache[kd + 1u] = x[k + 1u];
         continue;
     }
-    float p = pc.has_pos != 0u ? float(positions[t]) : float(STEP_POS + t);
-    float angle = p * inv_freq;
-    angle -= TWO_PI * floor(angle / TWO_PI);     // sin/cos are only accurate on a small range
-    float c = cos(angle), s = sin(angle);
-    uint o0 = pc.neox != 0u ? i : 2u * i;        // the pair's offsets inside the head
-    uint o1 = pc.neox != 0u ? i + half_rot : 2u * i + 1u;
-    float a = x[base + o0], b = x[base + o1];
+    vec2 cs = rotation(i, position(t));
+    uvec2 o = pair_offsets(i);
+    float a = x[base + o.x], b = x[base + o.y];
     if (pc.to_cache != 0u) {
-        cache[dst + o0] = a * c - b * s;
-        cache[dst + o1] = a * s + b * c;
+        cache[dst + o.x] = a * cs.x - b * cs.y;
+        cache[dst + o.y] = a * cs.y + b * cs.x;
     } else {
-        x[base + o0] = a * c - b * s;
-        x[base + o1] = a * s + b * c;
+        x[base + o.x] = a * cs.x - b * cs.y;
+        x[base + o.y] = a * cs.y + b * cs.x;
     }
     }
 }

@@ -73,15 +73,17 @@ def test_rope_positions_are_used(backends):
     assert harness.nmse(got, want) > 1e-3
 
 
-# Both decode mat-vec kernels (GPT4ALL_MATVEC), whichever is the default: v1 = matmul.comp on the padded
+# Every decode mat-vec kernel (GPT4ALL_MATVEC), whichever is the default: v1 = matmul.comp on the padded
 # layouts; v2 = Q4_0 / Q8_0 / Q4_K / Q6_K in the split layout, read by matmul_vec.comp for one row and by every other
-# typed kernel (batched matmul, get_rows, add/mul_weight) through dequant8v.
-MATVEC_OPS = ("matmul", "get_rows", "add_weight", "mul_weight")
+# typed kernel (batched matmul, get_rows, add/mul_weight) through dequant8v; v3 = v2 with Q4_0 rows of whole
+# 1024-weight tiles in the tile layout.
+MATVEC_OPS = ("matmul", "matmul_glu", "matmul_stack", "get_rows", "add_weight", "mul_weight")
 MATVEC_CASES = [c for c in CASES if c.op in MATVEC_OPS]
 
 
-@pytest.fixture(scope="module", params=[("v1", None), ("v1", False), ("v2", None), ("v2", False)],
-                ids=["v1-subgroup", "v1-portable", "v2-subgroup", "v2-portable"])
+@pytest.fixture(scope="module", params=[("v1", None), ("v1", False), ("v2", None), ("v2", False), ("v3", None),
+                                        ("v3", False)],
+                ids=["v1-subgroup", "v1-portable", "v2-subgroup", "v2-portable", "v3-subgroup", "v3-portable"])
 def matvec_backends(request):
     matvec, subgroups = request.param
     return harness.Backends("kompute", subgroups=subgroups, matvec=matvec)
@@ -102,11 +104,15 @@ def test_matvec_choice_picks_the_kernel(matvec_backends):
     shaders = {key[0] for key in vk._algos}
     v2 = {f"matmul_vec_{t}_split{vk._sg}" for t in ("q4_0", "q8_0", "q4_k", "q6_k")}
     v1 = {f"matmul_{t}{vk._sg}" for t in ("q4_0", "q8_0", "q4_k", "q6_k")}
-    assert (v2 <= shaders and not v1 & shaders) if vk.matvec == "v2" else (v1 <= shaders and not v2 & shaders)
+    assert (v2 <= shaders and not v1 & shaders) if vk.matvec != "v1" else (v1 <= shaders and not v2 & shaders)
+    # v3: a Q4_0 row of whole 1024-weight tiles takes the tile layout, other widths the split one
+    assert matvec_backends.check(harness.matmul_case(harness.T.Q4_0, 1, 2048, 37)).ok
+    tile = f"matmul_vec_q4_0_tile{vk._sg}" in {key[0] for key in vk._algos}
+    assert tile == (vk.matvec == "v3")
 
 
 def test_matvec_kernel_name_is_checked():
-    for bad in ("v3", "v1:4x64", "v2:0x64", "v2:4x2048", "v2:4"):
+    for bad in ("v4", "v1:4x64", "v2:0x64", "v2:4x2048", "v2:4", "v3:4x48"):
         with pytest.raises(ValueError, match="matvec"):
             harness.Backends("kompute", matvec=bad)
 
@@ -142,12 +148,12 @@ def test_norm_choice_picks_the_kernels():
 # v2's rows per workgroup and workgroup size are specialization constants: odd and extreme choices
 # (more rows than threads, fewer threads than a subgroup, not powers of two) must give the same results;
 # so must the unit-per-thread loop that Q4_0 / Q8_0 leave for their lane kernel (GPT4ALL_MATVEC_LANES=0)
-MATVEC_ONE_ROW = [c for c in CASES if c.op in ("matmul", "matmul_glu") and " x[1/1," in f" {c.label}"]
+MATVEC_ONE_ROW = [c for c in CASES if c.op in ("matmul", "matmul_glu", "matmul_stack") and " x[1/1," in f" {c.label}"]
 
 
 @pytest.fixture(scope="module", params=[("v2:32x8", None, True), ("v2:3x48", False, True), ("v2:1x256", None, True),
-                                        ("v2:4x64", None, False)],
-                ids=["32x8", "3x48-portable", "1x256", "4x64-no-lanes"])
+                                        ("v2:4x64", None, False), ("v3:3x32", False, True), ("v3:16x128", None, True)],
+                ids=["32x8", "3x48-portable", "1x256", "4x64-no-lanes", "v3-3x32-portable", "v3-16x128"])
 def tuned_backends(request):
     matvec, subgroups, lanes = request.param
     b = harness.Backends("kompute", subgroups=subgroups, matvec=matvec)

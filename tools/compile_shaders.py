@@ -30,9 +30,10 @@ GLSLC_FLAGS = ["-O", "--target-env=vulkan1.1"]
 
 # Weight types the typed kernels are built for (GGUF type name -> define suffix).
 WEIGHT_TYPES = ["f32", "f16", "q4_0", "q4_1", "q5_0", "q8_0", "q4_k", "q6_k"]
-# Split layouts (quants in 16-byte vectors, scales apart: GPT4ALL_MATVEC=v2): every typed kernel reads
-# them through dequant8v, and the bandwidth mat-vec matmul_vec.comp is built for them only.
-SPLIT_TYPES = ["q4_0_split", "q8_0_split", "q4_k_split", "q6_k_split"]
+# Split layouts (quants in 16-byte vectors, scales apart: GPT4ALL_MATVEC=v2; q4_0_tile: v3's permuted
+# tiles): every typed kernel reads them through dequant8v, and the bandwidth mat-vec matmul_vec.comp is
+# built for them only.
+SPLIT_TYPES = ["q4_0_split", "q8_0_split", "q4_k_split", "q6_k_split", "q4_0_tile"]
 
 
 def variants() -> dict[str, tuple[str, list[str]]]:
@@ -53,15 +54,18 @@ def variants() -> dict[str, tuple[str, list[str]]]:
             v[f"matmul_vec_{t}_sg"] = ("matmul_vec.comp", [d, "USE_SUBGROUP"])
             v[f"matmul_vec_glu_{t}"] = ("matmul_vec.comp", [d, "GLU"])      # Ops.matmul_glu in one pass
             v[f"matmul_vec_glu_{t}_sg"] = ("matmul_vec.comp", [d, "GLU", "USE_SUBGROUP"])
+            v[f"matmul_vec_stack_{t}"] = ("matmul_vec.comp", [d, "STACK"])  # Ops.matmul_stack in one pass
+            v[f"matmul_vec_stack_{t}_sg"] = ("matmul_vec.comp", [d, "STACK", "USE_SUBGROUP"])
     for plain in ["rms_norm", "layer_norm", "rope", "store_kv", "attention", "add", "scale", "gelu",
                   "softmax", "copy_rows", "mean_pool", "l2_normalize", "sample", "advance",
-                  "attention_merge"]:
+                  "attention_merge", "attention_decode"]:
         if (SHADERS / f"{plain}.comp").exists():
             v[plain] = (f"{plain}.comp", [])
     v["attention_sg"] = ("attention.comp", ["USE_SUBGROUP"])
     v["rms_norm_sg"] = ("rms_norm.comp", ["USE_SUBGROUP"])
     v["add_rms_norm"] = ("rms_norm.comp", ["ADD"])                    # x += d, then the norm: one dispatch
     v["add_rms_norm_sg"] = ("rms_norm.comp", ["ADD", "USE_SUBGROUP"])
+    v["rope_qkv"] = ("rope.comp", ["QKV"])                          # Ops.rope_qkv: q, k and v in one dispatch
     v["glu_silu"] = ("glu.comp", ["GLU_SILU"])
     v["glu_gelu"] = ("glu.comp", ["GLU_GELU"])
     return {k: val for k, val in v.items() if (SHADERS / val[0]).exists()}

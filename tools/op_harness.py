@@ -224,6 +224,54 @@ def add_rms_norm_case(n_tok: int, width: int, cap: int = 0, with_w=True, out_is_
     return Case("add_rms_norm", label, prepare)
 
 
+def matmul_stack_case(typ: int, n_tok: int, width: int, rows: tuple, norm=True, biases=False, cap: int = 0,
+                      typs: Optional[tuple] = None, split=False, seed=15) -> Case:
+    """outs[i] = x @ W_i^T for weights of ``rows`` (q, k, v shapes): one pass over the weights stacked on
+    a backend that can; ``biases`` or mixed ``typs`` (no stacking) take the one-matmul-each path."""
+    rng = np.random.default_rng(seed)
+    typs = typs or (typ,) * len(rows)
+    raws = [random_weight(rng, t, r, width) for t, r in zip(typs, rows)]
+    bs = [rng.standard_normal(r).astype(np.float32) for r in rows] if biases else None
+    x = (rng.standard_normal((n_tok, width)) * 2.0).astype(np.float32)
+    g = rng.standard_normal(width).astype(np.float32) if norm else None
+    cap = cap or n_tok
+
+    def prepare(ops: Ops) -> Prepared:
+        Ws = [_weight(ops, f"w{i}", t, raw, r, width) for i, (t, raw, r) in enumerate(zip(typs, raws, rows))]
+        Bs = [ops.weight(f"b{i}", T.F32, (r,), b) for i, (r, b) in enumerate(zip(rows, bs))] if biases else None
+        G = ops.weight("g", T.F32, (width,), g) if norm else None
+        xt = _tensor(ops, x, rows=cap)
+        outs = [ops.tensor(cap, r) for r in rows]
+        with ops.record() as prog:
+            ops.matmul_stack(outs, Ws, xt, Bs, norm=G, eps=1e-6)
+        return Prepared(prog, lambda: ops.set_step(n_tok, 0), [(o, n_tok) for o in outs])
+    label = (f"{'+'.join(T(t).name for t in typs)} x[{n_tok}/{cap},{width}] rows {'/'.join(map(str, rows))}"
+             + " norm" * norm + " +bias" * biases + " split" * split)
+    return Case("matmul_stack", label, prepare, split=split)
+
+
+def rope_qkv_case(neox: bool, n_tok: int, pos: int, n_head: int, n_kv: int, head_dim: int, n_rot: int,
+                  base=10000.0, factors=False, cap: int = 0, n_ctx: int = 64, seed=6) -> Case:
+    """Ops.rope_qkv: q rotated in place, k rotated into its cache, v copied into its cache; cache rows
+    outside pos..pos+n_tok and q rows past n_tok must stay as they were."""
+    rng = np.random.default_rng(seed)
+    cap = cap or n_tok
+    q = rng.standard_normal((cap, n_head * head_dim)).astype(np.float32)
+    k, v = (rng.standard_normal((cap, n_kv * head_dim)).astype(np.float32) for _ in range(2))
+    kc0, vc0 = (rng.standard_normal((n_ctx, n_kv * head_dim)).astype(np.float32) for _ in range(2))
+    ff = rng.uniform(1.0, 8.0, n_rot // 2).astype(np.float32) if factors else None
+
+    def prepare(ops: Ops) -> Prepared:
+        qt, kt, vt, KC, VC = (_tensor(ops, a) for a in (q, k, v, kc0, vc0))
+        F = ops.weight("rope_freqs", T.F32, (n_rot // 2,), ff) if factors else None
+        with ops.record() as prog:
+            ops.rope_qkv(qt, kt, vt, KC, VC, n_head, n_kv, head_dim, n_rot, base, neox, 1.0, F)
+        return Prepared(prog, _simple(ops, n_tok, pos), [(qt, cap), (KC, n_ctx), (VC, n_ctx)])
+    label = (f"{'neox' if neox else 'norm'} n={n_tok}" + (f"/{cap}" if cap != n_tok else "") + f" pos={pos}"
+             + f" heads={n_head}/{n_kv}x{head_dim} rot={n_rot}" + " factors" * factors)
+    return Case("rope_qkv", label, prepare, tol=1e-6)
+
+
 def rope_case(neox: bool, n_tok: int, pos: int, n_head: int, head_dim: int, n_rot: int, base=10000.0,
               fscale=1.0, factors=False, positions=None, cap: int = 0, n_ctx: int = 0, seed=4) -> Case:
     """``positions``: per-row positions (packed sequences) instead of pos + t; ``cap``: buffer rows
@@ -363,6 +411,21 @@ def build_cases() -> list[Case]:
               # prompt-sized batches (the two halves of the stack through the batched matmul, tiled or not)
               matmul_glu_case(T.Q4_0, 70, 256, 100, cap=80),
               matmul_glu_case(T.Q4_K, 66, 256, 70, kind="gelu", split=True)]
+    # Q4_0 rows of whole 1024-weight tiles (GPT4ALL_MATVEC=v3's tile layout; other kernels read it through
+    # dequant8v): decode with norm + accumulate, a window + bias over split chunks, batches, gate-up, q/k/v, get_rows
+    cases += [matmul_case(T.Q4_0, 1, 2048, 45, norm=True, acc=True),
+              matmul_case(T.Q4_0, 1, 1024, 45, window=(3, 2, 30), bias=True, split=True),
+              matmul_case(T.Q4_0, 7, 1024, 37, cap=16), matmul_case(T.Q4_0, 70, 1024, 100, cap=80),
+              matmul_glu_case(T.Q4_0, 1, 1024, 70), matmul_glu_case(T.Q4_0, 1, 2048, 45, split=True),
+              matmul_stack_case(T.Q4_0, 1, 1024, (64, 16, 16)), get_rows_case(T.Q4_0, 6, 1024, 41),
+              get_rows_case(T.Q4_0, 9, 2048, 41, split=True)]
+    # q, k, v as one pass: decode (stacked), a prompt, biases and mixed types (one matmul each), 2 weights
+    cases += [matmul_stack_case(T.Q4_0, 1, 256, (64, 16, 16)), matmul_stack_case(T.Q8_0, 1, 96, (48, 24, 24)),
+              matmul_stack_case(T.Q4_K, 1, 256, (40, 8, 8), norm=False), matmul_stack_case(T.Q6_K, 1, 256, (33, 11, 11)),
+              matmul_stack_case(T.Q4_0, 5, 128, (64, 16, 16), cap=8), matmul_stack_case(T.Q4_0, 1, 128, (32, 8, 8), biases=True),
+              matmul_stack_case(T.Q4_0, 1, 128, (32, 8, 8), typs=(T.Q4_0, T.Q8_0, T.Q4_0)),
+              matmul_stack_case(T.Q4_0, 1, 128, (32, 16)), matmul_stack_case(T.Q4_0, 1, 96, (45, 15, 15), split=True),
+              matmul_stack_case(T.F16, 1, 64, (16, 8, 8))]
     # get_rows: every type, plain and split into chunks
     for typ in WEIGHT_TYPES:
         qk = GGML_QUANT_SIZES[typ][0] if typ not in (T.F32, T.F16) else 1
@@ -399,6 +462,9 @@ def build_cases() -> list[Case]:
               # into a KV cache (x unchanged): decode and a prompt, both pairings, partial rotary, factors
               rope_case(False, 1, 11, 4, 64, 64, n_ctx=16), rope_case(True, 5, 3, 2, 96, 64, cap=6, n_ctx=12),
               rope_case(False, 3, 0, 2, 64, 32, base=500000.0, factors=True, n_ctx=4)]
+    cases += [rope_qkv_case(False, 1, 37, 8, 2, 64, 64), rope_qkv_case(True, 1, 5, 4, 1, 96, 64),
+              rope_qkv_case(False, 1, 60, 4, 4, 64, 64, base=500000.0, factors=True),
+              rope_qkv_case(False, 3, 10, 6, 2, 32, 32, cap=5), rope_qkv_case(True, 2, 0, 2, 2, 128, 128, base=1e6)]
     # store_kv
     def store_prepare(ops: Ops) -> Prepared:
         r = np.random.default_rng(11)
@@ -419,7 +485,20 @@ def build_cases() -> list[Case]:
               attention_case("causal decode pos=2 (empty slices)", 1, 2, 4, 4, 32, split=True),
               attention_case("window 70 at pos 300, GQA 8/2 x256", 2, 300, 8, 2, 256, window=70,
                              n_ctx=320, split=True),
-              attention_case("window 100 at pos 300, 1 slice path", 3, 300, 4, 1, 64, window=100, n_ctx=320)]
+              attention_case("window 100 at pos 300, 1 slice path", 3, 300, 4, 1, 64, window=100, n_ctx=320),
+              # the split path's kernel (shaders/attention_decode.comp): Llama-3-8B's heads, slices longer
+              # than its CHUNK (256 keys: two online-softmax steps), softcap with a window, > GMAX (8)
+              # query heads per KV head (two head blocks), head_dim 512, forced splits on an embedding
+              # pass (non-causal, seq_ids), and head_dim % 4 != 0 (attention.comp's split path instead)
+              attention_case("decode pos=300, GQA 32/8 x128", 1, 300, 32, 8, 128, n_ctx=320, split=True),
+              attention_case("decode pos=1500, slices > CHUNK", 1, 1500, 8, 2, 64, n_ctx=1504, split=True),
+              attention_case("softcap 30 + window 100 at pos 300", 1, 300, 8, 4, 128, window=100,
+                             softcap=30.0, n_ctx=320, split=True),
+              attention_case("decode pos=40, MQA 12/1 x64", 1, 40, 12, 1, 64, split=True),
+              attention_case("decode pos=100, 4/2 x512", 1, 100, 4, 2, 512, n_ctx=128, split=True),
+              attention_case("non-causal + seq_ids (3 seqs)", 7, 0, 4, 4, 32, causal=False,
+                             seqs=[[0], [0], [0], [1], [1], [2], [2]], split=True),
+              attention_case("decode pos=70, head_dim 30", 1, 70, 4, 2, 30, n_ctx=80, split=True)]
     # element-wise and row ops
     cases.append(binary_case("add", 5, 77, lambda o, out, a, b: o.add(out, a, b)))
     cases.append(unary_case("scale", "[3,77] * 0.125", 3, 77, lambda o, out, x, w: o.scale(out, x, 0.125)))

@@ -64,6 +64,7 @@ MATMUL_TILE_GROUPS = 4      # workgroups along the NT-row tiles of the batched m
 GEMM_BM = 64                # weight rows per workgroup tile of the tiled GEMM (shaders/matmul_tiled.comp BM)
 GEMM_BN = 64                # x rows per workgroup tile of the tiled GEMM (BN)
 ATTENTION_SPLITS = 16       # key slices per head for a decode step's attention on a GPU
+ATTENTION_DECODE_HEADS = 8  # query heads per workgroup of the split path's kernel (GMAX, shaders/attention_decode.comp)
 CPU_MATMUL_GROUPS = 64      # matmul workgroups on a CPU Vulkan device (see _matmul_groups)
 MAX_GROUPS_X = 32768        # split large dispatches over x and y (Vulkan guarantees >= 65535)
 DEFAULT_MATVEC = "v2"       # decode mat-vec kernel on a CPU device (see MatvecKernel; docs/vulkan.md)
@@ -105,6 +106,10 @@ SPLIT_LAYOUTS = {
     T.Q6_K: Layout("q6_k_split", 256, 52, split=True, d_at=208),   # ql, qh, scales: 208 bytes + d
 }
 SPLIT_HEADER_WORDS = 4      # word 0: where the scales start; 4 words keep the quants 16-byte aligned
+# GPT4ALL_MATVEC=v3: Q4_0 rows of whole 1024-weight tiles go in the tile layout (repack_tile,
+# shaders/quants/q4_0_tile.glsl); other types and widths keep their split layout
+TILE_LAYOUTS = {T.Q4_0: Layout("q4_0_tile", 32, 4, split=True)}
+TILE_WEIGHTS = 1024
 
 
 @dataclass(frozen=True)
@@ -120,18 +125,19 @@ class MatvecKernel:
     def parse(cls, spec: str) -> "MatvecKernel":
         version, _, dims = spec.partition(":")
         try:
-            if version not in ("v1", "v2") or (dims and version == "v1"):
+            if version not in ("v1", "v2", "v3") or (dims and version == "v1"):
                 raise ValueError
             nr, wg = (int(v) for v in dims.split("x")) if dims else (4, 64)
-            if not (1 <= nr <= 32 and 1 <= wg <= 1024):
+            if not (1 <= nr <= 32 and 1 <= wg <= 1024) or (version == "v3" and wg % 32):
                 raise ValueError
         except ValueError:
-            raise ValueError(f"matvec kernel {spec!r}: use 'v1', 'v2' or 'v2:NRxWG' (rows per workgroup pass "
-                             f"1..32 x threads per workgroup 1..1024, e.g. v2:4x64) (GPT4ALL_MATVEC)") from None
+            raise ValueError(f"matvec kernel {spec!r}: use 'v1', 'v2[:NRxWG]' or 'v3[:NRxWG]' (rows per workgroup "
+                             f"pass 1..32 x threads per workgroup 1..1024, a multiple of 32 for v3; e.g. v2:4x64) "
+                             f"(GPT4ALL_MATVEC)") from None
         return cls(version, nr, wg)
 
     def __str__(self) -> str:
-        return self.version if self.version == "v1" else f"v2:{self.nr}x{self.wg}"
+        return self.version if self.version == "v1" else f"{self.version}:{self.nr}x{self.wg}"
 
 
 def split_bytes_per_row(ggml_type: int, width: int) -> int:
@@ -156,6 +162,26 @@ def repack_split(raw: np.ndarray, ggml_type: int, rows: int, width: int) -> np.n
     header = np.zeros(SPLIT_HEADER_WORDS, np.uint32)
     header[0] = SPLIT_HEADER_WORDS + n * lay.words
     return np.concatenate([header, quants, scales.reshape(-1).view(np.uint32)])
+
+
+def repack_tile(raw: np.ndarray, ggml_type: int, rows: int, width: int) -> np.ndarray:
+    """Q4_0 blocks of ``rows`` rows of whole 1024-weight tiles -> one chunk's words in the tile layout
+    (shaders/quants/q4_0_tile.glsl): [header] [tile i, thread t: 8 x 16 bits, nibble j of part m = weight
+    128 m + 4 t + j of the tile] [tile i, thread group g: the f16 d of blocks 4 m + g, m = 0..7]."""
+    if ggml_type != T.Q4_0 or width % TILE_WEIGHTS:
+        raise ValueError(f"tile layout: Q4_0 rows of a multiple of {TILE_WEIGHTS} weights, not {T(ggml_type).name} x {width}")
+    blocks = np.asarray(raw, dtype=np.uint8).reshape(-1, 18)      # [n, d (2 bytes) + 16 bytes of nibbles]
+    n = blocks.shape[0]
+    qs = blocks[:, 2:]
+    nib = np.concatenate([qs & 0xF, qs >> 4], axis=1).astype(np.uint16)   # [n, 32]: weight e of each block
+    # [tile, block 4m + g, weight 4 t' + j]  ->  [tile, g, t', m, j]: thread t = 8 g + t', its parts m
+    nib = nib.reshape(n // 32, 8, 4, 8, 4).transpose(0, 2, 3, 1, 4)
+    halves = (nib << np.array([0, 4, 8, 12], np.uint16)).sum(axis=-1, dtype=np.uint16)   # [tile, g, t', m]
+    quants = np.ascontiguousarray(halves).reshape(-1).view(np.uint32)
+    d = blocks[:, :2].copy().view(np.uint16).reshape(n // 32, 8, 4).transpose(0, 2, 1)   # [tile, g, m]
+    header = np.zeros(SPLIT_HEADER_WORDS, np.uint32)
+    header[0] = SPLIT_HEADER_WORDS + quants.size
+    return np.concatenate([header, quants, np.ascontiguousarray(d).reshape(-1).view(np.uint32)])
 
 
 def repack(raw: np.ndarray, ggml_type: int, rows: int, width: int) -> np.ndarray:
@@ -196,7 +222,7 @@ class VulkanWeight:
     nb: int                                     # blocks per row
     chunks: list = field(default_factory=list)  # [(kp.Tensor, row_lo, row_hi)]; row_lo < 0: a window
     raw: Optional[np.ndarray] = None            # split layouts: the GGUF bytes [rows, row bytes] (a view of the
-                                                # mapped file), kept to stack gate and up (VulkanOps._gate_up)
+                                                # mapped file), kept to stack weights (VulkanOps._stack)
 
 
 class VulkanProgram(Program):
@@ -296,7 +322,7 @@ class VulkanOps(Ops):
             raise ValueError(f"batched matmul kernel {self.gemm!r} (GPT4ALL_GEMM): 'tiled' or 'rows'")
         self.matvec_kernel = MatvecKernel.parse(matvec or os.environ.get("GPT4ALL_MATVEC") or (
             DEFAULT_MATVEC if self.info.type == "cpu" else DEFAULT_MATVEC_GPU))
-        self.matvec = self.matvec_kernel.version            # 'v1' | 'v2'
+        self.matvec = self.matvec_kernel.version            # 'v1' | 'v2' | 'v3'
         # Q4_0 / Q8_0 mat-vec: 4 threads per 32-weight block (coalesced x loads) unless GPT4ALL_MATVEC_LANES=0
         self.matvec_lanes = os.environ.get("GPT4ALL_MATVEC_LANES", "1") != "0" and self.matvec_kernel.wg % 4 == 0
         if self.matvec_kernel.wg > self.info.max_workgroup_invocations:
@@ -339,7 +365,7 @@ class VulkanOps(Ops):
         self._scratch: dict[int, "kp.Tensor"] = {}
         self._partials: dict[int, "kp.Tensor"] = {}             # attention's split-key partial results
         self._normed: Optional[tuple] = None                    # see _pre_normed()
-        self._stacks: dict[tuple, Weight] = {}                  # see _gate_up()
+        self._stacks: dict[tuple, Weight] = {}                  # see _stack()
         self._algos: dict[tuple, tuple] = {}                    # see _algorithm()
         self._mirror: dict[int, "kp.Tensor"] = {}               # i32 tensors, see write()
         self._stale: set[int] = set()                           # see write()
@@ -375,7 +401,7 @@ class VulkanOps(Ops):
         width = int(shape[0])
         rows = int(np.prod(shape[1:])) if len(shape) > 1 else 1
         ggml_type = int(ggml_type)
-        if self.matvec == "v2" and ggml_type in SPLIT_LAYOUTS and len(shape) > 1:
+        if self.matvec in ("v2", "v3") and ggml_type in SPLIT_LAYOUTS and len(shape) > 1:
             return self._weight_split(name, ggml_type, rows, width, raw)
         if ggml_type not in LAYOUTS:
             supported = ", ".join(T(t).name for t in LAYOUTS)
@@ -399,8 +425,8 @@ class VulkanOps(Ops):
         return Weight(rows, width, ggml_type, name, vw)
 
     def _weight_split(self, name: str, ggml_type: int, rows: int, width: int, raw: np.ndarray) -> Weight:
-        """Upload in a split layout (repack_split), one header per row chunk."""
-        lay = SPLIT_LAYOUTS[ggml_type]
+        """Upload in a split layout (repack_split; v3's tile layout where it applies), one header per row chunk."""
+        lay = self._split_layout(ggml_type, width)
         if width % lay.qk:
             raise ValueError(f"tensor {name!r}: width {width} is not a multiple of {T(ggml_type).name}'s block")
         row_bytes = split_bytes_per_row(ggml_type, width)
@@ -411,10 +437,19 @@ class VulkanOps(Ops):
         vw = VulkanWeight(lay, width // lay.qk)
         for lo in range(0, rows, rows_per_chunk):
             hi = min(rows, lo + rows_per_chunk)
-            vw.chunks.append((self._upload(repack_split(blocks[lo:hi], ggml_type, hi - lo, width)), lo, hi))
+            vw.chunks.append((self._upload(self._repack(lay, blocks[lo:hi], ggml_type, hi - lo, width)), lo, hi))
         vw.raw = blocks
         self.bytes_allocated += blocks.nbytes
         return Weight(rows, width, ggml_type, name, vw)
+
+    def _split_layout(self, ggml_type: int, width: int) -> Layout:
+        if self.matvec == "v3" and ggml_type in TILE_LAYOUTS and width % TILE_WEIGHTS == 0:
+            return TILE_LAYOUTS[ggml_type]
+        return SPLIT_LAYOUTS[ggml_type]
+
+    @staticmethod
+    def _repack(lay: Layout, raw: np.ndarray, ggml_type: int, rows: int, width: int) -> np.ndarray:
+        return (repack_tile if lay in TILE_LAYOUTS.values() else repack_split)(raw, ggml_type, rows, width)
 
     def _upload(self, words: np.ndarray) -> "kp.Tensor":
         """A device-local buffer holding ``words``, filled by a GPU copy from a temporary host buffer."""
@@ -624,7 +659,7 @@ class VulkanOps(Ops):
                    norm: Optional[Weight] = None, eps: float = 0.0) -> None:
         if kind not in ("silu", "gelu"):
             raise ValueError(f"glu kind must be 'silu' or 'gelu', not {kind!r}")
-        stacked = self._gate_up(w_gate, w_up)
+        stacked = self._stack([w_gate, w_up]) if w_gate.rows == w_up.rows else None
         if stacked is not None and min(x.rows, out.rows) == 1:   # decode: both dot products of a row in one workgroup
             self._matmul(out, stacked, x, None, 0, 0, w_gate.rows, norm, eps, False, glu=(kind, w_gate.rows))
             return
@@ -632,11 +667,25 @@ class VulkanOps(Ops):
         # w_up are row windows of the stack, so these read it too)
         super().matmul_glu(out, w_gate, w_up, x, kind, norm=norm, eps=eps)
 
+    def matmul_stack(self, outs: Sequence[Tensor], weights: Sequence[Weight], x: Tensor,
+                     biases: Optional[Sequence[Optional[Weight]]] = None, *,
+                     norm: Optional[Weight] = None, eps: float = 0.0) -> None:
+        one_row = min(x.rows, *(o.rows for o in outs)) == 1
+        stacked = (self._stack(weights) if one_row and len(weights) in (2, 3) and not any(biases or ())
+                   and len({id(o.handle) for o in outs}) == len(outs) else None)
+        if stacked is None:                      # batches, biases, weights that cannot stack: one matmul each
+            return super().matmul_stack(outs, weights, x, biases, norm=norm, eps=eps)
+        # decode: one dispatch over the stack, each row written to its own weight's output (matmul_vec -DSTACK)
+        ends = np.cumsum([w.rows for w in weights])
+        self._matmul(outs[0], stacked, x, None, 0, 0, stacked.rows, norm, eps, False,
+                     stack=(outs[1], outs[2] if len(outs) > 2 else None, int(ends[0]), int(ends[1])))
+
     def _matmul(self, out: Tensor, w: Weight, x: Tensor, bias: Optional[Weight], w_row0: int, out_col0: int,
                 n_out: int, norm: Optional[Weight], eps: float, accumulate: bool,
-                glu: Optional[tuple] = None) -> None:
+                glu: Optional[tuple] = None, stack: Optional[tuple] = None) -> None:
         """Record the dispatches of one matmul (one per weight chunk the row window meets); ``glu`` =
-        (kind, up_row_off): the one-pass matmul_glu over a stacked gate-up weight (mat-vec only)."""
+        (kind, up_row_off): the one-pass matmul_glu over a stacked gate-up weight; ``stack`` = (out1, out2
+        or None, out1_row, out2_row): matmul_stack's one pass over stacked weights (mat-vec only, one chunk)."""
         vw: VulkanWeight = w.handle
         bbuf = self._f32_buffer(bias)
         gbuf = self._f32_buffer(norm)
@@ -644,7 +693,8 @@ class VulkanOps(Ops):
         batch = cap > 1
         vec = not batch and vw.layout.split      # the v2 mat-vec (needs a split layout)
         tiled = batch and self.gemm == "tiled"   # the tiled GEMM: GEMM_BM x GEMM_BN tiles, no subgroup variant
-        kernel = "tiled_" if tiled else "batch_" if batch else "vec_glu_" if glu else "vec_" if vec else ""
+        kernel = ("tiled_" if tiled else "batch_" if batch else "vec_glu_" if glu else "vec_stack_" if stack
+                  else "vec_" if vec else "")
         shader = f"matmul_{kernel}{vw.layout.shader}{'' if tiled else self._sg}"
         mk = self.matvec_kernel
         nr = GEMM_BM if tiled else MATMUL_NR_BATCH if batch else mk.nr if vec else MATMUL_NR
@@ -656,6 +706,13 @@ class VulkanOps(Ops):
         flags = (1 if bbuf is not None else 0) | (2 if accumulate else 0) | (4 if gbuf is not None else 0)
         act, up_row_off = ({"silu": 0, "gelu": 1}[glu[0]], glu[1]) if glu else (0, 0)
         tensors = [x.handle, out.handle, bbuf or self._dummy] + ([gbuf or self._dummy] if vec else [])
+        writes = [out.handle]
+        out1_row = out2_row = 0
+        if stack:                                # the stack's other outputs (a 2-weight stack binds a dummy)
+            out1, out2, out1_row, out2_row = stack
+            out2_row = out2_row if out2 is not None else n_out
+            tensors += [out1.handle, out2.handle if out2 is not None else self._dummy]
+            writes += [t for t in tensors[-2:] if t is not self._dummy]
         for buf, lo, hi in vw.chunks:                    # the row window meets each chunk in [a, b)
             a, b = max(lo, w_row0), min(hi, w_row0 + n_out)
             if a >= b:
@@ -664,8 +721,8 @@ class VulkanOps(Ops):
             rows_read = 2 * n if glu else n          # the GLU kernel reads the up rows too
             self._dispatch(shader, [buf, *tensors],
                            push_constants(w.width, vw.nb, a - lo, n, out_col0 + (a - w_row0), x.width,
-                                          out.width, flags, a, cap, float(eps), act, up_row_off),
-                           (*self._matmul_groups(n, nr), row_groups), [out.handle], spec,
+                                          out.width, flags, a, cap, float(eps), act, up_row_off, out1_row, out2_row),
+                           (*self._matmul_groups(n, nr), row_groups), writes, spec,
                            what=w.name, nbytes=rows_read * w.width * GGML_QUANT_SIZES[T(w.ggml_type)][1]
                            // GGML_QUANT_SIZES[T(w.ggml_type)][0])
 
@@ -679,29 +736,32 @@ class VulkanOps(Ops):
             self._normed = key
         return h
 
-    def _gate_up(self, w_gate: Weight, w_up: Weight) -> Optional[Weight]:
-        """Gate and up as one weight [2n, in] (gate rows, then up rows), uploaded once, for the one-pass
-        GLU mat-vec; None when they cannot be stacked (types, shapes, several chunks, too big).
-        Afterwards w_gate and w_up are row windows of the stack (chunks with row_lo <= 0, see matmul),
-        and their own buffers are freed unless a recorded dispatch still binds them: memory does not grow."""
-        key = (id(w_gate.handle), id(w_up.handle))
+    def _stack(self, weights: Sequence[Weight]) -> Optional[Weight]:
+        """The weights' rows one after the other as one weight (gate then up for matmul_glu's one pass;
+        q, k, v for matmul_stack's), uploaded once; None when they cannot be stacked (layouts, types,
+        widths, several chunks, too big).  Afterwards each weight is a row window of the stack (a chunk
+        with row_lo = -its first row there, see _matmul) and its own buffer is freed unless a recorded
+        dispatch still binds it: memory does not grow."""
+        key = tuple(id(w.handle) for w in weights)
         if key in self._stacks:
             return self._stacks[key]
-        g, u = w_gate.handle, w_up.handle
-        if not (g.layout.split and g.layout == u.layout and w_gate.ggml_type == w_up.ggml_type
-                and (w_gate.rows, w_gate.width) == (w_up.rows, w_up.width) and g.raw is not None
-                and u.raw is not None and len(g.chunks) == 1 and len(u.chunks) == 1
-                and 2 * g.raw.nbytes + 4 * SPLIT_HEADER_WORDS + 4 <= self.max_buffer_bytes):
+        first, vws = weights[0], [w.handle for w in weights]
+        if not (all(vw.layout.split and vw.layout == vws[0].layout and vw.raw is not None and len(vw.chunks) == 1
+                    for vw in vws)
+                and all((w.ggml_type, w.width) == (first.ggml_type, first.width) for w in weights)
+                and sum(vw.raw.nbytes for vw in vws) + 4 * SPLIT_HEADER_WORDS + 4 <= self.max_buffer_bytes):
             return None
-        n = w_gate.rows
-        raw = np.concatenate([g.raw, u.raw])                                    # [2n, row bytes]
-        buf = self._upload(repack_split(raw, w_gate.ggml_type, 2 * n, w_gate.width))
-        stacked = Weight(2 * n, w_gate.width, w_gate.ggml_type, f"{w_gate.name}+{w_up.name}",
-                         VulkanWeight(g.layout, g.nb, [(buf, 0, 2 * n)]))
+        rows = sum(w.rows for w in weights)
+        raw = np.concatenate([vw.raw for vw in vws])                          # [rows, row bytes]
+        buf = self._upload(self._repack(vws[0].layout, raw, first.ggml_type, rows, first.width))
+        stacked = Weight(rows, first.width, first.ggml_type, "+".join(w.name for w in weights),
+                         VulkanWeight(vws[0].layout, vws[0].nb, [(buf, 0, rows)]))
         bound = {i for k in self._algos for i in k[1]}                           # buffers some dispatch binds
-        for vw, lo in ((g, 0), (u, -n)):
+        row0 = 0
+        for w, vw in zip(weights, vws):
             old = vw.chunks[0][0]
-            vw.chunks = [(buf, lo, lo + 2 * n)]
+            vw.chunks = [(buf, -row0, rows - row0)]
+            row0 += w.rows
             if id(old) not in bound:
                 old.destroy()
                 self.bytes_allocated -= vw.raw.nbytes
@@ -734,9 +794,24 @@ class VulkanOps(Ops):
                                 cache.handle if cache is not None else self._dummy],
                        push_constants(x.width, n_head, head_dim, n_rot, float(freq_base), float(freq_scale),
                                       int(neox), int(ff is not None), cap, int(positions is not None),
-                                      int(cache is not None)),
+                                      int(cache is not None), 0),
                        (_groups(n_head * n_pairs, WG), _row_groups(cap)),
                        [cache.handle if cache is not None else x.handle])
+
+    def rope_qkv(self, q: Tensor, k: Tensor, v: Tensor, k_cache: Tensor, v_cache: Tensor, n_head: int,
+                 n_kv_head: int, head_dim: int, n_rot: int, freq_base: float, neox: bool,
+                 freq_scale: float = 1.0, freq_factors: Optional[Weight] = None) -> None:
+        # one dispatch (rope.comp -DQKV): q's pairs rotate in place, k's go rotated to the cache, v's are copied
+        ff = self._f32_buffer(freq_factors)
+        cap = min(q.rows, k.rows, v.rows)
+        if k.width != v.width or k.width % 2:
+            raise ValueError(f"rope_qkv: k [{k.rows}, {k.width}] and v [{v.rows}, {v.width}] must be as wide, and even")
+        threads = n_head * (n_rot // 2) + n_kv_head * (head_dim // 2) + v.width // 2
+        self._dispatch("rope_qkv", [k.handle, ff or self._dummy, self._dummy, k_cache.handle, q.handle, v.handle,
+                                    v_cache.handle],
+                       push_constants(k.width, n_kv_head, head_dim, n_rot, float(freq_base), float(freq_scale),
+                                      int(neox), int(ff is not None), cap, 0, 1, n_head),
+                       (_groups(threads, WG), _row_groups(cap)), [k_cache.handle, q.handle, v_cache.handle])
 
     def store_kv(self, cache: Tensor, src: Tensor) -> None:
         self._dispatch("store_kv", [cache.handle, src.handle],
@@ -762,11 +837,18 @@ class VulkanOps(Ops):
             if n not in self._partials:
                 self._partials[n] = self.mgr.tensor_t(np.zeros(n, np.float32), kp.TensorTypes.storage)
             part = self._partials[n]
-        self._dispatch("attention" + self._sg, [q.handle, k_cache.handle, v_cache.handle, out.handle,
-                                                seq_ids.handle if seq_ids is not None else self._dummy, part],
-                       push_constants(n_head, n_kv_head, head_dim, float(scale), int(causal), int(window),
-                                      float(softcap), int(seq_ids is not None), cap, n_split),
-                       (n_head, _row_groups(cap), n_split), [part if n_split > 1 else out.handle])
+        buffers = [q.handle, k_cache.handle, v_cache.handle, out.handle,
+                   seq_ids.handle if seq_ids is not None else self._dummy, part]
+        push = push_constants(n_head, n_kv_head, head_dim, float(scale), int(causal), int(window),
+                              float(softcap), int(seq_ids is not None), cap, n_split)
+        if n_split > 1 and head_dim % 4 == 0:
+            # attention_decode.comp: one workgroup per (KV head, block of <= ATTENTION_DECODE_HEADS of its
+            # query heads, slice), so K and V are read once for the block; same buffers, push constants, part
+            blocks = -(-(n_head // n_kv_head) // ATTENTION_DECODE_HEADS)
+            self._dispatch("attention_decode", buffers, push, (n_kv_head * blocks, _row_groups(cap), n_split), [part])
+        else:
+            self._dispatch("attention" + self._sg, buffers, push, (n_head, _row_groups(cap), n_split),
+                           [part if n_split > 1 else out.handle])
         if n_split > 1:
             self._dispatch("attention_merge", [part, out.handle], push_constants(n_head, head_dim, n_split, cap),
                            (n_head, _row_groups(cap)), [out.handle])

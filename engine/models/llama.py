@@ -13,9 +13,10 @@
 
 The code below is that, in fewer ops: each RMSNorm is folded into the matmuls that read it
 (``matmul(..., norm=w)``), each residual add into the matmul that ends the branch
-(``accumulate=True``), the two FFN matmuls and the gate's activation are one ``matmul_glu``, and
-rope writes K straight into the cache.  Same arithmetic; on a GPU, decode time is mostly the count
-of dependent dispatches, and this pass has 7 per layer where the sketch above has 13.
+(``accumulate=True``), q, k and v are one ``matmul_stack``, the two FFN matmuls and the gate's
+activation are one ``matmul_glu``, and one ``rope_qkv`` rotates q and k and writes K and V into the
+cache.  Same arithmetic (engine/ops.py defines each fused op as the ops it replaces); on a GPU, decode
+time is mostly the count of dispatches, and this pass has 7 per layer where the sketch above has 13.
 
 Rope: llama and mistral GGUFs pair dims (2i, 2i+1) (the converter permutes Q/K for that);
 qwen2 pairs (i, i + d/2) ("neox").  Llama 3's long-context scaling arrives as the tensor
@@ -87,12 +88,10 @@ class Llama(DecoderModel):
         ops.get_rows(b.x, self.token_embd, b.ids)
         for i, blk in enumerate(self.blk):
             # attention: q, k, v = (rms_norm(x) * attn_norm) @ Wq, Wk, Wv (+ biases)
-            ops.matmul(b.q, blk.attn_q, b.x, bias=blk.attn_q_bias, norm=blk.attn_norm, eps=eps)
-            ops.matmul(b.k, blk.attn_k, b.x, bias=blk.attn_k_bias, norm=blk.attn_norm, eps=eps)
-            ops.matmul(b.v, blk.attn_v, b.x, bias=blk.attn_v_bias, norm=blk.attn_norm, eps=eps)
-            ops.rope(b.q, hp.n_head, hp.head_dim, **rope)
-            ops.rope(b.k, hp.n_head_kv, hp.head_dim, **rope, cache=self.kv.k[i])   # rotated K -> cache[pos..]
-            ops.store_kv(self.kv.v[i], b.v)
+            ops.matmul_stack([b.q, b.k, b.v], [blk.attn_q, blk.attn_k, blk.attn_v], b.x,
+                             [blk.attn_q_bias, blk.attn_k_bias, blk.attn_v_bias], norm=blk.attn_norm, eps=eps)
+            # rope(q); rope(k) -> k cache[pos..]; v -> v cache[pos..]
+            ops.rope_qkv(b.q, b.k, b.v, self.kv.k[i], self.kv.v[i], hp.n_head, hp.n_head_kv, hp.head_dim, **rope)
             ops.attention(b.attn, b.q, self.kv.k[i], self.kv.v[i], hp.n_head, hp.n_head_kv,
                           hp.head_dim, scale=1.0 / math.sqrt(hp.head_dim))
             ops.matmul(b.x, blk.attn_output, b.attn, accumulate=True)             # x += attn @ Wo

@@ -1,0 +1,50 @@
+// Q4_0, tile layout (GPT4ALL_MATVEC=v3: the decode mat-vec's, for rows of a multiple of 1024 weights).
+// 32 weights = f16 d, 16 bytes of nibbles; w = (q - 8) * d (element i < 16: low nibble of byte i,
+// i >= 16: high nibble of byte i - 16).  The split layout's idea (quants apart from scales, 16-byte
+// loads) with the weights of every 32 consecutive blocks (a *tile*: 1024 weights, one row's 1024
+// consecutive x values) permuted so that the 32 threads sharing a tile each load one uvec4 of quants
+// and their x loads are contiguous too: thread t (0..31) takes, for m = 0..7, the four weights
+// 128 m + 4 t .. + 3 of the tile, i.e. x vec4 number 32 m + t.  Those four weights sit in block
+// bt = 4 m + t / 8 at offset e = 4 (t % 8).  A chunk of n blocks (n % 32 == 0) is stored as
+//   words 0..3                 header: word 0 = index of the first scale word (4 + 4n)
+//   uvec4 1 + 32 i + t         tile i, thread t: 16 bits per m (word m / 2, half m % 2), nibble j
+//                              (bits 4j..4j+3) = weight 128 m + 4 t + j of the tile
+//   uvec4 (4 + 4n) / 4 + 4 i + g   tile i, the 8 scales threads 8g..8g+7 need: d of block 4 m + g
+//                              as f16, word m / 2, half m % 2
+// so nothing is padded (18 bytes per block, as in GGUF).  Rows must hold whole tiles (the host
+// uses this layout only then), so tile i of a chunk is tile i % (K / 1024) of row i / (K / 1024).
+// Block b's `base` (for dequant8v, which every other typed kernel reads through) is b * BW.
+#define QK 32
+#define BW 4
+#define SPLIT_LAYOUT
+#define TILE_LAYOUT
+#define TILE_THREADS 32u                         // threads per tile (a layout constant, not a subgroup size)
+
+const uvec4 NIBBLE_SHIFTS = uvec4(0u, 4u, 8u, 12u);
+
+void dequant8v(uint base, uint j, out vec4 a, out vec4 b) {
+    uint blk = base / BW, tile = blk >> 5u, bt = blk & 31u;
+    uint g = bt & 3u, m = bt >> 2u;
+    uint t = 8u * g + 2u * j;                    // elements 8j..8j+3 belong to thread t, 8j+4.. to t + 1
+    uint sh = 16u * (m & 1u);
+    uint w0 = data_a[4u + 4u * (32u * tile + t) + (m >> 1u)] >> sh;
+    uint w1 = data_a[4u + 4u * (32u * tile + t + 1u) + (m >> 1u)] >> sh;
+    float d = unpackHalf2x16(data_a[data_a[0] + 4u * (4u * tile + g) + (m >> 1u)])[m & 1u];
+    a = (vec4((uvec4(w0) >> NIBBLE_SHIFTS) & 0xFu) - 8.0) * d;
+    b = (vec4((uvec4(w1) >> NIBBLE_SHIFTS) & 0xFu) - 8.0) * d;
+}
+
+#ifdef MATVEC
+// Thread t's part of tile `tile`: sum over m of d_m (q_m . xv[m] - 8 xs[m]), with xv[m] = x vec4 32 m + t
+// of the tile and xs[m] its sum (the -8 costs one multiply per four weights).  Two 16-byte loads.
+float tile_dot(uint tile, uint t, vec4 xv[8], float xs[8]) {
+    uvec4 q = data_a4[1u + 32u * tile + t];
+    uvec4 sc = data_a4[(data_a[0] >> 2u) + 4u * tile + (t >> 3u)];
+    float s = 0.0;
+    for (uint m = 0; m < 8; m++) {
+        vec4 qv = vec4((uvec4(q[m >> 1u] >> (16u * (m & 1u))) >> NIBBLE_SHIFTS) & 0xFu);
+        s += unpackHalf2x16(sc[m >> 1u])[m & 1u] * (dot(qv, xv[m]) - 8.0 * xs[m]);
+    }
+    return s;
+}
+#endif
