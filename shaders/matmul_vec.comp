@@ -22,6 +22,7 @@
 // Batches (prompts) use matmul.comp -DBATCH, which reads the same layout through dequant8v.
 #define WG_SPEC
 #include "common.glsl"
+#extension GL_EXT_control_flow_attributes : require     // [[unroll]]
 
 layout(std430, binding = 1) readonly buffer A { uint data_a[]; };      // weight chunk, split layout
 layout(std430, binding = 1) readonly buffer A4 { uvec4 data_a4[]; };   // the same buffer, 16 bytes at a time
@@ -80,7 +81,7 @@ void main() {
     for (uint ti = tid / TILE_THREADS; ti < tiles; ti += WG_SIZE / TILE_THREADS) {
         vec4 xv[8];
         float xs[8];
-        for (uint m = 0; m < 8; m++) {
+        [[unroll]] for (uint m = 0; m < 8; m++) {
             uint xi = ti * 256u + 32u * m + tl;
             xv[m] = x4[xi];
             if (norm) {                          // h = x * g; its 1 / rms is applied to the sums
@@ -89,7 +90,7 @@ void main() {
             }
             xs[m] = dot(xv[m], vec4(1.0));
         }
-        for (uint r = 0; r < NR; r++) {
+        [[unroll]] for (uint r = 0; r < NR; r++) {
             if (r < nr) {
                 acc[r] += tile_dot(row_t0 + r * tiles + ti, tl, xv, xs);
 #ifdef GLU

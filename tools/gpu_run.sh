@@ -247,7 +247,7 @@ part_profile() {
         done
     done
     [ -n "${PROFILE_KERNELS-1}" ] && for m in $MODELS; do
-        step "bench_kernels q4_0 ${SHAPE[$m]}" 60 python3 tools/bench_kernels.py --device nvidia --shape "${SHAPE[$m]}" \
+        step "bench_kernels q4_0 ${SHAPE[$m]}" "${PROFILE_KERNEL_CAP:-100}" python3 tools/bench_kernels.py --device nvidia --shape "${SHAPE[$m]}" \
             --reps 50 --ops "${PROFILE_KERNEL_OPS:-matmul_q4_0,dispatch,attention}" --matvec "${PROFILE_KERNEL_MATVEC:-v2:2x128}" --json "$RAW/kernels-q4_0-$m.json"
     done
 }

@@ -7,7 +7,8 @@
 MODEL is a GGUF file or a shape name of tools/random_gguf.py (written once into --cache-dir, as
 tools/bench.py does).  The tool loads the model on a Vulkan device with GPU timestamps on
 (``VulkanOps(profile=True)``: kp latches one after every recorded op), fills the cache with --depth
-prompt tokens, generates --tokens tokens greedily, and reads the timestamps of the last decode chunk.
+prompt tokens, generates --tokens tokens greedily, then runs the last decode chunk --repeats times more
+and takes each op's median time over those runs.
 Each op's time runs from the end of the op before it to its own end, so a dispatch's figure includes its
 launch and the wait at the barrier before it, and the rows add up to the chunk's GPU time.
 
@@ -59,6 +60,8 @@ def main(argv=None) -> int:
                     help="where shape names are written (default: %(default)s)")
     ap.add_argument("--depth", type=int, default=256, help="prompt tokens in the cache first (default 256)")
     ap.add_argument("--tokens", type=int, default=32, help="tokens generated (default 32; the last chunk is timed)")
+    ap.add_argument("--repeats", type=int, default=5,
+                    help="times the timed chunk is run again; each op's median counts (default 5)")
     ap.add_argument("--json", help="write the rows and totals here")
     args = ap.parse_args(argv)
 
@@ -72,7 +75,7 @@ def main(argv=None) -> int:
 
     path, _ = resolve_model(args.model, Path(args.cache_dir))
     os.environ["GPT4ALL_PROFILE"] = "1"          # VulkanOps(profile=True) for the backend engine.load makes
-    llm = engine.load(str(path), device=args.device, n_ctx=args.depth + args.tokens + 8)
+    llm = engine.load(str(path), device=args.device, n_ctx=args.depth + args.tokens + 16 * (args.repeats + 1) + 8)
     ops = llm.ops
     rng = np.random.default_rng(0)
     prompt = [int(t) for t in rng.integers(100, min(llm.model.hp.n_vocab, 30000), args.depth)]
@@ -80,7 +83,13 @@ def main(argv=None) -> int:
                                                            repeat_penalty=1.0, repeat_last_n=0), args.tokens))
     # the last decode program that ran: the largest chunk size (engine/llm.py runs chunks of powers of two)
     (cap, steps), (prog, _) = max(((k, v) for k, v in llm.model._programs.items() if k[1]), key=lambda kv: kv[0][1])
-    timings = ops.timings(prog)
+    # run the chunk again (it goes on decoding where it stopped: the step buffer is advanced on the device)
+    # and keep each op's median time over the runs: single runs of a few-microsecond op are noisy
+    runs = [ops.timings(prog)]
+    for _ in range(args.repeats):
+        ops.run(prog)
+        runs.append(ops.timings(prog))
+    timings = [dict(t, us=float(np.median([r[i]["us"] for r in runs]))) for i, t in enumerate(runs[0])]
     rows = summarise(timings, steps)
     gpu_us = sum(t["us"] for t in timings) / steps
     weight_bytes = sum(t["bytes"] for t in timings) / steps

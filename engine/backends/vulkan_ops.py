@@ -164,20 +164,24 @@ def repack_split(raw: np.ndarray, ggml_type: int, rows: int, width: int) -> np.n
     return np.concatenate([header, quants, scales.reshape(-1).view(np.uint32)])
 
 
+def _low_nibbles(w: np.ndarray) -> np.ndarray:
+    """The low nibbles of each uint32's four bytes packed into 16 bits (byte k's at bits 4k..4k+3)."""
+    return ((w & 0xF) | ((w >> 4) & 0xF0) | ((w >> 8) & 0xF00) | ((w >> 12) & 0xF000)).astype(np.uint16)
+
+
 def repack_tile(raw: np.ndarray, ggml_type: int, rows: int, width: int) -> np.ndarray:
     """Q4_0 blocks of ``rows`` rows of whole 1024-weight tiles -> one chunk's words in the tile layout
     (shaders/quants/q4_0_tile.glsl): [header] [tile i, thread t: 8 x 16 bits, nibble j of part m = weight
-    128 m + 4 t + j of the tile] [tile i, thread group g: the f16 d of blocks 4 m + g, m = 0..7]."""
+    128 m + 4 t + j of the tile] [tile i, thread group g: the f16 d of blocks 4 m + g, m = 0..7].
+    Thread t = 8 g + t' takes weights 4 t' .. 4 t' + 3 of block 4 m + g: the low nibbles of the block's
+    quant word t' (t' < 4) or the high nibbles of word t' - 4."""
     if ggml_type != T.Q4_0 or width % TILE_WEIGHTS:
         raise ValueError(f"tile layout: Q4_0 rows of a multiple of {TILE_WEIGHTS} weights, not {T(ggml_type).name} x {width}")
     blocks = np.asarray(raw, dtype=np.uint8).reshape(-1, 18)      # [n, d (2 bytes) + 16 bytes of nibbles]
     n = blocks.shape[0]
-    qs = blocks[:, 2:]
-    nib = np.concatenate([qs & 0xF, qs >> 4], axis=1).astype(np.uint16)   # [n, 32]: weight e of each block
-    # [tile, block 4m + g, weight 4 t' + j]  ->  [tile, g, t', m, j]: thread t = 8 g + t', its parts m
-    nib = nib.reshape(n // 32, 8, 4, 8, 4).transpose(0, 2, 3, 1, 4)
-    halves = (nib << np.array([0, 4, 8, 12], np.uint16)).sum(axis=-1, dtype=np.uint16)   # [tile, g, t', m]
-    quants = np.ascontiguousarray(halves).reshape(-1).view(np.uint32)
+    words = np.ascontiguousarray(blocks[:, 2:]).view(np.uint32).reshape(n // 32, 8, 4, 4)   # [tile, m, g, word]
+    halves = np.concatenate([_low_nibbles(words), _low_nibbles(words >> 4)], axis=3)      # [tile, m, g, t']
+    quants = np.ascontiguousarray(halves.transpose(0, 2, 3, 1)).reshape(-1).view(np.uint32)   # [tile, g, t', m]
     d = blocks[:, :2].copy().view(np.uint16).reshape(n // 32, 8, 4).transpose(0, 2, 1)   # [tile, g, m]
     header = np.zeros(SPLIT_HEADER_WORDS, np.uint32)
     header[0] = SPLIT_HEADER_WORDS + quants.size

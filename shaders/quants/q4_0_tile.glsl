@@ -41,7 +41,7 @@ float tile_dot(uint tile, uint t, vec4 xv[8], float xs[8]) {
     uvec4 q = data_a4[1u + 32u * tile + t];
     uvec4 sc = data_a4[(data_a[0] >> 2u) + 4u * tile + (t >> 3u)];
     float s = 0.0;
-    for (uint m = 0; m < 8; m++) {
+    [[unroll]] for (uint m = 0; m < 8; m++) {     // unrolled: constant indices keep q, sc, xv in registers
         vec4 qv = vec4((uvec4(q[m >> 1u] >> (16u * (m & 1u))) >> NIBBLE_SHIFTS) & 0xFu);
         s += unpackHalf2x16(sc[m >> 1u])[m & 1u] * (dot(qv, xv[m]) - 8.0 * xs[m]);
     }
