@@ -186,7 +186,7 @@ part_speed() {
 part_tune() {
     for m in $MODELS; do
         for mv in ${TUNE_MATVEC:-v2:4x64 v2:4x128 v2:2x64}; do
-            GPT4ALL_MATVEC=$mv ours_step "ours with GPT4ALL_MATVEC=$mv, ${SHAPE[$m]}" 45 "tune_${mv//:/_}_$m" "$m"
+            GPT4ALL_MATVEC=$mv ours_step "ours with GPT4ALL_MATVEC=$mv, ${SHAPE[$m]}" "${TUNE_CAP:-45}" "tune_${mv//:/_}_$m" "$m"
         done
         [ -n "${TUNE_NO_LANES:-}" ] && GPT4ALL_MATVEC_LANES=0 ours_step "ours with GPT4ALL_MATVEC_LANES=0, ${SHAPE[$m]}" 45 \
             "tune_no_lanes_$m" "$m"
@@ -242,7 +242,7 @@ part_profile() {
         for mv in ${PROFILE_MATVEC:-default}; do
             local env=() tag=${mv//:/_}
             [ "$mv" != default ] && env=(GPT4ALL_MATVEC="$mv")
-            step "profile ${SHAPE[$m]} matvec=$mv" 60 env "${env[@]}" python3 tools/profile_decode.py "${SHAPE[$m]}-q4_0" \
+            step "profile ${SHAPE[$m]} matvec=$mv" "${PROFILE_CAP:-60}" env "${env[@]}" python3 tools/profile_decode.py "${SHAPE[$m]}-q4_0" \
                 --cache-dir "$BENCH_CACHE" --depth "$PROMPT_TOKENS" --json "$RAW/profile_${m}_$tag.json"
         done
     done
