@@ -1,8 +1,9 @@
 #version 450
 // Ops.attention for a decode step on a GPU, first half of the split (flash-decoding) path:
 // softmax(q k^T * scale [softcap] + mask) v over slice z of the visible keys, for every query head of
-// one KV head's group (GQA), written unnormalised as (max m, sum l, acc) to `part`;
-// attention_merge.comp combines the n_split slices exactly as it does attention.comp's.
+// one KV head's group (GQA), written unnormalised as (max m, sum l, acc) to `part`; the last
+// workgroup of a (row, head block) to finish then combines the n_split slices into `out` exactly as
+// attention_merge.comp does attention.comp's (see "Merge" below), so the split path is one dispatch.
 //
 // Workgroup (x, y, z): x = KV head kvh * nblk + head block (the host launches n_kv_head * nblk
 // workgroups along x, nblk = ceil(G / GMAX), G = n_head / n_kv_head; each block takes <= GMAX of the
@@ -27,6 +28,20 @@
 //    gn heads; the KP key parts are summed through shared memory once, at the end.  Its first UNROLL_V
 //    V rows (all of them for a decode slice of <= UNROLL_V * KP keys) are loaded before the scores,
 //    so the V and K loads overlap instead of costing two memory round trips.
+//
+// Merge ("last block" / threadfence reduction): after writing its part entries for row t, a workgroup
+// makes them visible device-wide and one thread increments counters[t * gl_NumWorkGroups.x + x]; the
+// workgroup that sees n_split - 1 is the last of the row's n_split slices (for this head block) to
+// finish, so every slice's part entries are written: it reads them back and writes `out`.  It then
+// resets the counter to 0, so the next dispatch (next layer, next decode step: the host shares the
+// part and counter buffers between them, ordered by pipeline barriers) starts from zero.  No
+// workgroup waits for another (no spinning), so no forward-progress guarantee is needed.
+// Memory model (GLSL 450 without the Vulkan memory model): `part` and `counters` are `coherent`
+// (their loads and stores bypass non-coherent per-core caches: NVIDIA's L1), memoryBarrierBuffer()
+// (OpMemoryBarrier, Device scope, AcquireRelease on buffer memory) orders an invocation's buffer
+// accesses before / after it, and the counter is an atomic.  barrier() alone orders shared memory
+// only, hence the memoryBarrierBuffer() next to each barrier() that hands buffer data between
+// invocations.  Details at each barrier below.
 #extension GL_EXT_control_flow_attributes : require
 #define WG_SIZE 128                // >= head_dim / 4 for head_dim <= 512 (one thread per vec4 of a row)
 #include "common.glsl"
@@ -40,9 +55,11 @@
 layout(std430, binding = 1) readonly buffer Q { vec4 q4[]; };     // [rows, n_head * head_dim]
 layout(std430, binding = 2) readonly buffer K { vec4 k4[]; };     // [n_ctx, n_kv_head * head_dim]
 layout(std430, binding = 3) readonly buffer V { vec4 v4[]; };     // [n_ctx, n_kv_head * head_dim]
-layout(std430, binding = 4) buffer O { float out_[]; };           // [rows, n_head * head_dim] (unused here)
+layout(std430, binding = 4) writeonly buffer O { float out_[]; }; // [rows, n_head * head_dim]
 layout(std430, binding = 5) readonly buffer S { int seq[]; };     // [rows, 1] (if has_seq)
-layout(std430, binding = 6) buffer P { float part[]; };           // [rows, n_head, n_split, 2 + head_dim]
+layout(std430, binding = 6) coherent buffer P { float part[]; };  // [rows, n_head, n_split, 2 + head_dim]
+// arrivals per (row, KV head, head block) = [rows_cap, gl_NumWorkGroups.x]; 0 between dispatches
+layout(std430, binding = 7) coherent buffer C { uint counters[]; };
 
 layout(push_constant) uniform PC {
     uint n_head; uint n_kv_head; uint head_dim; float scale;
@@ -54,6 +71,7 @@ shared float red_m[WG_SIZE];       // chunk max partials, [g * TPR + tt]
 shared float red_l[WG_SIZE];       // chunk sum partials
 shared vec4 red_v[WG_SIZE];        // the key parts' accumulators of one head, summed at the end
 shared float m_sh[GMAX], l_sh[GMAX], mnew_sh[GMAX], corr_sh[GMAX];
+shared bool last_sh;               // this workgroup is the row's last slice to finish: it merges
 
 void main() {
     uint tid = gl_LocalInvocationID.x;
@@ -221,6 +239,94 @@ void main() {
             part[o] = s.x; part[o + 1u] = s.y; part[o + 2u] = s.z; part[o + 3u] = s.w;
         }
         barrier();
+    }
+
+    // Merge: is this the last of the row's n_split workgroups (this head block) to get here?
+    // Release: each invocation's part stores above must be visible device-wide before the arrival is
+    // counted.  memoryBarrierBuffer() orders them before anything this invocation does next; the
+    // barrier() then makes every invocation's fence precede thread 0's atomic (and the fence thread 0
+    // repeats right before it, so its own release covers what it has observed through the barrier).
+    memoryBarrierBuffer();
+    barrier();
+    uint ci = t * gl_NumWorkGroups.x + gl_WorkGroupID.x;  // (row t, KV head kvh, head block)
+    if (tid == 0u) {
+        memoryBarrierBuffer();
+        last_sh = atomicAdd(counters[ci], 1u) == pc.n_split - 1u;
+    }
+    barrier();                                             // last_sh is set (shared memory: barrier() suffices)
+    if (last_sh) {                                         // uniform across the workgroup
+        // Acquire: thread 0's atomic saw every other slice's arrival, and each of those came after its part
+        // stores and fences; the barrier above passed that on to every invocation, and this fence keeps
+        // each one's part loads below after it (they are `coherent`, so they read L2 / memory, not a stale
+        // per-core cache).
+        memoryBarrierBuffer();
+        uint zs = 2u + pc.head_dim;                        // part floats per slice
+        uint hb = (t * pc.n_head + h0) * hs;               // part index of (row t, head h0, slice 0)
+        // 1. per head g: M = max m over the non-empty slices (l > 0; an empty one has m = -inf, l = 0),
+        //    L = sum l e^(m - M); TPR threads per head, each over slices tt, tt + TPR, ...  (Loads are not
+        //    behind the l > 0 tests, so that they can be in flight together: this tail is latency bound.)
+        if (smax) {
+            float mx = NEG_INF;
+            for (uint zz = tt; zz < pc.n_split; zz += TPR) {
+                uint e = hb + sg * hs + zz * zs;
+                float m = part[e], l = part[e + 1u];
+                if (l > 0.0) mx = max(mx, m);
+            }
+            red_m[tid] = mx;
+        }
+        barrier();
+        if (smax) {
+            float M = NEG_INF;
+            for (uint c = 0; c < TPR; c++) M = max(M, red_m[sg * TPR + c]);
+            float L = 0.0;
+            for (uint zz = tt; zz < pc.n_split; zz += TPR) {
+                uint e = hb + sg * hs + zz * zs;
+                float m = part[e], l = part[e + 1u];
+                L += l > 0.0 ? l * exp(m - M) : 0.0;
+            }
+            red_l[tid] = L;
+            if (tt == 0u) mnew_sh[sg] = M;
+        }
+        barrier();
+        if (smax && tt == 0u) {
+            float L = 0.0;
+            for (uint c = 0; c < TPR; c++) L += red_l[sg * TPR + c];
+            l_sh[sg] = L;
+        }
+        // 2. thread (dv, kp): sum_z acc_z e^(m_z - M) over slices kp, kp + KP, ... for vec4 dv of each head
+        //    (an empty slice's weight is 0: its acc is 0 too, so this adds exactly nothing)
+        [[unroll]] for (uint g = 0; g < GMAX; g++) acc[g] = vec4(0.0);
+        if (outp) {
+            for (uint zz = kp; zz < pc.n_split; zz += KP) {
+                [[unroll]] for (uint g = 0; g < GMAX; g++) {
+                    if (g < gn) {
+                        uint e = hb + g * hs + zz * zs, o = e + 2u + 4u * dv;
+                        float m = part[e], l = part[e + 1u];
+                        vec4 a = vec4(part[o], part[o + 1u], part[o + 2u], part[o + 3u]);
+                        acc[g] += (l > 0.0 ? exp(m - mnew_sh[g]) : 0.0) * a;
+                    }
+                }
+            }
+        }
+        // 3. the KP parts summed through shared memory, / L, to out
+        uint ob = (t * pc.n_head + h0) * pc.head_dim;      // out index of (row t, head h0)
+        for (uint g = 0; g < gn; g++) {
+            vec4 v = acc[0];
+            [[unroll]] for (uint u = 1; u < GMAX; u++) if (u == g) v = acc[u];
+            barrier();                                     // red_v's previous readers are done; l_sh final
+            if (outp) red_v[tid] = v;
+            barrier();
+            if (tid < D4) {
+                vec4 s = vec4(0.0);
+                for (uint c = 0; c < KP; c++) s += red_v[c * D4 + tid];
+                s /= l_sh[g];
+                uint o = ob + g * pc.head_dim + 4u * tid;
+                out_[o] = s.x; out_[o + 1u] = s.y; out_[o + 2u] = s.z; out_[o + 3u] = s.w;
+            }
+        }
+        // Every slice has arrived, so nothing else in this dispatch touches this counter: a plain store
+        // resets it; the pipeline barrier before the next dispatch that binds the buffer makes it visible.
+        if (tid == 0u) counters[ci] = 0u;
     }
     }
 }

@@ -111,6 +111,24 @@ def test_matvec_choice_picks_the_kernel(matvec_backends):
     assert tile == (vk.matvec == "v3")
 
 
+def test_tile_layout_made_on_the_device_matches_numpy():
+    """v3 uploads Q4_0 in the split layout and permutes it into the tile layout on the GPU (tile_repack.comp):
+    the words must be exactly vulkan_ops.repack_tile's, for several tiles per row and rows per chunk."""
+    import kp
+    from engine.backends import vulkan_ops
+    vk = harness.Backends("kompute", matvec="v3").vk
+    rng = np.random.default_rng(3)
+    for rows, width in ((3, 1024), (5, 3072)):
+        raw = harness.random_weight(rng, harness.T.Q4_0, rows, width)
+        lay = vk._split_layout(harness.T.Q4_0, width)
+        assert lay.shader == "q4_0_tile"
+        buf = vk._upload_split(lay, raw, harness.T.Q4_0, rows, width)
+        host = vk.mgr.tensor_t(np.zeros(buf.size(), np.uint32), kp.TensorTypes.host)
+        vk.mgr.sequence().eval(kp.OpTensorCopy([buf, host]))
+        want = vulkan_ops.repack_tile(raw, harness.T.Q4_0, rows, width)
+        np.testing.assert_array_equal(np.asarray(host.data()).view(np.uint32)[: want.size], want)
+
+
 def test_matvec_kernel_name_is_checked():
     for bad in ("v4", "v1:4x64", "v2:0x64", "v2:4x2048", "v2:4", "v3:4x48"):
         with pytest.raises(ValueError, match="matvec"):

@@ -304,23 +304,38 @@ def rope_case(neox: bool, n_tok: int, pos: int, n_head: int, head_dim: int, n_ro
 
 
 def attention_case(label: str, n_tok: int, pos: int, n_head: int, n_kv: int, hd: int, causal=True,
-                   window=0, softcap=0.0, seqs=None, n_ctx=64, seed=5, split=False) -> Case:
+                   window=0, softcap=0.0, seqs=None, n_ctx=64, seed=5, split=False, layers=1,
+                   first_pos: Optional[int] = None) -> Case:
+    """``layers``: that many attention calls of the same shape (own q, K, V, out) in one program, as a
+    model's layers make them (on the split path they share the partial-results and counter buffers);
+    ``first_pos``: the program also runs at that position first, and only the run at ``pos`` is compared
+    (state a run leaves behind, e.g. attention_decode.comp's arrival counters, must not change the next)."""
     rng = np.random.default_rng(seed)
-    q = rng.standard_normal((n_tok, n_head * hd)).astype(np.float32)
-    rows_kv = pos + n_tok if causal else n_tok
-    kc = np.zeros((n_ctx, n_kv * hd), np.float32)
-    vc = np.zeros((n_ctx, n_kv * hd), np.float32)
-    kc[:rows_kv] = rng.standard_normal((rows_kv, n_kv * hd))
-    vc[:rows_kv] = rng.standard_normal((rows_kv, n_kv * hd))
+    rows_kv = max(pos, first_pos or 0) + n_tok if causal else n_tok
+    data = []
+    for _ in range(layers):
+        q = rng.standard_normal((n_tok, n_head * hd)).astype(np.float32)
+        kc = np.zeros((n_ctx, n_kv * hd), np.float32)
+        vc = np.zeros((n_ctx, n_kv * hd), np.float32)
+        kc[:rows_kv] = rng.standard_normal((rows_kv, n_kv * hd))
+        vc[:rows_kv] = rng.standard_normal((rows_kv, n_kv * hd))
+        data.append((q, kc, vc))
     scale = 1.0 / math.sqrt(hd)
 
     def prepare(ops: Ops) -> Prepared:
-        qt, kt, vt = _tensor(ops, q), _tensor(ops, kc), _tensor(ops, vc)
         st = _tensor(ops, np.asarray(seqs, np.int32), "i32") if seqs is not None else None
-        out = ops.tensor(n_tok, n_head * hd)
+        args = [(_tensor(ops, q), _tensor(ops, kc), _tensor(ops, vc), ops.tensor(n_tok, n_head * hd))
+                for q, kc, vc in data]
         with ops.record() as prog:
-            ops.attention(out, qt, kt, vt, n_head, n_kv, hd, scale, causal, window, softcap, st)
-        return Prepared(prog, _simple(ops, n_tok, pos), [(out, n_tok)])
+            for qt, kt, vt, out in args:
+                ops.attention(out, qt, kt, vt, n_head, n_kv, hd, scale, causal, window, softcap, st)
+
+        def before():
+            if first_pos is not None:
+                ops.set_step(n_tok, first_pos)
+                ops.run(prog)
+            ops.set_step(n_tok, pos)
+        return Prepared(prog, before, [(a[3], n_tok) for a in args])
     return Case("attention", label + " split keys" * split, prepare, tol=1e-6, split=split)
 
 
@@ -498,7 +513,15 @@ def build_cases() -> list[Case]:
               attention_case("decode pos=100, 4/2 x512", 1, 100, 4, 2, 512, n_ctx=128, split=True),
               attention_case("non-causal + seq_ids (3 seqs)", 7, 0, 4, 4, 32, causal=False,
                              seqs=[[0], [0], [0], [1], [1], [2], [2]], split=True),
-              attention_case("decode pos=70, head_dim 30", 1, 70, 4, 2, 30, n_ctx=80, split=True)]
+              attention_case("decode pos=70, head_dim 30", 1, 70, 4, 2, 30, n_ctx=80, split=True),
+              # one recorded program run twice (pos 40, then 150), with 2 layers: the split path's merge in
+              # attention_decode.comp counts each (row, head block)'s finished slices in a buffer that every
+              # layer and run shares, so a counter left non-zero breaks the next layer or run; G = 12 heads
+              # per KV head make 2 head blocks, 3 rows 3 counters per block
+              attention_case("2 layers, run at pos 40 then 150, GQA 8/2 x64", 1, 150, 8, 2, 64, n_ctx=160,
+                             split=True, layers=2, first_pos=40),
+              attention_case("3 rows, 2 layers, pos 9 then 30, GQA 24/2 x32", 3, 30, 24, 2, 32, n_ctx=40,
+                             split=True, layers=2, first_pos=9)]
     # element-wise and row ops
     cases.append(binary_case("add", 5, 77, lambda o, out, a, b: o.add(out, a, b)))
     cases.append(unary_case("scale", "[3,77] * 0.125", 3, 77, lambda o, out, x, w: o.scale(out, x, 0.125)))

@@ -70,6 +70,10 @@ SHAPES = {
     "tiny": LlamaShape("tiny-llama", n_embd=128, n_layer=2, n_head=4, n_head_kv=2, n_ff=256,
                        n_vocab=49216, tied_embeddings=True, context_length=2048,
                        rope_scaling=(32.0, 1.0, 4.0, 8192)),
+    # rows of whole 1024-weight tiles (the Q4_0 tile layout of GPT4ALL_MATVEC=v3), head_dim 128 as in 8B
+    "tiny-tiles": LlamaShape("tiny-tiles-llama", n_embd=1024, n_layer=2, n_head=8, n_head_kv=2, n_ff=2048,
+                             n_vocab=49216, tied_embeddings=True, context_length=2048,
+                             rope_scaling=(32.0, 1.0, 4.0, 8192)),
 }
 
 FILE_TYPE = {QT.F32: gguf.LlamaFileType.ALL_F32, QT.F16: gguf.LlamaFileType.MOSTLY_F16,

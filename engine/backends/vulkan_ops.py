@@ -68,9 +68,10 @@ ATTENTION_DECODE_HEADS = 8  # query heads per workgroup of the split path's kern
 CPU_MATMUL_GROUPS = 64      # matmul workgroups on a CPU Vulkan device (see _matmul_groups)
 MAX_GROUPS_X = 32768        # split large dispatches over x and y (Vulkan guarantees >= 65535)
 DEFAULT_MATVEC = "v2"       # decode mat-vec kernel on a CPU device (see MatvecKernel; docs/vulkan.md)
-# ... on a GPU: 2 rows x 128 threads per workgroup was the fastest of 8 shapes end to end on an H100 with the
-# lane kernel (1B 675 / 8B 196 tok/s against 513 / 151 for 4x64; docs/performance.md, PART=tune)
-DEFAULT_MATVEC_GPU = "v2:2x128"
+# ... on a GPU: v3 (Q4_0 in the tile layout where rows allow, v2's split layouts elsewhere), 4 rows x 128
+# threads per workgroup: on an H100, Llama-3-8B shape 244.6 tok/s against 235.3 (v3:2x128) and 225.4
+# (v2:2x128, the previous default); 1B shape 711.5 / 736.0 / 681.7 (docs/performance.md, PART=tune)
+DEFAULT_MATVEC_GPU = "v3:4x128"
 
 
 @dataclass(frozen=True)
@@ -110,13 +111,16 @@ SPLIT_HEADER_WORDS = 4      # word 0: where the scales start; 4 words keep the q
 # shaders/quants/q4_0_tile.glsl); other types and widths keep their split layout
 TILE_LAYOUTS = {T.Q4_0: Layout("q4_0_tile", 32, 4, split=True)}
 TILE_WEIGHTS = 1024
+TILE_THREADS = 32           # threads sharing a tile (the layout's, not a subgroup size)
 
 
 @dataclass(frozen=True)
 class MatvecKernel:
     """The decode (one-row) mat-vec.  'v1': matmul.comp on the padded layouts.  'v2[:NRxWG]':
     matmul_vec.comp on the split layouts (Q4_0, Q8_0, Q4_K, Q6_K), NR weight rows per workgroup pass and WG threads
-    per workgroup (its specialization constants; default 4x64), e.g. 'v2:2x128'."""
+    per workgroup (its specialization constants; default 4x64), e.g. 'v2:2x128'.  'v3[:NRxWG]': the same, with
+    Q4_0 rows of a multiple of 1024 weights in the tile layout (shaders/quants/q4_0_tile.glsl; WG a
+    multiple of 32)."""
     version: str = "v2"
     nr: int = 4
     wg: int = 64
@@ -171,7 +175,8 @@ def _low_nibbles(w: np.ndarray) -> np.ndarray:
 
 def repack_tile(raw: np.ndarray, ggml_type: int, rows: int, width: int) -> np.ndarray:
     """Q4_0 blocks of ``rows`` rows of whole 1024-weight tiles -> one chunk's words in the tile layout
-    (shaders/quants/q4_0_tile.glsl): [header] [tile i, thread t: 8 x 16 bits, nibble j of part m = weight
+    (shaders/quants/q4_0_tile.glsl), the reference for shaders/tile_repack.comp, which does this on the
+    device at upload (VulkanOps._upload_split; tests/test_ops_harness.py checks they agree): [header] [tile i, thread t: 8 x 16 bits, nibble j of part m = weight
     128 m + 4 t + j of the tile] [tile i, thread group g: the f16 d of blocks 4 m + g, m = 0..7].
     Thread t = 8 g + t' takes weights 4 t' .. 4 t' + 3 of block 4 m + g: the low nibbles of the block's
     quant word t' (t' < 4) or the high nibbles of word t' - 4."""
@@ -296,9 +301,10 @@ class VulkanOps(Ops):
         subgroup arithmetic; False forces the portable shared-memory path).  ``attention_splits``:
         key slices per (row, head) in attention (default: $GPT4ALL_ATTENTION_SPLITS, else ATTENTION_SPLITS,
         for decode on a GPU, else 1).
-        ``matvec``: the decode mat-vec kernel, 'v1' (matmul.comp on the padded layout) or 'v2[:NRxWG]'
+        ``matvec``: the decode mat-vec kernel, 'v1' (matmul.comp on the padded layout), 'v2[:NRxWG]'
         (matmul_vec.comp on the split layouts of Q4_0, Q8_0, Q4_K and Q6_K, which every other typed kernel reads
-        too; see MatvecKernel); default: $GPT4ALL_MATVEC, else DEFAULT_MATVEC_GPU on a GPU, DEFAULT_MATVEC on a CPU device.  Fixed per backend: it
+        too; see MatvecKernel) or 'v3[:NRxWG]' (v2, with Q4_0 rows of whole 1024-weight tiles in the tile
+        layout); default: $GPT4ALL_MATVEC, else DEFAULT_MATVEC_GPU on a GPU, DEFAULT_MATVEC on a CPU device.  Fixed per backend: it
         decides how weights are uploaded.  ``sample_wg``: threads of sample.comp's single workgroup
         (default: $GPT4ALL_SAMPLE_WG, else 128 on a CPU device, else as many as the device allows, <= 1024).
         ``norm``: the RMSNorm kernels, 'v1' (rms_norm.comp with shared-memory reductions; ``add_rms_norm``
@@ -329,6 +335,9 @@ class VulkanOps(Ops):
         self.matvec = self.matvec_kernel.version            # 'v1' | 'v2' | 'v3'
         # Q4_0 / Q8_0 mat-vec: 4 threads per 32-weight block (coalesced x loads) unless GPT4ALL_MATVEC_LANES=0
         self.matvec_lanes = os.environ.get("GPT4ALL_MATVEC_LANES", "1") != "0" and self.matvec_kernel.wg % 4 == 0
+        # v3, tile layouts: a workgroup has at most one 32-thread team per tile of a row (a 2048-wide row has 2
+        # tiles, so 4x128 would leave half its threads idle); GPT4ALL_MATVEC_FIT=0 keeps WG threads (an A/B switch)
+        self.matvec_fit = os.environ.get("GPT4ALL_MATVEC_FIT", "1") != "0"
         if self.matvec_kernel.wg > self.info.max_workgroup_invocations:
             raise ValueError(f"matvec kernel {self.matvec_kernel}: {self.matvec_kernel.wg} threads per workgroup, "
                              f"more than '{self.info.name}' allows ({self.info.max_workgroup_invocations})")
@@ -368,6 +377,7 @@ class VulkanOps(Ops):
         self._spv: dict[str, bytes] = {}
         self._scratch: dict[int, "kp.Tensor"] = {}
         self._partials: dict[int, "kp.Tensor"] = {}             # attention's split-key partial results
+        self._counters: dict[int, "kp.Tensor"] = {}             # attention_decode.comp's arrival counters (0 between uses)
         self._normed: Optional[tuple] = None                    # see _pre_normed()
         self._stacks: dict[tuple, Weight] = {}                  # see _stack()
         self._algos: dict[tuple, tuple] = {}                    # see _algorithm()
@@ -441,7 +451,7 @@ class VulkanOps(Ops):
         vw = VulkanWeight(lay, width // lay.qk)
         for lo in range(0, rows, rows_per_chunk):
             hi = min(rows, lo + rows_per_chunk)
-            vw.chunks.append((self._upload(self._repack(lay, blocks[lo:hi], ggml_type, hi - lo, width)), lo, hi))
+            vw.chunks.append((self._upload_split(lay, blocks[lo:hi], ggml_type, hi - lo, width), lo, hi))
         vw.raw = blocks
         self.bytes_allocated += blocks.nbytes
         return Weight(rows, width, ggml_type, name, vw)
@@ -451,9 +461,24 @@ class VulkanOps(Ops):
             return TILE_LAYOUTS[ggml_type]
         return SPLIT_LAYOUTS[ggml_type]
 
-    @staticmethod
-    def _repack(lay: Layout, raw: np.ndarray, ggml_type: int, rows: int, width: int) -> np.ndarray:
-        return (repack_tile if lay in TILE_LAYOUTS.values() else repack_split)(raw, ggml_type, rows, width)
+    def _upload_split(self, lay: Layout, blocks: np.ndarray, ggml_type: int, rows: int, width: int) -> "kp.Tensor":
+        """One chunk of GGUF blocks (``rows`` rows) on the device in layout ``lay``: the split layout from the
+        host (repack_split); the tile layout permuted from it by the GPU (shaders/tile_repack.comp, the same
+        permutation as repack_tile, which took an 8B model's load from ~11 s to ~33 s done on the host)."""
+        words = repack_split(blocks, ggml_type, rows, width)
+        src = self._upload(words)
+        if lay not in TILE_LAYOUTS.values():
+            return src
+        n_blocks = rows * (width // lay.qk)
+        dst = self.mgr.tensor_t(np.zeros(words.size, np.uint32), kp.TensorTypes.storage)
+        groups = _groups(36 * n_blocks // 32, 64)            # a thread per output uvec4: 32 quants + 4 scales per tile
+        algo = self.mgr.algorithm([src, dst], self._spirv("tile_repack"),
+                                  [min(groups, MAX_GROUPS_X), _groups(groups, MAX_GROUPS_X), 1], [],
+                                  push_constants(n_blocks))
+        self.mgr.sequence().eval(kp.OpAlgoDispatch(algo))
+        algo.destroy()
+        src.destroy()
+        return dst
 
     def _upload(self, words: np.ndarray) -> "kp.Tensor":
         """A device-local buffer holding ``words``, filled by a GPU copy from a temporary host buffer."""
@@ -706,7 +731,10 @@ class VulkanOps(Ops):
         # past the step's n_tokens exit at once); matmul.comp -DBATCH a few that loop over its NT-row tiles
         row_groups = (_groups(cap, GEMM_BN) if tiled else min(_groups(cap, MATMUL_NT), MATMUL_TILE_GROUPS)
                       if batch else 1)
-        spec = (mk.wg, mk.nr, int(self.matvec_lanes)) if vec else ()   # matmul_vec.comp's specialization constants
+        wg = mk.wg
+        if vec and vw.layout in TILE_LAYOUTS.values() and self.matvec_fit:
+            wg = min(wg, TILE_THREADS * (w.width // TILE_WEIGHTS))     # no team of threads without a tile to take
+        spec = (wg, mk.nr, int(self.matvec_lanes)) if vec else ()      # matmul_vec.comp's specialization constants
         flags = (1 if bbuf is not None else 0) | (2 if accumulate else 0) | (4 if gbuf is not None else 0)
         act, up_row_off = ({"silu": 0, "gelu": 1}[glu[0]], glu[1]) if glu else (0, 0)
         tensors = [x.handle, out.handle, bbuf or self._dummy] + ([gbuf or self._dummy] if vec else [])
@@ -757,7 +785,7 @@ class VulkanOps(Ops):
             return None
         rows = sum(w.rows for w in weights)
         raw = np.concatenate([vw.raw for vw in vws])                          # [rows, row bytes]
-        buf = self._upload(self._repack(vws[0].layout, raw, first.ggml_type, rows, first.width))
+        buf = self._upload_split(vws[0].layout, raw, first.ggml_type, rows, first.width)
         stacked = Weight(rows, first.width, first.ggml_type, "+".join(w.name for w in weights),
                          VulkanWeight(vws[0].layout, vws[0].nb, [(buf, 0, rows)]))
         bound = {i for k in self._algos for i in k[1]}                           # buffers some dispatch binds
@@ -847,13 +875,21 @@ class VulkanOps(Ops):
                               float(softcap), int(seq_ids is not None), cap, n_split)
         if n_split > 1 and head_dim % 4 == 0:
             # attention_decode.comp: one workgroup per (KV head, block of <= ATTENTION_DECODE_HEADS of its
-            # query heads, slice), so K and V are read once for the block; same buffers, push constants, part
+            # query heads, slice), so K and V are read once for the block; same buffers, push constants, part.
+            # The last slice of each (row, head block) to finish merges the slices into out (no merge
+            # dispatch), counting arrivals in a uint per (row, head block) that it resets to 0: zeroed once
+            # here, shared like part by every layer and step (the barriers between them order its uses).
             blocks = -(-(n_head // n_kv_head) // ATTENTION_DECODE_HEADS)
-            self._dispatch("attention_decode", buffers, push, (n_kv_head * blocks, _row_groups(cap), n_split), [part])
-        else:
-            self._dispatch("attention" + self._sg, buffers, push, (n_head, _row_groups(cap), n_split),
-                           [part if n_split > 1 else out.handle])
-        if n_split > 1:
+            n = cap * n_kv_head * blocks
+            if n not in self._counters:
+                self._counters[n] = self._upload(np.zeros(n, np.uint32))
+            counters = self._counters[n]
+            self._dispatch("attention_decode", buffers + [counters], push,
+                           (n_kv_head * blocks, _row_groups(cap), n_split), [part, counters, out.handle])
+            return
+        self._dispatch("attention" + self._sg, buffers, push, (n_head, _row_groups(cap), n_split),
+                       [part if n_split > 1 else out.handle])
+        if n_split > 1:                 # attention.comp's slices (head_dim % 4 != 0): merged by a second dispatch
             self._dispatch("attention_merge", [part, out.handle], push_constants(n_head, head_dim, n_split, cap),
                            (n_head, _row_groups(cap)), [out.handle])
 
