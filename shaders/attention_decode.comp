@@ -1,9 +1,11 @@
 #version 450
 // Ops.attention for a decode step on a GPU, first half of the split (flash-decoding) path:
 // softmax(q k^T * scale [softcap] + mask) v over slice z of the visible keys, for every query head of
-// one KV head's group (GQA), written unnormalised as (max m, sum l, acc) to `part`; the last
-// workgroup of a (row, head block) to finish then combines the n_split slices into `out` exactly as
-// attention_merge.comp does attention.comp's (see "Merge" below), so the split path is one dispatch.
+// one KV head's group (GQA), written unnormalised as (max m, sum l, acc) to `part`; attention_merge.comp
+// then combines the n_split slices, as it does attention.comp's.  -DMERGE_LAST (attention_decode_merge,
+// GPT4ALL_ATTENTION_MERGE=last): the last workgroup of a (row, head block) to finish combines them itself
+// (see "Merge" below), so the split path is one dispatch; on the H100 that was slower than the second
+// dispatch (docs/vulkan.md), so it is opt-in.
 //
 // Workgroup (x, y, z): x = KV head kvh * nblk + head block (the host launches n_kv_head * nblk
 // workgroups along x, nblk = ceil(G / GMAX), G = n_head / n_kv_head; each block takes <= GMAX of the
@@ -29,7 +31,7 @@
 //    V rows (all of them for a decode slice of <= UNROLL_V * KP keys) are loaded before the scores,
 //    so the V and K loads overlap instead of costing two memory round trips.
 //
-// Merge ("last block" / threadfence reduction): after writing its part entries for row t, a workgroup
+// Merge (-DMERGE_LAST; "last block" / threadfence reduction): after writing its part entries for row t, a workgroup
 // makes them visible device-wide and one thread increments counters[t * gl_NumWorkGroups.x + x]; the
 // workgroup that sees n_split - 1 is the last of the row's n_split slices (for this head block) to
 // finish, so every slice's part entries are written: it reads them back and writes `out`.  It then
@@ -57,9 +59,13 @@ layout(std430, binding = 2) readonly buffer K { vec4 k4[]; };     // [n_ctx, n_k
 layout(std430, binding = 3) readonly buffer V { vec4 v4[]; };     // [n_ctx, n_kv_head * head_dim]
 layout(std430, binding = 4) writeonly buffer O { float out_[]; }; // [rows, n_head * head_dim]
 layout(std430, binding = 5) readonly buffer S { int seq[]; };     // [rows, 1] (if has_seq)
+#ifdef MERGE_LAST
 layout(std430, binding = 6) coherent buffer P { float part[]; };  // [rows, n_head, n_split, 2 + head_dim]
 // arrivals per (row, KV head, head block) = [rows_cap, gl_NumWorkGroups.x]; 0 between dispatches
 layout(std430, binding = 7) coherent buffer C { uint counters[]; };
+#else
+layout(std430, binding = 6) buffer P { float part[]; };           // [rows, n_head, n_split, 2 + head_dim]
+#endif
 
 layout(push_constant) uniform PC {
     uint n_head; uint n_kv_head; uint head_dim; float scale;
@@ -241,6 +247,7 @@ void main() {
         barrier();
     }
 
+#ifdef MERGE_LAST
     // Merge: is this the last of the row's n_split workgroups (this head block) to get here?
     // Release: each invocation's part stores above must be visible device-wide before the arrival is
     // counted.  memoryBarrierBuffer() orders them before anything this invocation does next; the
@@ -328,5 +335,6 @@ void main() {
         // resets it; the pipeline barrier before the next dispatch that binds the buffer makes it visible.
         if (tid == 0u) counters[ci] = 0u;
     }
+#endif
     }
 }

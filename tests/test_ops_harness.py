@@ -249,3 +249,26 @@ def test_gemm_choice_picks_the_kernel(monkeypatch):
     assert VulkanOps(info).gemm == ("rows" if info.type == "cpu" else "tiled")
     with pytest.raises(ValueError, match="GPT4ALL_GEMM"):
         VulkanOps(info, gemm="square")
+
+
+# GPT4ALL_ATTENTION_MERGE=last: the split decode attention merges its slices in the last workgroup to finish
+# (attention_decode_merge) instead of a second dispatch; the cases run the same program at several
+# positions and layers, so a counter left non-zero would show
+ATTENTION_CASES = [c for c in CASES if c.op == "attention"]
+
+
+@pytest.fixture(scope="module")
+def merge_last_backends():
+    mp = pytest.MonkeyPatch()
+    mp.setenv("GPT4ALL_ATTENTION_MERGE", "last")
+    try:
+        yield harness.Backends("kompute")
+    finally:
+        mp.undo()
+
+
+@pytest.mark.parametrize("case", ATTENTION_CASES, ids=[c.name for c in ATTENTION_CASES])
+def test_attention_merged_by_its_last_slice(merge_last_backends, case):
+    assert merge_last_backends.vk_split.attention_merge == "last"
+    r = merge_last_backends.check(case)
+    assert r.ok, f"{case.name} (merge in the last slice): error {r.error:.3e} {r.detail}"

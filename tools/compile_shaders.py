@@ -65,6 +65,7 @@ def variants() -> dict[str, tuple[str, list[str]]]:
     v["rms_norm_sg"] = ("rms_norm.comp", ["USE_SUBGROUP"])
     v["add_rms_norm"] = ("rms_norm.comp", ["ADD"])                    # x += d, then the norm: one dispatch
     v["add_rms_norm_sg"] = ("rms_norm.comp", ["ADD", "USE_SUBGROUP"])
+    v["attention_decode_merge"] = ("attention_decode.comp", ["MERGE_LAST"])   # GPT4ALL_ATTENTION_MERGE=last
     v["tile_repack"] = ("tile_repack.comp", [])                     # upload: split -> tile layout (v3)
     v["rope_qkv"] = ("rope.comp", ["QKV"])                          # Ops.rope_qkv: q, k and v in one dispatch
     v["glu_silu"] = ("glu.comp", ["GLU_SILU"])

@@ -352,6 +352,12 @@ class VulkanOps(Ops):
         if self.sample_wg & (self.sample_wg - 1) or not 32 <= self.sample_wg <= self.info.max_workgroup_invocations:
             raise ValueError(f"sample workgroup size {self.sample_wg} (GPT4ALL_SAMPLE_WG): a power of two in "
                              f"32..{self.info.max_workgroup_invocations}")
+        # split decode attention's merge: a second dispatch ('dispatch', the default) or done by the last
+        # slice to finish ('last', GPT4ALL_ATTENTION_MERGE=last: one dispatch fewer per layer, yet slower on
+        # the H100: 1B 24.9 vs 10.6 + 7.3 us per layer, docs/vulkan.md)
+        self.attention_merge = os.environ.get("GPT4ALL_ATTENTION_MERGE", "dispatch")
+        if self.attention_merge not in ("dispatch", "last"):
+            raise ValueError(f"GPT4ALL_ATTENTION_MERGE={self.attention_merge!r}: 'dispatch' or 'last'")
         # GPU timestamps after every recorded op, read by timings() (tools/profile_decode.py)
         self.profile = profile if profile is not None else os.environ.get("GPT4ALL_PROFILE", "0") == "1"
         self.subgroups = self.info.subgroup_arithmetic if subgroups is None else bool(subgroups)
@@ -875,21 +881,25 @@ class VulkanOps(Ops):
                               float(softcap), int(seq_ids is not None), cap, n_split)
         if n_split > 1 and head_dim % 4 == 0:
             # attention_decode.comp: one workgroup per (KV head, block of <= ATTENTION_DECODE_HEADS of its
-            # query heads, slice), so K and V are read once for the block; same buffers, push constants, part.
-            # The last slice of each (row, head block) to finish merges the slices into out (no merge
-            # dispatch), counting arrivals in a uint per (row, head block) that it resets to 0: zeroed once
-            # here, shared like part by every layer and step (the barriers between them order its uses).
+            # query heads, slice), so K and V are read once for the block; same buffers, push constants, part
             blocks = -(-(n_head // n_kv_head) // ATTENTION_DECODE_HEADS)
-            n = cap * n_kv_head * blocks
-            if n not in self._counters:
-                self._counters[n] = self._upload(np.zeros(n, np.uint32))
-            counters = self._counters[n]
-            self._dispatch("attention_decode", buffers + [counters], push,
-                           (n_kv_head * blocks, _row_groups(cap), n_split), [part, counters, out.handle])
-            return
-        self._dispatch("attention" + self._sg, buffers, push, (n_head, _row_groups(cap), n_split),
-                       [part if n_split > 1 else out.handle])
-        if n_split > 1:                 # attention.comp's slices (head_dim % 4 != 0): merged by a second dispatch
+            groups = (n_kv_head * blocks, _row_groups(cap), n_split)
+            if self.attention_merge == "last":
+                # the last slice of each (row, head block) to finish merges the slices into out, counting
+                # arrivals in a uint per (row, head block) that it resets to 0: zeroed once here, shared
+                # like part by every layer and step (the barriers between them order its uses)
+                n = cap * n_kv_head * blocks
+                if n not in self._counters:
+                    self._counters[n] = self._upload(np.zeros(n, np.uint32))
+                counters = self._counters[n]
+                self._dispatch("attention_decode_merge", buffers + [counters], push, groups,
+                               [part, counters, out.handle])
+                return
+            self._dispatch("attention_decode", buffers, push, groups, [part])
+        else:
+            self._dispatch("attention" + self._sg, buffers, push, (n_head, _row_groups(cap), n_split),
+                           [part if n_split > 1 else out.handle])
+        if n_split > 1:                 # the slices, merged by a second dispatch
             self._dispatch("attention_merge", [part, out.handle], push_constants(n_head, head_dim, n_split, cap),
                            (n_head, _row_groups(cap)), [out.handle])
 
