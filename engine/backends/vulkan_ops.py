@@ -176,8 +176,9 @@ def _low_nibbles(w: np.ndarray) -> np.ndarray:
 def repack_tile(raw: np.ndarray, ggml_type: int, rows: int, width: int) -> np.ndarray:
     """Q4_0 blocks of ``rows`` rows of whole 1024-weight tiles -> one chunk's words in the tile layout
     (shaders/quants/q4_0_tile.glsl), the reference for shaders/tile_repack.comp, which does this on the
-    device at upload (VulkanOps._upload_split; tests/test_ops_harness.py checks they agree): [header] [tile i, thread t: 8 x 16 bits, nibble j of part m = weight
-    128 m + 4 t + j of the tile] [tile i, thread group g: the f16 d of blocks 4 m + g, m = 0..7].
+    device at upload (VulkanOps._upload_split; tests/test_ops_harness.py checks they agree):
+    [header] [tile i, thread t: 8 x 16 bits, nibble j of part m = weight 128 m + 4 t + j of the tile]
+    [tile i, thread group g: the f16 d of blocks 4 m + g, m = 0..7].
     Thread t = 8 g + t' takes weights 4 t' .. 4 t' + 3 of block 4 m + g: the low nibbles of the block's
     quant word t' (t' < 4) or the high nibbles of word t' - 4."""
     if ggml_type != T.Q4_0 or width % TILE_WEIGHTS:

@@ -16,7 +16,7 @@ The code below is that, in fewer ops: each RMSNorm is folded into the matmuls th
 (``accumulate=True``), q, k and v are one ``matmul_stack``, the two FFN matmuls and the gate's
 activation are one ``matmul_glu``, and one ``rope_qkv`` rotates q and k and writes K and V into the
 cache.  Same arithmetic (engine/ops.py defines each fused op as the ops it replaces); on a GPU, decode
-time is mostly the count of dispatches, and this pass has 6 per layer where the sketch above has 13.
+time is mostly the count of dispatches, and this pass has 7 per layer where the sketch above has 13.
 
 Rope: llama and mistral GGUFs pair dims (2i, 2i+1) (the converter permutes Q/K for that);
 qwen2 pairs (i, i + d/2) ("neox").  Llama 3's long-context scaling arrives as the tensor
