@@ -74,8 +74,15 @@ def main(argv=None) -> int:
     from engine.sampling import SamplingParams
 
     path, _ = resolve_model(args.model, Path(args.cache_dir))
+    before = os.environ.get("GPT4ALL_PROFILE")
     os.environ["GPT4ALL_PROFILE"] = "1"          # VulkanOps(profile=True) for the backend engine.load makes
-    llm = engine.load(str(path), device=args.device, n_ctx=args.depth + args.tokens + 16 * (args.repeats + 1) + 8)
+    try:
+        llm = engine.load(str(path), device=args.device, n_ctx=args.depth + args.tokens + 16 * (args.repeats + 1) + 8)
+    finally:                                     # the backend read it: later backends of this process do not profile
+        if before is None:
+            del os.environ["GPT4ALL_PROFILE"]
+        else:
+            os.environ["GPT4ALL_PROFILE"] = before
     ops = llm.ops
     rng = np.random.default_rng(0)
     prompt = [int(t) for t in rng.integers(100, min(llm.model.hp.n_vocab, 30000), args.depth)]

@@ -1,0 +1,53 @@
+"""tools/profile_decode.py and VulkanOps.timings(): GPU timestamps around every recorded op (lavapipe here).
+
+The profile must account for every op of the decode program (each dispatch, barrier and copy once, with
+a non-negative time) and fold layers together under their weights' names."""
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
+import profile_decode  # noqa: E402
+from random_gguf import write_random_gguf  # noqa: E402
+
+
+def test_profile_covers_every_dispatch_of_a_decode_step(tmp_path, monkeypatch):
+    path = tmp_path / "random-tiny-Q4_0.gguf"
+    write_random_gguf(path, "tiny", "Q4_0")
+    out = tmp_path / "profile.json"
+    monkeypatch.delenv("GPT4ALL_PROFILE", raising=False)
+    assert profile_decode.main([str(path), "--depth", "8", "--tokens", "3", "--repeats", "1", "--json", str(out)]) == 0
+    prof = json.loads(out.read_text())
+    rows = {(r["op"], r["what"]): r for r in prof["rows"]}
+    # the tiny shape has 2 layers: each folded weight row counts 2 dispatches per token
+    q = next(r for (op, what), r in rows.items() if what.startswith("blk.*.attn_q.weight"))
+    assert q["per_token"] == 2 and q["us_per_token"] > 0 and q["gb_s"] > 0
+    assert ("sample", "") in rows and ("barrier", "") in rows
+    assert all(r["us_per_token"] >= 0 for r in prof["rows"])
+    assert abs(sum(r["us_per_token"] for r in prof["rows"]) - prof["gpu_us_per_token"]) < 1e-6 * prof["gpu_us_per_token"] + 1e-3
+
+
+def test_timings_need_a_profiling_backend():
+    import numpy as np
+    import pytest
+    from engine.backends.vulkan_ops import VulkanOps
+
+    ops = VulkanOps(profile=False)
+    t = ops.tensor(1, 8)
+    with ops.record() as prog:
+        ops.scale(t, t, 2.0)
+    ops.set_step(1, 0)
+    ops.run(prog)
+    with pytest.raises(RuntimeError, match="profile"):
+        ops.timings(prog)
+    prof = VulkanOps(profile=True)
+    t = prof.tensor(1, 8)
+    prof.write(t, np.ones((1, 8), np.float32))
+    with prof.record() as prog:
+        prof.scale(t, t, 2.0)
+        prof.scale(t, t, 3.0)
+    prof.set_step(1, 0)
+    prof.run(prog)
+    ops_seen = [e["op"] for e in prof.timings(prog)]
+    assert ops_seen == ["copy", "barrier", "scale", "barrier", "scale", "copy"]
+    np.testing.assert_allclose(prof.read(t), 6.0)
