@@ -57,6 +57,15 @@ layout(constant_id = 2) const uint USE_LANES = 1;   // types with a lane kernel 
 // slot NS: sum of x^2 (FLAG_NORM)
 shared float part[NS + 1u][WG_SIZE];
 
+// x vec4 i as the product sees it: h = x * g with the pre-norm (FLAG_NORM; its 1 / rms is applied to the
+// sums), whose x . x goes into xsq.  Every loop below loads x through this, each value exactly once.
+vec4 input4(uint i, bool norm, inout float xsq) {
+    vec4 x = x4[i];
+    if (!norm) return x;
+    xsq += dot(x, x);
+    return x * g4[i];
+}
+
 void main() {
     if (active_rows(pc.rows_cap) == 0u) return;
     uint tid = gl_LocalInvocationID.x;
@@ -65,9 +74,6 @@ void main() {
     uint n_wg = gl_NumWorkGroups.x * gl_NumWorkGroups.y;
     for (uint j0 = (gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x) * NR; j0 < pc.n_out; j0 += n_wg * NR) {
     uint nr = min(NR, pc.n_out - j0);
-    uint upr = pc.nb * UPB;                      // units per row
-    uint row_u0 = (pc.w_row0 + j0) * upr;        // first unit of the group's first row
-
     bool norm = (pc.flags & FLAG_NORM) != 0u;
     float acc[NS];
     for (uint r = 0; r < NS; r++) acc[r] = 0.0;
@@ -82,12 +88,7 @@ void main() {
         vec4 xv[8];
         float xs[8];
         [[unroll]] for (uint m = 0; m < 8; m++) {
-            uint xi = ti * 256u + 32u * m + tl;
-            xv[m] = x4[xi];
-            if (norm) {                          // h = x * g; its 1 / rms is applied to the sums
-                xsq += dot(xv[m], xv[m]);
-                xv[m] *= g4[xi];
-            }
+            xv[m] = input4(ti * 256u + 32u * m + tl, norm, xsq);
             xs[m] = dot(xv[m], vec4(1.0));
         }
         [[unroll]] for (uint r = 0; r < NR; r++) {
@@ -100,18 +101,15 @@ void main() {
         }
     }
 #else
+    uint upr = pc.nb * UPB;                      // units per row
+    uint row_u0 = (pc.w_row0 + j0) * upr;        // first unit of the group's first row
 #ifdef LANES
     // Q4_0, Q8_0: LANES threads per unit, each with 8 of its 32 weights (lane_dot in the type's file);
     // USE_LANES = 0 selects the unit-per-thread loop below instead (an A/B switch, GPT4ALL_MATVEC_LANES=0)
     uint lane = tid % LANES;
     if (USE_LANES != 0u)
     for (uint u = tid / LANES; u < upr; u += WG_SIZE / LANES) {
-        vec4 xa = x4[u * 8u + LANE_XA(lane)], xb = x4[u * 8u + LANE_XB(lane)];
-        if (norm) {
-            xsq += dot(xa, xa) + dot(xb, xb);
-            xa *= g4[u * 8u + LANE_XA(lane)];
-            xb *= g4[u * 8u + LANE_XB(lane)];
-        }
+        vec4 xa = input4(u * 8u + LANE_XA(lane), norm, xsq), xb = input4(u * 8u + LANE_XB(lane), norm, xsq);
         float xsum = dot(xa + xb, vec4(1.0));
         for (uint r = 0; r < NR; r++) {
             if (r < nr) {
@@ -126,13 +124,7 @@ void main() {
 #endif
     for (uint u = tid; u < upr; u += WG_SIZE) {
         vec4 xv[8];                              // x[32u .. 32u + 31], loaded once for NR rows
-        for (uint m = 0; m < 8; m++) xv[m] = x4[u * 8u + m];
-        if (norm) {                              // h = x * g; its 1 / rms is applied to the sums
-            for (uint m = 0; m < 8; m++) {
-                xsq += dot(xv[m], xv[m]);
-                xv[m] *= g4[u * 8u + m];
-            }
-        }
+        for (uint m = 0; m < 8; m++) xv[m] = input4(u * 8u + m, norm, xsq);
         vec4 s4 = xv[0] + xv[1] + xv[2] + xv[3] + xv[4] + xv[5] + xv[6] + xv[7];
         float xsum = s4.x + s4.y + s4.z + s4.w;
         for (uint r = 0; r < NR; r++) {

@@ -44,6 +44,9 @@ uvec2 pair_offsets(uint i) {
     return pc.neox != 0u ? uvec2(i, i + half_rot) : uvec2(2u * i, 2u * i + 1u);
 }
 
+// The pair (a, b) rotated by (cos, sin) = cs.
+vec2 rotated(float a, float b, vec2 cs) { return vec2(a * cs.x - b * cs.y, a * cs.y + b * cs.x); }
+
 float position(uint t) { return pc.has_pos != 0u ? float(positions[t]) : float(STEP_POS + t); }
 
 void main() {
@@ -58,9 +61,9 @@ void main() {
         FOR_ROWS(t, pc.rows_cap, y) {
             vec2 cs = rotation(i, position(t));
             uint base = t * pc.n_q_head * pc.head_dim;
-            float a = q[base + o.x], b = q[base + o.y];
-            q[base + o.x] = a * cs.x - b * cs.y;
-            q[base + o.y] = a * cs.y + b * cs.x;
+            vec2 r = rotated(q[base + o.x], q[base + o.y], cs);
+            q[base + o.x] = r.x;
+            q[base + o.y] = r.y;
         }
         return;
     }
@@ -91,13 +94,13 @@ void main() {
     }
     vec2 cs = rotation(i, position(t));
     uvec2 o = pair_offsets(i);
-    float a = x[base + o.x], b = x[base + o.y];
+    vec2 r = rotated(x[base + o.x], x[base + o.y], cs);
     if (pc.to_cache != 0u) {
-        cache[dst + o.x] = a * cs.x - b * cs.y;
-        cache[dst + o.y] = a * cs.y + b * cs.x;
+        cache[dst + o.x] = r.x;
+        cache[dst + o.y] = r.y;
     } else {
-        x[base + o.x] = a * cs.x - b * cs.y;
-        x[base + o.y] = a * cs.y + b * cs.x;
+        x[base + o.x] = r.x;
+        x[base + o.y] = r.y;
     }
     }
 }

@@ -145,7 +145,7 @@ class MatvecKernel:
 
 
 def split_bytes_per_row(ggml_type: int, width: int) -> int:
-    """Bytes one weight row takes in a split layout (the chunk header not counted)."""
+    """Bytes one weight row takes in a split layout (the chunk header not counted): its GGUF bytes."""
     qk, bs = GGML_QUANT_SIZES[ggml_type]
     return width // qk * bs
 
@@ -762,8 +762,7 @@ class VulkanOps(Ops):
                            push_constants(w.width, vw.nb, a - lo, n, out_col0 + (a - w_row0), x.width,
                                           out.width, flags, a, cap, float(eps), act, up_row_off, out1_row, out2_row),
                            (*self._matmul_groups(n, nr), row_groups), writes, spec,
-                           what=w.name, nbytes=rows_read * w.width * GGML_QUANT_SIZES[T(w.ggml_type)][1]
-                           // GGML_QUANT_SIZES[T(w.ggml_type)][0])
+                           what=w.name, nbytes=rows_read * split_bytes_per_row(w.ggml_type, w.width))
 
     def _pre_normed(self, x: Tensor, norm: Weight, eps: float) -> Tensor:
         """rms_norm(x) * norm in a scratch buffer, for the kernels that cannot fold the norm in.  The
