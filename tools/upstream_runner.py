@@ -41,8 +41,6 @@ GREEDY = dict(temp=0.0, top_k=1, top_p=1.0, min_p=0.0, repeat_penalty=1.0, repea
 PRE_TOKENIZER_FALLBACK = {"smollm": "starcoder"}
 
 
-# --------------------------------------------------------------------------- the copy helper (our side)
-
 # ---------------------------------------------------------------- our side: the benchmarks' upstream options
 # Shared by tools/bench.py and tools/bench_embed.py, which both run upstream in another interpreter.
 DEFAULT_UPSTREAM_PYTHON = os.environ.get("BENCH_UPSTREAM_PYTHON",
@@ -68,6 +66,8 @@ def upstream_pythonpath(value: str, repo: Path) -> list[str]:
         raise SystemExit("--upstream-pythonpath must not contain our repo (our package is also 'gpt4all')")
     return parts
 
+
+# --------------------------------------------------------------------------- the copy helper (our side)
 
 def rewrite_string_kv(src: str | Path, dst: str | Path, key: str, value: str) -> None:
     """Copy GGUF file ``src`` to ``dst`` with the string KV ``key`` set to ``value``; nothing else changes.
