@@ -6,7 +6,7 @@
 
 MODEL is a GGUF file or a shape name of tools/random_gguf.py (written once into --cache-dir, as
 tools/bench.py does).  The tool loads the model on a Vulkan device with GPU timestamps on
-(``VulkanOps(profile=True)``: kp latches one after every recorded op), fills the cache with --depth
+(``ops.profile = True`` before any program is recorded: kp latches one after every recorded op), fills the cache with --depth
 prompt tokens, generates --tokens tokens greedily, then runs the last decode chunk --repeats times more
 and takes each op's median time over those runs.
 Each op's time runs from the end of the op before it to its own end, so a dispatch's figure includes its
@@ -65,29 +65,19 @@ def main(argv=None) -> int:
     ap.add_argument("--json", help="write the rows and totals here")
     args = ap.parse_args(argv)
 
-    import os
-
     import numpy as np
 
     import engine
-    from bench import resolve_model
+    from bench import SAMPLING, resolve_model
     from engine.sampling import SamplingParams
 
     path, _ = resolve_model(args.model, Path(args.cache_dir))
-    before = os.environ.get("GPT4ALL_PROFILE")
-    os.environ["GPT4ALL_PROFILE"] = "1"          # VulkanOps(profile=True) for the backend engine.load makes
-    try:
-        llm = engine.load(str(path), device=args.device, n_ctx=args.depth + args.tokens + 16 * (args.repeats + 1) + 8)
-    finally:                                     # the backend read it: later backends of this process do not profile
-        if before is None:
-            del os.environ["GPT4ALL_PROFILE"]
-        else:
-            os.environ["GPT4ALL_PROFILE"] = before
+    llm = engine.load(str(path), device=args.device, n_ctx=args.depth + args.tokens + 16 * (args.repeats + 1) + 8)
     ops = llm.ops
+    ops.profile = True          # programs are recorded on first use, below: theirs latch timestamps (VulkanOps.record)
     rng = np.random.default_rng(0)
     prompt = [int(t) for t in rng.integers(100, min(llm.model.hp.n_vocab, 30000), args.depth)]
-    n = sum(1 for _ in llm.generate(prompt, SamplingParams(temp=0.0, top_k=1, top_p=1.0, min_p=0.0,
-                                                           repeat_penalty=1.0, repeat_last_n=0), args.tokens))
+    n = sum(1 for _ in llm.generate(prompt, SamplingParams(**SAMPLING["greedy"]), args.tokens))
     # the last decode program that ran: the largest chunk size (engine/llm.py runs chunks of powers of two)
     (cap, steps), (prog, _) = max(((k, v) for k, v in llm.model._programs.items() if k[1]), key=lambda kv: kv[0][1])
     # run the chunk again (it goes on decoding where it stopped: the step buffer is advanced on the device)

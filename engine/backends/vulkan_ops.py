@@ -240,6 +240,7 @@ class VulkanProgram(Program):
         self.seq: Optional["kp.Sequence"] = None   # made when record() ends (with timestamps when profiling)
         self.ops: list = []                     # kp ops in order, recorded into seq when record() ends
         self.labels: list = []                  # per op: (shader or 'barrier', what, bytes moved) (timings())
+        self.timed = False                      # recorded with GPU timestamps (VulkanOps.profile)
         self.algorithms: list = []              # keeps kp objects alive as long as the program
         # mirrored (i32) tensors the dispatches read / write: id -> kp.Tensor.  The sequence starts by
         # copying the inputs' host memory to the device and ends by copying the outputs back, so the
@@ -319,8 +320,8 @@ class VulkanOps(Ops):
         Llama-3-8B's shapes: mostly 14-22 TFLOP/s against 3-6) and 'rows' on a CPU device: on lavapipe a 64-row tile
         costs the same however few of its rows are real, so 'tiled' wins from ~32 rows on (128 x 2048 x 2048
         Q4_0: 233 -> 97 ms) but loses on short batches (5 rows: 36 -> 92 ms).
-        ``profile``: latch GPU timestamps around every op of the programs recorded from now on (see
-        timings()); default: $GPT4ALL_PROFILE == '1'."""
+        ``profile``: latch GPU timestamps around every op of the programs recorded while it is on (see
+        timings(); the attribute may be set later); default: $GPT4ALL_PROFILE == '1'."""
         self.norm = norm or os.environ.get("GPT4ALL_NORM") or "v1"
         if self.norm not in ("v1", "v2"):
             raise ValueError(f"norm kernels {self.norm!r} (GPT4ALL_NORM): 'v1' or 'v2'")
@@ -538,7 +539,8 @@ class VulkanOps(Ops):
             self._recording = None
         # one submission: host copies in, the dispatches, host copies out (see write()); when profiling, kp
         # latches a GPU timestamp at the start and after each recorded op (timings())
-        prog.seq = self.mgr.sequence(0, len(prog.ops) + 2) if self.profile else self.mgr.sequence()
+        prog.timed = self.profile
+        prog.seq = self.mgr.sequence(0, len(prog.ops) + 2) if prog.timed else self.mgr.sequence()
         prog.seq.record(kp.OpTensorSyncDevice([self._step_t, self._samp_t, *prog.inputs.values()]))
         if self.global_barriers:
             kp.set_dispatch_barriers(False)     # the program carries its own (see _dispatch)
@@ -557,13 +559,15 @@ class VulkanOps(Ops):
         self._stale.update(program.writes)
 
     def timings(self, program: Program) -> list[dict]:
-        """GPU time of each recorded op in ``program``'s last run (a backend made with profile=True or
-        GPT4ALL_PROFILE=1 before the program was recorded): a list of {'op': shader name or 'barrier' or
+        """GPU time of each recorded op in ``program``'s last run (``profile`` must have been on when the
+        program was recorded: VulkanOps(profile=True), GPT4ALL_PROFILE=1 or ``ops.profile = True`` before
+        its first use): a list of {'op': shader name or 'barrier' or
         'copy', 'what': the weight or buffer it works on, 'bytes': weight bytes it reads (matmuls), 'us'}.
         Each op's time runs from the previous op's end to its own (timestamps at ALL_COMMANDS after every
         op), so a dispatch's entry includes its launch and the wait at the barrier before it."""
-        if not self.profile:
-            raise RuntimeError("timings() needs a backend made with profile=True (or GPT4ALL_PROFILE=1)")
+        if not program.timed:
+            raise RuntimeError("timings(): the program was recorded without GPU timestamps (turn the backend's "
+                               "profile on before recording it)")
         ts = program.seq.get_timestamps()
         labels = [("copy", "to device", 0), *program.labels, ("copy", "to host", 0)]
         if len(ts) != len(labels) + 1:
