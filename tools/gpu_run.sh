@@ -27,7 +27,7 @@
 #               in SPLITS ("16 64").
 #   PART=profile tools/profile_decode.py (GPU time of every decode dispatch) for each GPT4ALL_MATVEC in
 #               PROFILE_MATVEC ("default"), then tools/bench_kernels.py on the Q4_0 mat-vecs (PROFILE_KERNELS=""
-#               skips it; PROFILE_KERNEL_MATVEC picks the kernels, "v3:4x128").
+#               skips it; PROFILE_KERNEL_MATVEC picks the kernels, default the backend's).
 # PART may name several parts ("main splits"): they run in order in one call (one machine start, one kp build).
 # Files under $OUT: run.log (everything printed, with timestamps, appended across parts), bench_{1b,8b}.json,
 # ctx_{1b,8b}.json, bench.md (the markdown tables of the part), raw-$PART.tar.gz (every other result:
@@ -248,7 +248,7 @@ part_profile() {
     done
     [ -n "${PROFILE_KERNELS-1}" ] && for m in $MODELS; do
         step "bench_kernels q4_0 ${SHAPE[$m]}" "${PROFILE_KERNEL_CAP:-100}" python3 tools/bench_kernels.py --device nvidia --shape "${SHAPE[$m]}" \
-            --reps 50 --ops "${PROFILE_KERNEL_OPS:-matmul_q4_0,dispatch,attention}" --matvec "${PROFILE_KERNEL_MATVEC:-v3:4x128}" --json "$RAW/kernels-q4_0-$m.json"
+            --reps 50 --ops "${PROFILE_KERNEL_OPS:-matmul_q4_0,dispatch,attention}" --matvec "${PROFILE_KERNEL_MATVEC:-}" --json "$RAW/kernels-q4_0-$m.json"
     done
 }
 
