@@ -47,6 +47,7 @@ layout(std430, binding = 7) writeonly buffer O2 { float out2[]; };     // [n_out
 
 layout(constant_id = 1) const uint NR = 4;   // weight rows per workgroup pass (vulkan_ops.MatvecKernel)
 layout(constant_id = 2) const uint USE_LANES = 1;   // types with a lane kernel use it (WG_SIZE % LANES == 0)
+layout(constant_id = 3) const uint KEEP_X = 0;      // tile layouts, GPT4ALL_MATVEC=v4: x stays in registers (below)
 
 #ifdef GLU
 #define NS (2u * NR)                             // sums per pass: NR gate rows, then their NR up rows
@@ -56,6 +57,9 @@ layout(constant_id = 2) const uint USE_LANES = 1;   // types with a lane kernel 
 // partial sums: [s][subgroup id] (USE_SUBGROUP; WG_SIZE bounds the number of subgroups) or [s][thread];
 // slot NS: sum of x^2 (FLAG_NORM)
 shared float part[NS + 1u][WG_SIZE];
+// this thread's part of the pass's NS sums.  Arrays sized by the spec constant NR live here, not in function
+// parameters: lavapipe miscompiled a float[2 NR] parameter (every GLU sum came out wrong)
+float acc[NS];
 
 // x vec4 i as the product sees it: h = x * g with the pre-norm (FLAG_NORM; its 1 / rms is applied to the
 // sums), whose x . x goes into xsq.  Every loop below loads x through this, each value exactly once.
@@ -66,8 +70,104 @@ vec4 input4(uint i, bool norm, inout float xsq) {
     return x * g4[i];
 }
 
+// The end of a pass: the NS sums of rows j0 .. j0 + nr - 1, each thread holding its part (acc) and its part
+// of x . x (xsq, FLAG_NORM), reduced over the workgroup and written out (act(gate) * up for GLU; the
+// stack's rows to their outputs).  Called by every thread, in uniform control flow (barriers).
+void store_pass(uint j0, uint nr, float xsq, bool norm) {
+    uint tid = gl_LocalInvocationID.x;
+    barrier();                                   // part[] of the previous pass is consumed
+#ifdef USE_SUBGROUP
+    for (uint r = 0; r < NS; r++) acc[r] = subgroupAdd(acc[r]);
+    xsq = subgroupAdd(xsq);
+    if (subgroupElect()) {
+        for (uint r = 0; r < NS; r++) part[r][gl_SubgroupID] = acc[r];
+        part[NS][gl_SubgroupID] = xsq;
+    }
+    uint n_part = gl_NumSubgroups;
+#else
+    for (uint r = 0; r < NS; r++) part[r][tid] = acc[r];
+    part[NS][tid] = xsq;
+    uint n_part = WG_SIZE;
+#endif
+    barrier();
+    float rinv = 1.0;                            // 1 / rms(x) (FLAG_NORM)
+    if (norm) {
+        float ss = 0.0;
+        for (uint i = 0; i < n_part; i++) ss += part[NS][i];
+        rinv = inversesqrt(ss / float(pc.K) + pc.eps);
+    }
+    for (uint r = tid; r < nr; r += WG_SIZE) {   // one thread per row (NR may exceed WG_SIZE)
+        float total = 0.0;
+        for (uint i = 0; i < n_part; i++) total += part[r][i];
+        total *= rinv;
+#ifdef GLU
+        float up = 0.0;
+        for (uint i = 0; i < n_part; i++) up += part[NR + r][i];
+        total = (pc.act == 0u ? total / (1.0 + exp(-total)) : gelu_tanh(total)) * up * rinv;
+#endif
+        if ((pc.flags & FLAG_BIAS) != 0u) total += bias[pc.bias_row0 + j0 + r];
+#ifdef STACK
+        uint j = j0 + r;                         // the stack's row (no bias, no accumulate: the host checks)
+        if (j >= pc.out2_row) out2[j - pc.out2_row] = total;
+        else if (j >= pc.out1_row) out1[j - pc.out1_row] = total;
+        else out_[j] = total;
+#else
+        uint o = pc.out_col0 + j0 + r;
+        out_[o] = (pc.flags & FLAG_ACC) != 0u ? out_[o] + total : total;
+#endif
+    }
+}
+
+#ifdef TILE_LAYOUT
+// GPT4ALL_MATVEC=v4 (KEEP_X; the host makes WG_SIZE = TILE_THREADS x the row's tiles): one team of threads per
+// tile, so a thread's 32 x values are the same in every pass and stay in registers, and a workgroup takes
+// several passes (the host launches fewer workgroups: no x reloaded, no norm re-summed per row group); each
+// pass's weight loads are issued before the previous pass's sums are reduced, in flight across its barriers.
+// q, sc: the pass's loads, [gate rows, then up rows (GLU)]; rows past n_out keep stale values, never stored.
+uvec4 q[NS], sc[NS];
+
+void load_pass(uint j0, uint tiles, uint ti, uint tl) {
+    [[unroll]] for (uint r = 0; r < NR; r++) {
+        if (j0 + r < pc.n_out) {
+            uint tile = (pc.w_row0 + j0 + r) * tiles + ti;
+            tile_load(tile, tl, q[r], sc[r]);
+#ifdef GLU
+            tile_load(tile + pc.up_row_off * tiles, tl, q[NR + r], sc[NR + r]);
+#endif
+        }
+    }
+}
+
+void main_keep_x(bool norm) {
+    uint tid = gl_LocalInvocationID.x, tl = tid % TILE_THREADS, ti = tid / TILE_THREADS;
+    uint tiles = pc.nb * QK / 1024u;
+    uint stride = gl_NumWorkGroups.x * gl_NumWorkGroups.y * NR;
+    uint j0 = (gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x) * NR;
+    [[unroll]] for (uint r = 0; r < NS; r++) { q[r] = uvec4(0u); sc[r] = uvec4(0u); }
+    load_pass(j0, tiles, ti, tl);        // first, so the weights are on their way while x loads
+    float xsq = 0.0;
+    vec4 xv[8];
+    float xs[8];
+    [[unroll]] for (uint m = 0; m < 8; m++) {
+        xv[m] = input4(ti * 256u + 32u * m + tl, norm, xsq);
+        xs[m] = dot(xv[m], vec4(1.0));
+    }
+    for (; j0 < pc.n_out; j0 += stride) {
+        [[unroll]] for (uint r = 0; r < NS; r++) acc[r] = tile_dot_loaded(q[r], sc[r], xv, xs);
+        load_pass(j0 + stride, tiles, ti, tl);
+        store_pass(j0, min(NR, pc.n_out - j0), xsq, norm);
+    }
+}
+#endif
+
 void main() {
     if (active_rows(pc.rows_cap) == 0u) return;
+#ifdef TILE_LAYOUT
+    if (KEEP_X != 0u && WG_SIZE == TILE_THREADS * (pc.nb * QK / 1024u)) {
+        main_keep_x((pc.flags & FLAG_NORM) != 0u);
+        return;
+    }
+#endif
     uint tid = gl_LocalInvocationID.x;
     // groups of NR rows: this workgroup takes groups g, g + n_wg, ... (one group per workgroup on a
     // GPU; a CPU device gets fewer workgroups, which loop)
@@ -75,7 +175,6 @@ void main() {
     for (uint j0 = (gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x) * NR; j0 < pc.n_out; j0 += n_wg * NR) {
     uint nr = min(NR, pc.n_out - j0);
     bool norm = (pc.flags & FLAG_NORM) != 0u;
-    float acc[NS];
     for (uint r = 0; r < NS; r++) acc[r] = 0.0;
     float xsq = 0.0;
 #ifdef TILE_LAYOUT
@@ -138,46 +237,6 @@ void main() {
     }
 #endif
 
-    barrier();                                   // part[] of the previous pass is consumed
-#ifdef USE_SUBGROUP
-    for (uint r = 0; r < NS; r++) acc[r] = subgroupAdd(acc[r]);
-    xsq = subgroupAdd(xsq);
-    if (subgroupElect()) {
-        for (uint r = 0; r < NS; r++) part[r][gl_SubgroupID] = acc[r];
-        part[NS][gl_SubgroupID] = xsq;
-    }
-    uint n_part = gl_NumSubgroups;
-#else
-    for (uint r = 0; r < NS; r++) part[r][tid] = acc[r];
-    part[NS][tid] = xsq;
-    uint n_part = WG_SIZE;
-#endif
-    barrier();
-    float rinv = 1.0;                            // 1 / rms(x) (FLAG_NORM)
-    if (norm) {
-        float ss = 0.0;
-        for (uint i = 0; i < n_part; i++) ss += part[NS][i];
-        rinv = inversesqrt(ss / float(pc.K) + pc.eps);
-    }
-    for (uint r = tid; r < nr; r += WG_SIZE) {   // one thread per row (NR may exceed WG_SIZE)
-        float total = 0.0;
-        for (uint i = 0; i < n_part; i++) total += part[r][i];
-        total *= rinv;
-#ifdef GLU
-        float up = 0.0;
-        for (uint i = 0; i < n_part; i++) up += part[NR + r][i];
-        total = (pc.act == 0u ? total / (1.0 + exp(-total)) : gelu_tanh(total)) * up * rinv;
-#endif
-        if ((pc.flags & FLAG_BIAS) != 0u) total += bias[pc.bias_row0 + j0 + r];
-#ifdef STACK
-        uint j = j0 + r;                         // the stack's row (no bias, no accumulate: the host checks)
-        if (j >= pc.out2_row) out2[j - pc.out2_row] = total;
-        else if (j >= pc.out1_row) out1[j - pc.out1_row] = total;
-        else out_[j] = total;
-#else
-        uint o = pc.out_col0 + j0 + r;
-        out_[o] = (pc.flags & FLAG_ACC) != 0u ? out_[o] + total : total;
-#endif
-    }
+    store_pass(j0, nr, xsq, norm);
     }
 }

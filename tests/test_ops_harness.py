@@ -76,14 +76,16 @@ def test_rope_positions_are_used(backends):
 # Every decode mat-vec kernel (GPT4ALL_MATVEC), whichever is the default: v1 = matmul.comp on the padded
 # layouts; v2 = Q4_0 / Q8_0 / Q4_K / Q6_K in the split layout, read by matmul_vec.comp for one row and by every other
 # typed kernel (batched matmul, get_rows, add/mul_weight) through dequant8v; v3 = v2 with Q4_0 rows of whole
-# 1024-weight tiles in the tile layout.
+# 1024-weight tiles in the tile layout; v4 = v3's layout, its tile rows read by one team per tile that keeps x in
+# registers over several passes (on lavapipe each workgroup loops over many).
 MATVEC_OPS = ("matmul", "matmul_glu", "matmul_stack", "get_rows", "add_weight", "mul_weight")
 MATVEC_CASES = [c for c in CASES if c.op in MATVEC_OPS]
 
 
 @pytest.fixture(scope="module", params=[("v1", None), ("v1", False), ("v2", None), ("v2", False), ("v3", None),
-                                        ("v3", False)],
-                ids=["v1-subgroup", "v1-portable", "v2-subgroup", "v2-portable", "v3-subgroup", "v3-portable"])
+                                        ("v3", False), ("v4", None), ("v4", False)],
+                ids=["v1-subgroup", "v1-portable", "v2-subgroup", "v2-portable", "v3-subgroup", "v3-portable",
+                     "v4-subgroup", "v4-portable"])
 def matvec_backends(request):
     matvec, subgroups = request.param
     return harness.Backends("kompute", subgroups=subgroups, matvec=matvec)
@@ -105,10 +107,14 @@ def test_matvec_choice_picks_the_kernel(matvec_backends):
     v2 = {f"matmul_vec_{t}_split{vk._sg}" for t in ("q4_0", "q8_0", "q4_k", "q6_k")}
     v1 = {f"matmul_{t}{vk._sg}" for t in ("q4_0", "q8_0", "q4_k", "q6_k")}
     assert (v2 <= shaders and not v1 & shaders) if vk.matvec != "v1" else (v1 <= shaders and not v2 & shaders)
-    # v3: a Q4_0 row of whole 1024-weight tiles takes the tile layout, other widths the split one
+    # v3, v4: a Q4_0 row of whole 1024-weight tiles takes the tile layout, other widths the split one
     assert matvec_backends.check(harness.matmul_case(harness.T.Q4_0, 1, 2048, 37)).ok
-    tile = f"matmul_vec_q4_0_tile{vk._sg}" in {key[0] for key in vk._algos}
-    assert tile == (vk.matvec == "v3")
+    tile_specs = [key[-1] for key in vk._algos if key[0] == f"matmul_vec_q4_0_tile{vk._sg}"]
+    assert bool(tile_specs) == (vk.matvec in ("v3", "v4"))
+    # v4: the 2-tile row gets a 64-thread workgroup keeping x in registers (specialization constants WG, NR,
+    # LANES, KEEP_X; the module's earlier cases recorded other widths' workgroups); v3 does not keep x
+    assert all(spec[3] == (vk.matvec == "v4") for spec in tile_specs), tile_specs
+    assert any(spec[0] == 64 for spec in tile_specs) or vk.matvec != "v4", tile_specs
 
 
 def test_tile_layout_made_on_the_device_matches_numpy():
@@ -130,7 +136,7 @@ def test_tile_layout_made_on_the_device_matches_numpy():
 
 
 def test_matvec_kernel_name_is_checked():
-    for bad in ("v4", "v1:4x64", "v2:0x64", "v2:4x2048", "v2:4", "v3:4x48"):
+    for bad in ("v5", "v1:4x64", "v2:0x64", "v2:4x2048", "v2:4", "v3:4x48", "v3:4x128/2", "v4:4x128/0", "v4:4x96/"):
         with pytest.raises(ValueError, match="matvec"):
             harness.Backends("kompute", matvec=bad)
 
@@ -170,8 +176,10 @@ MATVEC_ONE_ROW = [c for c in CASES if c.op in ("matmul", "matmul_glu", "matmul_s
 
 
 @pytest.fixture(scope="module", params=[("v2:32x8", None, True), ("v2:3x48", False, True), ("v2:1x256", None, True),
-                                        ("v2:4x64", None, False), ("v3:3x32", False, True), ("v3:16x128", None, True)],
-                ids=["32x8", "3x48-portable", "1x256", "4x64-no-lanes", "v3-3x32-portable", "v3-16x128"])
+                                        ("v2:4x64", None, False), ("v3:3x32", False, True), ("v3:16x128", None, True),
+                                        ("v4:3x32/3", False, True), ("v4:8x64/1", None, True)],
+                ids=["32x8", "3x48-portable", "1x256", "4x64-no-lanes", "v3-3x32-portable", "v3-16x128",
+                     "v4-3x32-3-portable", "v4-8x64-1"])
 def tuned_backends(request):
     matvec, subgroups, lanes = request.param
     b = harness.Backends("kompute", subgroups=subgroups, matvec=matvec)

@@ -30,15 +30,16 @@ def test_random_llama_greedy_matches_numpy(tmp_path, qtype):
     compare_engines(f"{SHAPE} {qtype}", cpu, gpu, N_TOKENS)
 
 
-def test_random_llama_in_the_tile_layout_matches_numpy(tmp_path, monkeypatch):
-    """GPT4ALL_MATVEC=v3 (the GPU default): Q4_0 rows of whole 1024-weight tiles go in the tile layout,
+@pytest.mark.parametrize("matvec", ["v3:4x128", "v4:4x128/2"])
+def test_random_llama_in_the_tile_layout_matches_numpy(tmp_path, monkeypatch, matvec):
+    """GPT4ALL_MATVEC=v3 / v4 (the GPU's): Q4_0 rows of whole 1024-weight tiles go in the tile layout,
     permuted on the device, and every kernel of a decode step reads it (stacked q/k/v, gate-up, tied LM head)."""
-    monkeypatch.setenv("GPT4ALL_MATVEC", "v3:4x128")
+    monkeypatch.setenv("GPT4ALL_MATVEC", matvec)
     path = tmp_path / "random-tiny-tiles-Q4_0.gguf"
     write_random_gguf(path, "tiny-tiles", "Q4_0")
     cpu = engine.load(path, n_ctx=64, n_batch=16)
     gpu = engine.load(path, device="kompute", n_ctx=64, n_batch=16)
-    assert gpu.ops.matvec == "v3" and any(vw.handle.layout.shader == "q4_0_tile"
+    assert gpu.ops.matvec == matvec[:2] and any(vw.handle.layout.shader == "q4_0_tile"
                                           for vw in gpu.model.blk[0].__dict__.values() if hasattr(vw, "handle"))
     gpu.is_eog = cpu.is_eog = lambda t: False
-    compare_engines("tiny-tiles Q4_0 v3", cpu, gpu, N_TOKENS)
+    compare_engines(f"tiny-tiles Q4_0 {matvec}", cpu, gpu, N_TOKENS)

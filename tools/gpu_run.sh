@@ -37,7 +37,8 @@
 # Knobs (environment): PART (main), OUT, GPU_RUN_BUDGET_S, BENCH_CACHE, PROMPT_TOKENS (256),
 # GEN_TOKENS (128), N_BATCH (128), SWEEP ("512,1024,4096"; "" skips the sweep), MODELS ("1b 8b"; "tiny"
 # for a dry run that works on lavapipe with UPSTREAM_DEVICE=cpu), UPSTREAM_DEVICE (kompute), SKIP_HARNESS=1,
-# SKIP_BARRIER_AB=1 (PART=main without the barrier A/B), MAIN_SWEEP, SPLITS, SPLITS_SWEEP.
+# SKIP_BARRIER_AB=1 (PART=main without the barrier A/B), MAIN_SWEEP, SPLITS, SPLITS_SWEEP, CLOCK_LOG (1: nvidia-smi
+# logs clocks, power state and load every 200 ms to clocks.csv in the archive; 0: not).
 set -u
 export PYTHONUNBUFFERED=1
 START=$(date +%s)
@@ -186,7 +187,7 @@ part_speed() {
 part_tune() {
     for m in $MODELS; do
         for mv in ${TUNE_MATVEC:-v2:4x64 v2:4x128 v2:2x64}; do
-            GPT4ALL_MATVEC=$mv ours_step "ours with GPT4ALL_MATVEC=$mv, ${SHAPE[$m]}" "${TUNE_CAP:-45}" "tune_${mv//:/_}_$m" "$m"
+            GPT4ALL_MATVEC=$mv ours_step "ours with GPT4ALL_MATVEC=$mv, ${SHAPE[$m]}" "${TUNE_CAP:-45}" "tune_${mv//[:\/]/_}_$m" "$m"
         done
         [ -n "${TUNE_NO_LANES:-}" ] && GPT4ALL_MATVEC_LANES=0 ours_step "ours with GPT4ALL_MATVEC_LANES=0, ${SHAPE[$m]}" 45 \
             "tune_no_lanes_$m" "$m"
@@ -240,7 +241,7 @@ part_splits() {
 part_profile() {
     for m in $MODELS; do
         for mv in ${PROFILE_MATVEC:-default}; do
-            local env=() tag=${mv//:/_}
+            local env=() tag=${mv//[:\/]/_}
             [ "$mv" != default ] && env=(GPT4ALL_MATVEC="$mv")
             step "profile ${SHAPE[$m]} matvec=$mv" "${PROFILE_CAP:-60}" env "${env[@]}" python3 tools/profile_decode.py "${SHAPE[$m]}-q4_0" \
                 --cache-dir "$BENCH_CACHE" --depth "$PROMPT_TOKENS" --json "$RAW/profile_${m}_$tag.json"
@@ -254,6 +255,14 @@ part_profile() {
 
 main() {
     setup
+    # the GPU's clocks, power state and load every 200 ms into clocks.csv (read-only queries): kernel timings
+    # swing by 2-4x with the SM clock, so each figure can be matched with the clock it ran at
+    local clock_pid=
+    if command -v nvidia-smi >/dev/null && [ "${CLOCK_LOG:-1}" = 1 ]; then
+        nvidia-smi --query-gpu=timestamp,pstate,clocks.sm,clocks.mem,utilization.gpu,power.draw \
+            --format=csv -lms 200 > "$RAW/clocks.csv" 2>&1 &
+        clock_pid=$!
+    fi
     for part in $PART; do            # several parts in one call save a machine start and kp build each
         case $part in
             main)  write_models; part_main ;;
@@ -266,6 +275,7 @@ main() {
             *) say "unknown part $part of PART=$PART (main, speed, embed, tune, check, splits, profile)"; return 2 ;;
         esac
     done
+    [ -n "$clock_pid" ] && kill "$clock_pid" 2>/dev/null
     cat "$OUT"/bench_*.md "$OUT"/ctx_*.md "$RAW"/*.md > "$OUT/bench.md" 2>/dev/null
     rm -f "$OUT"/bench_*.md "$OUT"/ctx_*.md
     cat "$OUT/bench.md" 2>/dev/null

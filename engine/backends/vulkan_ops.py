@@ -112,6 +112,8 @@ SPLIT_HEADER_WORDS = 4      # word 0: where the scales start; 4 words keep the q
 TILE_LAYOUTS = {T.Q4_0: Layout("q4_0_tile", 32, 4, split=True)}
 TILE_WEIGHTS = 1024
 TILE_THREADS = 32           # threads sharing a tile (the layout's, not a subgroup size)
+KEEP_X_MAX_WG = 512         # v4: widest workgroup of one team per tile (16 tiles: a 16384-weight row); wider
+                            # rows take v3's loop over tiles (x reloaded per pass)
 
 
 @dataclass(frozen=True)
@@ -120,28 +122,41 @@ class MatvecKernel:
     matmul_vec.comp on the split layouts (Q4_0, Q8_0, Q4_K, Q6_K), NR weight rows per workgroup pass and WG threads
     per workgroup (its specialization constants; default 4x64), e.g. 'v2:2x128'.  'v3[:NRxWG]': the same, with
     Q4_0 rows of a multiple of 1024 weights in the tile layout (shaders/quants/q4_0_tile.glsl; WG a
-    multiple of 32)."""
+    multiple of 32).  'v4[:NRxWG[/P]]': v3's layout, and on tile rows one 32-thread team per tile (the
+    workgroup as wide as the row, at most KEEP_X_MAX_WG threads; WG is for other rows) that keeps its x
+    values in registers over P passes of NR rows, each pass's weight loads issued during the previous
+    pass's reduction (matmul_vec.comp KEEP_X; default P = 2)."""
     version: str = "v2"
     nr: int = 4
     wg: int = 64
+    passes: int = 1
 
     @classmethod
     def parse(cls, spec: str) -> "MatvecKernel":
         version, _, dims = spec.partition(":")
+        dims, slash, passes = dims.partition("/")
         try:
-            if version not in ("v1", "v2", "v3") or (dims and version == "v1"):
+            if version not in ("v1", "v2", "v3", "v4") or (dims and version == "v1") or (slash and version != "v4"):
                 raise ValueError
-            nr, wg = (int(v) for v in dims.split("x")) if dims else (4, 64)
-            if not (1 <= nr <= 32 and 1 <= wg <= 1024) or (version == "v3" and wg % 32):
+            nr, wg = (int(v) for v in dims.split("x")) if dims else (4, 128 if version == "v4" else 64)
+            p = int(passes) if slash else 2 if version == "v4" else 1
+            if not (1 <= nr <= 32 and 1 <= wg <= 1024 and 1 <= p <= 64) or (version in ("v3", "v4") and wg % 32):
                 raise ValueError
         except ValueError:
-            raise ValueError(f"matvec kernel {spec!r}: use 'v1', 'v2[:NRxWG]' or 'v3[:NRxWG]' (rows per workgroup "
-                             f"pass 1..32 x threads per workgroup 1..1024, a multiple of 32 for v3; e.g. v2:4x64) "
-                             f"(GPT4ALL_MATVEC)") from None
-        return cls(version, nr, wg)
+            raise ValueError(f"matvec kernel {spec!r}: use 'v1', 'v2[:NRxWG]', 'v3[:NRxWG]' or 'v4[:NRxWG[/P]]' "
+                             f"(rows per workgroup pass 1..32 x threads per workgroup 1..1024, a multiple of 32 for "
+                             f"v3 and v4; passes 1..64; e.g. v2:4x64, v4:4x128/2) (GPT4ALL_MATVEC)") from None
+        return cls(version, nr, wg, p)
+
+    @property
+    def tiles(self) -> bool:
+        """Q4_0 rows of whole tiles go in the tile layout."""
+        return self.version in ("v3", "v4")
 
     def __str__(self) -> str:
-        return self.version if self.version == "v1" else f"{self.version}:{self.nr}x{self.wg}"
+        if self.version == "v1":
+            return "v1"
+        return f"{self.version}:{self.nr}x{self.wg}" + (f"/{self.passes}" if self.version == "v4" else "")
 
 
 def split_bytes_per_row(ggml_type: int, width: int) -> int:
@@ -334,7 +349,7 @@ class VulkanOps(Ops):
             raise ValueError(f"batched matmul kernel {self.gemm!r} (GPT4ALL_GEMM): 'tiled' or 'rows'")
         self.matvec_kernel = MatvecKernel.parse(matvec or os.environ.get("GPT4ALL_MATVEC") or (
             DEFAULT_MATVEC if self.info.type == "cpu" else DEFAULT_MATVEC_GPU))
-        self.matvec = self.matvec_kernel.version            # 'v1' | 'v2' | 'v3'
+        self.matvec = self.matvec_kernel.version            # 'v1' | 'v2' | 'v3' | 'v4'
         # Q4_0 / Q8_0 mat-vec: 4 threads per 32-weight block (coalesced x loads) unless GPT4ALL_MATVEC_LANES=0
         self.matvec_lanes = os.environ.get("GPT4ALL_MATVEC_LANES", "1") != "0" and self.matvec_kernel.wg % 4 == 0
         # v3, tile layouts: a workgroup has at most one 32-thread team per tile of a row (a 2048-wide row has 2
@@ -423,7 +438,7 @@ class VulkanOps(Ops):
         width = int(shape[0])
         rows = int(np.prod(shape[1:])) if len(shape) > 1 else 1
         ggml_type = int(ggml_type)
-        if self.matvec in ("v2", "v3") and ggml_type in SPLIT_LAYOUTS and len(shape) > 1:
+        if self.matvec != "v1" and ggml_type in SPLIT_LAYOUTS and len(shape) > 1:
             return self._weight_split(name, ggml_type, rows, width, raw)
         if ggml_type not in LAYOUTS:
             supported = ", ".join(T(t).name for t in LAYOUTS)
@@ -465,7 +480,7 @@ class VulkanOps(Ops):
         return Weight(rows, width, ggml_type, name, vw)
 
     def _split_layout(self, ggml_type: int, width: int) -> Layout:
-        if self.matvec == "v3" and ggml_type in TILE_LAYOUTS and width % TILE_WEIGHTS == 0:
+        if self.matvec_kernel.tiles and ggml_type in TILE_LAYOUTS and width % TILE_WEIGHTS == 0:
             return TILE_LAYOUTS[ggml_type]
         return SPLIT_LAYOUTS[ggml_type]
 
@@ -742,10 +757,15 @@ class VulkanOps(Ops):
         # past the step's n_tokens exit at once); matmul.comp -DBATCH a few that loop over its NT-row tiles
         row_groups = (_groups(cap, GEMM_BN) if tiled else min(_groups(cap, MATMUL_NT), MATMUL_TILE_GROUPS)
                       if batch else 1)
-        wg = mk.wg
-        if vec and vw.layout in TILE_LAYOUTS.values() and self.matvec_fit:
-            wg = min(wg, TILE_THREADS * (w.width // TILE_WEIGHTS))     # no team of threads without a tile to take
-        spec = (wg, mk.nr, int(self.matvec_lanes)) if vec else ()      # matmul_vec.comp's specialization constants
+        wg, keep_x, passes = mk.wg, 0, 1
+        if vec and vw.layout in TILE_LAYOUTS.values():
+            team_wg = TILE_THREADS * (w.width // TILE_WEIGHTS)        # one 32-thread team per tile of a row
+            if mk.version == "v4" and self._keep_x_fits(team_wg, mk.nr):
+                wg, keep_x, passes = team_wg, 1, mk.passes          # x in registers over `passes` passes
+            elif self.matvec_fit:
+                wg = min(wg, team_wg)                               # no team of threads without a tile to take
+        # matmul_vec.comp's specialization constants
+        spec = (wg, mk.nr, int(self.matvec_lanes), keep_x) if vec else ()
         flags = (1 if bbuf is not None else 0) | (2 if accumulate else 0) | (4 if gbuf is not None else 0)
         act, up_row_off = ({"silu": 0, "gelu": 1}[glu[0]], glu[1]) if glu else (0, 0)
         tensors = [x.handle, out.handle, bbuf or self._dummy] + ([gbuf or self._dummy] if vec else [])
@@ -765,7 +785,7 @@ class VulkanOps(Ops):
             self._dispatch(shader, [buf, *tensors],
                            push_constants(w.width, vw.nb, a - lo, n, out_col0 + (a - w_row0), x.width,
                                           out.width, flags, a, cap, float(eps), act, up_row_off, out1_row, out2_row),
-                           (*self._matmul_groups(n, nr), row_groups), writes, spec,
+                           (*self._matmul_groups(n, nr, passes), row_groups), writes, spec,
                            what=w.name, nbytes=rows_read * split_bytes_per_row(w.ggml_type, w.width))
 
     def _pre_normed(self, x: Tensor, norm: Weight, eps: float) -> Tensor:
@@ -811,11 +831,18 @@ class VulkanOps(Ops):
         self._stacks[key] = stacked
         return stacked
 
-    def _matmul_groups(self, n_out: int, nr: int) -> tuple[int, int]:
-        """Workgroups (x, y) for n_out weight rows, NR per group.  A GPU gets one workgroup per
-        group; a CPU Vulkan device runs workgroups as functions on a few cores, where each costs
-        microseconds of set-up, so it gets at most CPU_MATMUL_GROUPS that loop over the groups."""
-        g = _groups(n_out, nr)
+    def _keep_x_fits(self, wg: int, nr: int) -> bool:
+        """v4's one-team-per-tile workgroup: within KEEP_X_MAX_WG and the device's limits (threads; shared
+        memory: matmul_vec.comp's part[] of 2 NR + 1 slots per thread, common.glsl's red_buf)."""
+        return (wg <= min(KEEP_X_MAX_WG, self.info.max_workgroup_invocations)
+                and (2 * nr + 2) * wg * 4 <= self.info.max_shared_memory)
+
+    def _matmul_groups(self, n_out: int, nr: int, passes: int = 1) -> tuple[int, int]:
+        """Workgroups (x, y) for n_out weight rows, NR per group, each workgroup taking ``passes`` groups
+        (v4).  A GPU gets one workgroup per group (per ``passes`` groups); a CPU Vulkan device runs workgroups
+        as functions on a few cores, where each costs microseconds of set-up, so it gets at most
+        CPU_MATMUL_GROUPS that loop over the groups."""
+        g = _groups(_groups(n_out, nr), passes)
         if self.info.type == "cpu":
             g = min(g, CPU_MATMUL_GROUPS)
         return min(g, MAX_GROUPS_X), _groups(g, MAX_GROUPS_X)
