@@ -16,6 +16,15 @@ layout(push_constant) uniform PC {
     uint up_row_off; // -DGLU: rows from a gate row to its up row
     uint out1_row;   // -DSTACK: rows >= out1_row go to out1 (row - out1_row), ...
     uint out2_row;   // ... rows >= out2_row to out2 (row - out2_row); the rest to out
+#ifdef ROPE
+    // matmul_vec.comp -DSTACK -DROPE (Ops.rope_qkv in the q/k/v mat-vec's epilogue; neox = false): out is q,
+    // out1 k, out2 v, whose heads are head_dim wide; k's and v's rows also go to the caches at row pos
+    uint head_dim;
+    uint n_rot;      // rotated dims per head (pairs (2i, 2i+1), i < n_rot / 2); the rest copied as they are
+    float freq_base;
+    float freq_scale;
+    uint has_ff;     // freq_factors bound (binding 10)
+#endif
 } pc;
 
 #define FLAG_BIAS 1u     // add bias[bias_row0 + j]

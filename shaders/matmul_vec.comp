@@ -9,6 +9,9 @@
 // workgroup computes both dot products of its rows and writes act(gate) * up (act 0: silu, 1: gelu).
 // -DSTACK (Ops.matmul_stack): W is several weights stacked (q, k, v); row j of the stack goes to out,
 // out1 or out2 by the push constants out1_row / out2_row: three matmuls of one x in one dispatch.
+// -DROPE (with STACK; Ops.rope_qkv in the epilogue, decode only): the stack is q, k, v; q is written rotated,
+// k and v as computed, and k rotated / v as it is to row pos (STEP_POS) of k_cache / v_cache: exactly
+// matmul_stack followed by rope_qkv with neox = false, one dispatch and one barrier fewer per layer.
 // The weight is in a split layout (shaders/quants/<type>_split.glsl): quants in 16-byte uvec4s,
 // scales in their own array.  A row is cut into units of 32 weights (a Q4_0 / Q8_0 block, an eighth
 // of a Q6_K block); thread tid takes units tid, tid + WG_SIZE, ... so adjacent threads read adjacent
@@ -33,10 +36,18 @@ layout(std430, binding = 5) readonly buffer G { vec4 g4[]; };          // [K / 4
 #ifdef STACK
 layout(std430, binding = 6) writeonly buffer O1 { float out1[]; };     // [out2_row - out1_row] (row 0)
 layout(std430, binding = 7) writeonly buffer O2 { float out2[]; };     // [n_out - out2_row] (row 0)
+#ifdef ROPE
+layout(std430, binding = 8) writeonly buffer KC { float k_cache[]; };  // [n_ctx, out2_row - out1_row]
+layout(std430, binding = 9) writeonly buffer VC { float v_cache[]; };  // [n_ctx, n_out - out2_row]
+layout(std430, binding = 10) readonly buffer F { float ff[]; };        // [n_rot / 2] rope freq_factors (has_ff)
+#endif
 #endif
 
 #include "matmul_pc.glsl"
 #include "gelu.glsl"
+#ifdef ROPE
+#include "rope_rotation.glsl"
+#endif
 
 #define MATVEC
 #include "dequant.glsl"
@@ -47,7 +58,6 @@ layout(std430, binding = 7) writeonly buffer O2 { float out2[]; };     // [n_out
 
 layout(constant_id = 1) const uint NR = 4;   // weight rows per workgroup pass (vulkan_ops.MatvecKernel)
 layout(constant_id = 2) const uint USE_LANES = 1;   // types with a lane kernel use it (WG_SIZE % LANES == 0)
-layout(constant_id = 3) const uint KEEP_X = 0;      // tile layouts, GPT4ALL_MATVEC=v4: x stays in registers (below)
 
 #ifdef GLU
 #define NS (2u * NR)                             // sums per pass: NR gate rows, then their NR up rows
@@ -69,6 +79,42 @@ vec4 input4(uint i, bool norm, inout float xsq) {
     xsq += dot(x, x);
     return x * g4[i];
 }
+
+#ifdef ROPE
+// The pass's finished sums, one per row: the rotation pairs rows (2i, 2i + 1) of a head, whose sums different
+// threads finish, so each thread reads its rows' partners here after a barrier.  Pairs never straddle two
+// passes: q, k and v start at even rows of the stack and passes at multiples of NR, which the host fuses only
+// when even (VulkanOps._rope_epilogue_fits)
+shared float pass_sum[NR];
+
+// Row j of the q/k/v stack (sum `total`, its pair partner row j ^ 1's sum `partner`) stored as matmul_stack then
+// rope_qkv leave it: q rotated; k as computed, and rotated into k_cache row pos; v as computed, also to v_cache
+// row pos.  Dims past n_rot in a head are not rotated (partial rotary).
+void store_rope(uint j, float total, float partner) {
+    uint pos = STEP_POS;                         // read at run time: the program is replayed every step
+    if (j >= pc.out2_row) {
+        uint c = j - pc.out2_row;
+        out2[c] = total;
+        v_cache[pos * (pc.n_out - pc.out2_row) + c] = total;
+        return;
+    }
+    bool is_k = j >= pc.out1_row;
+    uint c = is_k ? j - pc.out1_row : j;         // column of q or k
+    uint d = c % pc.head_dim;                    // dim in its head
+    float r = total;
+    if (d < pc.n_rot) {
+        uint i = d / 2u;                         // the pair (a, b) = (dim 2i, dim 2i + 1), as rope.comp rotates it
+        vec2 cs = rope_rotation(i, float(pos), pc.n_rot, pc.freq_base, pc.freq_scale, pc.has_ff != 0u ? ff[i] : 1.0);
+        r = (d & 1u) == 0u ? rotated(total, partner, cs).x : rotated(partner, total, cs).y;
+    }
+    if (is_k) {
+        out1[c] = total;                         // rope_qkv leaves k itself unrotated
+        k_cache[pos * (pc.out2_row - pc.out1_row) + c] = r;
+    } else {
+        out_[c] = r;
+    }
+}
+#endif
 
 // The end of a pass: the NS sums of rows j0 .. j0 + nr - 1, each thread holding its part (acc) and its part
 // of x . x (xsq, FLAG_NORM), reduced over the workgroup and written out (act(gate) * up for GLU; the
@@ -106,7 +152,9 @@ void store_pass(uint j0, uint nr, float xsq, bool norm) {
         total = (pc.act == 0u ? total / (1.0 + exp(-total)) : gelu_tanh(total)) * up * rinv;
 #endif
         if ((pc.flags & FLAG_BIAS) != 0u) total += bias[pc.bias_row0 + j0 + r];
-#ifdef STACK
+#if defined(ROPE)
+        pass_sum[r] = total;                     // stored below, once every row's partner is known
+#elif defined(STACK)
         uint j = j0 + r;                         // the stack's row (no bias, no accumulate: the host checks)
         if (j >= pc.out2_row) out2[j - pc.out2_row] = total;
         else if (j >= pc.out1_row) out1[j - pc.out1_row] = total;
@@ -116,58 +164,15 @@ void store_pass(uint j0, uint nr, float xsq, bool norm) {
         out_[o] = (pc.flags & FLAG_ACC) != 0u ? out_[o] + total : total;
 #endif
     }
-}
-
-#ifdef TILE_LAYOUT
-// GPT4ALL_MATVEC=v4 (KEEP_X; the host makes WG_SIZE = TILE_THREADS x the row's tiles): one team of threads per
-// tile, so a thread's 32 x values are the same in every pass and stay in registers, and a workgroup takes
-// several passes (the host launches fewer workgroups: no x reloaded, no norm re-summed per row group); each
-// pass's weight loads are issued before the previous pass's sums are reduced, in flight across its barriers.
-// q, sc: the pass's loads, [gate rows, then up rows (GLU)]; rows past n_out keep stale values, never stored.
-uvec4 q[NS], sc[NS];
-
-void load_pass(uint j0, uint tiles, uint ti, uint tl) {
-    [[unroll]] for (uint r = 0; r < NR; r++) {
-        if (j0 + r < pc.n_out) {
-            uint tile = (pc.w_row0 + j0 + r) * tiles + ti;
-            tile_load(tile, tl, q[r], sc[r]);
-#ifdef GLU
-            tile_load(tile + pc.up_row_off * tiles, tl, q[NR + r], sc[NR + r]);
+#ifdef ROPE
+    barrier();                                   // pass_sum holds the pass's nr (even) sums
+    for (uint r = tid; r < nr; r += WG_SIZE) store_rope(j0 + r, pass_sum[r], pass_sum[r ^ 1u]);
+    // the next pass writes pass_sum only after store_pass's first two barriers: these reads come first
 #endif
-        }
-    }
 }
-
-void main_keep_x(bool norm) {
-    uint tid = gl_LocalInvocationID.x, tl = tid % TILE_THREADS, ti = tid / TILE_THREADS;
-    uint tiles = pc.nb * QK / 1024u;
-    uint stride = gl_NumWorkGroups.x * gl_NumWorkGroups.y * NR;
-    uint j0 = (gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x) * NR;
-    [[unroll]] for (uint r = 0; r < NS; r++) { q[r] = uvec4(0u); sc[r] = uvec4(0u); }
-    load_pass(j0, tiles, ti, tl);        // first, so the weights are on their way while x loads
-    float xsq = 0.0;
-    vec4 xv[8];
-    float xs[8];
-    [[unroll]] for (uint m = 0; m < 8; m++) {
-        xv[m] = input4(ti * 256u + 32u * m + tl, norm, xsq);
-        xs[m] = dot(xv[m], vec4(1.0));
-    }
-    for (; j0 < pc.n_out; j0 += stride) {
-        [[unroll]] for (uint r = 0; r < NS; r++) acc[r] = tile_dot_loaded(q[r], sc[r], xv, xs);
-        load_pass(j0 + stride, tiles, ti, tl);
-        store_pass(j0, min(NR, pc.n_out - j0), xsq, norm);
-    }
-}
-#endif
 
 void main() {
     if (active_rows(pc.rows_cap) == 0u) return;
-#ifdef TILE_LAYOUT
-    if (KEEP_X != 0u && WG_SIZE == TILE_THREADS * (pc.nb * QK / 1024u)) {
-        main_keep_x((pc.flags & FLAG_NORM) != 0u);
-        return;
-    }
-#endif
     uint tid = gl_LocalInvocationID.x;
     // groups of NR rows: this workgroup takes groups g, g + n_wg, ... (one group per workgroup on a
     // GPU; a CPU device gets fewer workgroups, which loop)

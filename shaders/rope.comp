@@ -27,15 +27,11 @@ layout(push_constant) uniform PC {
     uint n_q_head;      // -DQKV: q's heads (n_head is k's)
 } pc;
 
-const float TWO_PI = 6.283185307179586;
+#include "rope_rotation.glsl"
 
 // The rotation of pair i (< n_rot/2) at position p: (cos, sin).
 vec2 rotation(uint i, float p) {
-    float inv_freq = pc.freq_scale * pow(pc.freq_base, -2.0 * float(i) / float(pc.n_rot));
-    if (pc.has_ff != 0u) inv_freq /= ff[i];
-    float angle = p * inv_freq;
-    angle -= TWO_PI * floor(angle / TWO_PI);     // sin/cos are only accurate on a small range
-    return vec2(cos(angle), sin(angle));
+    return rope_rotation(i, p, pc.n_rot, pc.freq_base, pc.freq_scale, pc.has_ff != 0u ? ff[i] : 1.0);
 }
 
 // Offsets of pair i inside a head.
@@ -43,9 +39,6 @@ uvec2 pair_offsets(uint i) {
     uint half_rot = pc.n_rot / 2u;
     return pc.neox != 0u ? uvec2(i, i + half_rot) : uvec2(2u * i, 2u * i + 1u);
 }
-
-// The pair (a, b) rotated by (cos, sin) = cs.
-vec2 rotated(float a, float b, vec2 cs) { return vec2(a * cs.x - b * cs.y, a * cs.y + b * cs.x); }
 
 float position(uint t) { return pc.has_pos != 0u ? float(positions[t]) : float(STEP_POS + t); }
 

@@ -2,13 +2,17 @@
 // Ops.sample: one token id from a row of logits, on the GPU, with engine/sampling.py's chain:
 //   repeat penalty -> greedy (temp <= 0 or top_k == 1) -> top-k -> top-p -> min-p -> temperature
 //   -> softmax -> the first token whose cumulative probability exceeds the slot's uniform.
-// One workgroup does it all:
+// One workgroup does it all (v1, GPT4ALL_SAMPLE=v1):
 //   1. penalised logits into `scratch` (each distinct recent token once);
 //   2. greedy: an arg-max reduction (lowest id on ties, like np.argmax);
 //   3. otherwise the M = min(k, MAX_CAND) largest logits are found by a radix select of the M-th
 //      largest value (4 histogram passes over the vocabulary, no global sort), gathered into
 //      shared memory and bitonic-sorted by (logit desc, id asc) -- NumPy's stable order;
 //   4. thread 0 walks the short sorted list for top-p, min-p and the draw.
+// -DSLICES (v2, the default) is the second of two dispatches: sample_partial.comp's workgroups have
+// done the vocabulary-wide work slice by slice, and this single workgroup finishes from their results:
+// 2. reduces their arg-maxes; 3. selects the M largest among their candidates (top-k <= the candidate
+// budget) or, for a larger top-k, among the penalised logits they left in `scratch`, exactly as v1.
 // The workgroup size is a specialization constant (vulkan_ops.VulkanOps.sample_wg): a GPU runs this
 // single workgroup on one compute unit, so it gets as many threads as the device allows (up to 1024)
 // to keep enough loads in flight over the vocabulary; a CPU device keeps 128.  It must be a power of two (>= 32: see VulkanOps).
@@ -17,35 +21,50 @@
 #define WG_SPEC
 #include "common.glsl"
 #include "sampling_buf.glsl"
+#include "sample_select.glsl"
 
 #define MAX_CAND 512
 #define CAP 1024            // gathered candidates (the M largest plus ties at the boundary)
 
+#ifdef SLICES
+layout(std430, binding = 2) readonly buffer SC { float scratch[]; };  // [n_vocab] penalised logits (top-k > cands)
+layout(std430, binding = 3) readonly buffer P { uint parts[]; };      // sample_partial.comp's results (layout there)
+layout(std430, binding = 4) buffer T { int out_tokens[]; };           // [slots, 1]
+
+layout(push_constant) uniform PC { uint n_vocab; uint slot; uint slice; uint cands; } pc;
+#else
 layout(std430, binding = 2) readonly buffer L { float logits[]; };    // [>= 1, n_vocab]: row 0
 layout(std430, binding = 3) readonly buffer H { int history[]; };     // [cap, 1], newest at n_hist - 1
 layout(std430, binding = 4) buffer SC { float scratch[]; };           // [n_vocab] penalised logits
 layout(std430, binding = 5) buffer T { int out_tokens[]; };           // [slots, 1]
 
 layout(push_constant) uniform PC { uint n_vocab; uint slot; } pc;
+#endif
 
 shared uint cand_key[CAP];
 shared uint cand_id[CAP];
 shared uint n_cand;
 shared uint best_id[WG_SIZE];
+#ifdef SLICES
+shared float walk_p[MAX_CAND], walk_pt[MAX_CAND];    // step 4's exponentials
+#endif
 
-// float -> uint whose unsigned order is the float order
-uint okey(float f) {
-    uint u = floatBitsToUint(f);
-    return (u & 0x80000000u) != 0u ? ~u : (u | 0x80000000u);
-}
-float unkey(uint k) {
-    return uintBitsToFloat((k & 0x80000000u) != 0u ? (k & 0x7FFFFFFFu) : ~k);
-}
+// What steps 3 and 4 select from: entry i < n_src has key src_key(i) and token id src_id(i).  v1: the
+// penalised logits in scratch.  SLICES: the slices' candidates in parts, or scratch as v1.
+uint n_src;
+#ifdef SLICES
+bool from_parts;
+uint keys_at, ids_at;
+uint src_key(uint i) { return from_parts ? parts[keys_at + i] : okey(scratch[i]); }
+uint src_id(uint i) { return from_parts ? parts[ids_at + i] : i; }
+#else
+uint src_key(uint i) { return okey(scratch[i]); }
+uint src_id(uint i) { return i; }
+#endif
 
 // The k-th largest key (= the largest T with count(key >= T) >= k), by radix select: four passes
-// over the vocabulary, each a shared-memory histogram of the next 8 bits of the keys that match
+// over the entries, each a shared-memory histogram of the next 8 bits of the keys that match
 // the prefix found so far, then a scan from the top bin for the one holding the k-th key.
-shared uint hist[256];
 shared uint sel_prefix, sel_need;
 
 uint kth_key(uint k) {
@@ -54,11 +73,20 @@ uint kth_key(uint k) {
     for (int shift = 24; shift >= 0; shift -= 8) {
         for (uint i = tid; i < 256u; i += WG_SIZE) hist[i] = 0u;
         barrier();
-        for (uint i = tid; i < pc.n_vocab; i += WG_SIZE) {
-            uint key = okey(scratch[i]);
+        for (uint i = tid; i < n_src; i += WG_SIZE) {
+            uint key = src_key(i);
             if ((key & mask) == prefix) atomicAdd(hist[(key >> uint(shift)) & 255u], 1u);
         }
         barrier();
+#ifdef SLICES
+        // the bin in parallel (sample_select.glsl); when the k-th key's bin is taken whole, its lowest key
+        // is as good a threshold as the k-th key itself: count(key >= it) = k
+        pick_bin(need);
+        prefix |= sel_bin << uint(shift);
+        mask |= 255u << uint(shift);
+        need -= sel_above;
+        if (need == sel_count) break;
+#else
         if (tid == 0u) {
             uint above = 0u, b = 0u;               // keys in bins above b (all larger than bin b's)
             for (int bb = 255; bb >= 0; bb--) {
@@ -72,6 +100,7 @@ uint kth_key(uint k) {
         prefix = sel_prefix;
         need = sel_need;
         mask |= 255u << uint(shift);
+#endif
     }
     return prefix;
 }
@@ -79,7 +108,16 @@ uint kth_key(uint k) {
 void main() {
     uint tid = gl_LocalInvocationID.x;
     uint nv = pc.n_vocab;
+    n_src = nv;
+    float temp = samp[SAMPLE_TEMP];
+    int top_k = int(samp[SAMPLE_TOP_K]);
+    bool greedy = temp <= 0.0 || top_k == 1;
+    uint K = (top_k <= 0 || uint(top_k) >= nv) ? nv : uint(top_k);
 
+#ifdef SLICES
+    uint G = (nv + pc.slice - 1u) / pc.slice;
+    // 1. the repeat penalty: applied by sample_partial.comp
+#else
     // 1. repeat penalty
     for (uint i = tid; i < nv; i += WG_SIZE) scratch[i] = logits[i];
     memoryBarrierBuffer(); barrier();
@@ -100,17 +138,22 @@ void main() {
         }
     }
     memoryBarrierBuffer(); barrier();
-
-    float temp = samp[SAMPLE_TEMP];
-    int top_k = int(samp[SAMPLE_TOP_K]);
+#endif
 
     // 2. greedy: arg-max, lowest id among equal maxima
-    if (temp <= 0.0 || top_k == 1) {
+    if (greedy) {
         float bv = -1.0 / 0.0; uint bi = 0xFFFFFFFFu;
+#ifdef SLICES
+        for (uint s = tid; s < G; s += WG_SIZE) {          // the slices' arg-maxes; slice s's ids are below s + 1's
+            float v = uintBitsToFloat(parts[s]);
+            if (v > bv || bi == 0xFFFFFFFFu) { bv = v; bi = parts[G + s]; }
+        }
+#else
         for (uint i = tid; i < nv; i += WG_SIZE) {
             float v = scratch[i];
             if (v > bv || bi == 0xFFFFFFFFu) { bv = v; bi = i; }   // i rises: first max kept
         }
+#endif
         red_buf[tid] = bv; best_id[tid] = bi;
         barrier();
         for (uint s = WG_SIZE / 2; s > 0; s >>= 1) {
@@ -127,16 +170,20 @@ void main() {
     }
 
     // 3. the M largest, gathered and sorted
-    uint K = (top_k <= 0 || uint(top_k) >= nv) ? nv : uint(top_k);
     uint M = min(K, uint(MAX_CAND));
+#ifdef SLICES
+    // top-k within the budget: the K largest are among the slices' K candidates each
+    from_parts = K <= pc.cands;
+    if (from_parts) { n_src = G * K; keys_at = 2u * G; ids_at = 2u * G + G * pc.cands; }
+#endif
     uint TM = kth_key(M);
     if (tid == 0u) n_cand = 0u;
     barrier();
-    for (uint i = tid; i < nv; i += WG_SIZE) {
-        uint k = okey(scratch[i]);
+    for (uint i = tid; i < n_src; i += WG_SIZE) {
+        uint k = src_key(i);
         if (k >= TM) {
             uint slot = atomicAdd(n_cand, 1u);
-            if (slot < CAP) { cand_key[slot] = k; cand_id[slot] = i; }
+            if (slot < CAP) { cand_key[slot] = k; cand_id[slot] = src_id(i); }
         }
     }
     barrier();
@@ -163,7 +210,8 @@ void main() {
         }
     }
     float x0 = unkey(cand_key[0]);
-    // softmax normaliser of the top-k survivors (all K of them, even past MAX_CAND)
+    // softmax normaliser of the top-k survivors (all K of them, even past MAX_CAND; SLICES: from scratch,
+    // as K > M means K > the candidate budget)
     float z = 0.0;
     if (K > M) {
         uint TK = K >= nv ? 0u : kth_key(K);
@@ -174,15 +222,30 @@ void main() {
         z = wg_sum(z);
     }
 
-    // 4. top-p, min-p, temperature and the draw on the short sorted list
+    // 4. top-p, min-p, temperature and the draw on the short sorted list; PROB(i) = exp(x_i - x0) and
+    // PROB_T(i) = exp((x_i - x0) / temp).  SLICES: computed in parallel first (the same values), so thread 0's
+    // walk is adds and compares, not a chain of M exponentials
+#ifdef SLICES
+    for (uint i = tid; i < M; i += WG_SIZE) {
+        float x = unkey(cand_key[i]) - x0;
+        walk_p[i] = exp(x);
+        walk_pt[i] = exp(x / temp);
+    }
+    barrier();
+#define PROB(i) walk_p[i]
+#define PROB_T(i) walk_pt[i]
+#else
+#define PROB(i) exp(unkey(cand_key[i]) - x0)
+#define PROB_T(i) exp((unkey(cand_key[i]) - x0) / temp)
+#endif
     if (tid == 0u) {
-        if (K <= M) { for (uint i = 0; i < M; i++) z += exp(unkey(cand_key[i]) - x0); }
+        if (K <= M) { for (uint i = 0; i < M; i++) z += PROB(i); }
         uint keep = M;
         float top_p = samp[SAMPLE_TOP_P];
         if (top_p < 1.0) {
             float cum = 0.0;
             for (uint i = 0; i < M; i++) {
-                cum += exp(unkey(cand_key[i]) - x0) / z;
+                cum += PROB(i) / z;
                 if (cum >= top_p) { keep = i + 1u; break; }
             }
         }
@@ -194,12 +257,12 @@ void main() {
             keep = i;
         }
         float s = 0.0;
-        for (uint i = 0; i < keep; i++) s += exp((unkey(cand_key[i]) - x0) / temp);
+        for (uint i = 0; i < keep; i++) s += PROB_T(i);
         float u = samp[SAMPLE_UNIFORMS + pc.slot];
         float cum = 0.0;
         uint choice = keep - 1u;
         for (uint i = 0; i < keep; i++) {
-            cum += exp((unkey(cand_key[i]) - x0) / temp) / s;
+            cum += PROB_T(i) / s;
             if (cum > u) { choice = i; break; }
         }
         out_tokens[pc.slot] = int(cand_id[choice]);

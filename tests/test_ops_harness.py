@@ -76,16 +76,14 @@ def test_rope_positions_are_used(backends):
 # Every decode mat-vec kernel (GPT4ALL_MATVEC), whichever is the default: v1 = matmul.comp on the padded
 # layouts; v2 = Q4_0 / Q8_0 / Q4_K / Q6_K in the split layout, read by matmul_vec.comp for one row and by every other
 # typed kernel (batched matmul, get_rows, add/mul_weight) through dequant8v; v3 = v2 with Q4_0 rows of whole
-# 1024-weight tiles in the tile layout; v4 = v3's layout, its tile rows read by one team per tile that keeps x in
-# registers over several passes (on lavapipe each workgroup loops over many).
-MATVEC_OPS = ("matmul", "matmul_glu", "matmul_stack", "get_rows", "add_weight", "mul_weight")
+# 1024-weight tiles in the tile layout.
+MATVEC_OPS = ("matmul", "matmul_glu", "matmul_stack", "matmul_stack+rope_qkv", "get_rows", "add_weight", "mul_weight")
 MATVEC_CASES = [c for c in CASES if c.op in MATVEC_OPS]
 
 
 @pytest.fixture(scope="module", params=[("v1", None), ("v1", False), ("v2", None), ("v2", False), ("v3", None),
-                                        ("v3", False), ("v4", None), ("v4", False)],
-                ids=["v1-subgroup", "v1-portable", "v2-subgroup", "v2-portable", "v3-subgroup", "v3-portable",
-                     "v4-subgroup", "v4-portable"])
+                                        ("v3", False)],
+                ids=["v1-subgroup", "v1-portable", "v2-subgroup", "v2-portable", "v3-subgroup", "v3-portable"])
 def matvec_backends(request):
     matvec, subgroups = request.param
     return harness.Backends("kompute", subgroups=subgroups, matvec=matvec)
@@ -107,14 +105,10 @@ def test_matvec_choice_picks_the_kernel(matvec_backends):
     v2 = {f"matmul_vec_{t}_split{vk._sg}" for t in ("q4_0", "q8_0", "q4_k", "q6_k")}
     v1 = {f"matmul_{t}{vk._sg}" for t in ("q4_0", "q8_0", "q4_k", "q6_k")}
     assert (v2 <= shaders and not v1 & shaders) if vk.matvec != "v1" else (v1 <= shaders and not v2 & shaders)
-    # v3, v4: a Q4_0 row of whole 1024-weight tiles takes the tile layout, other widths the split one
+    # v3: a Q4_0 row of whole 1024-weight tiles takes the tile layout, other widths the split one
     assert matvec_backends.check(harness.matmul_case(harness.T.Q4_0, 1, 2048, 37)).ok
-    tile_specs = [key[-1] for key in vk._algos if key[0] == f"matmul_vec_q4_0_tile{vk._sg}"]
-    assert bool(tile_specs) == (vk.matvec in ("v3", "v4"))
-    # v4: the 2-tile row gets a 64-thread workgroup keeping x in registers (specialization constants WG, NR,
-    # LANES, KEEP_X; the module's earlier cases recorded other widths' workgroups); v3 does not keep x
-    assert all(spec[3] == (vk.matvec == "v4") for spec in tile_specs), tile_specs
-    assert any(spec[0] == 64 for spec in tile_specs) or vk.matvec != "v4", tile_specs
+    tile = f"matmul_vec_q4_0_tile{vk._sg}" in {key[0] for key in vk._algos}
+    assert tile == (vk.matvec == "v3")
 
 
 def test_tile_layout_made_on_the_device_matches_numpy():
@@ -136,7 +130,7 @@ def test_tile_layout_made_on_the_device_matches_numpy():
 
 
 def test_matvec_kernel_name_is_checked():
-    for bad in ("v5", "v1:4x64", "v2:0x64", "v2:4x2048", "v2:4", "v3:4x48", "v3:4x128/2", "v4:4x128/0", "v4:4x96/"):
+    for bad in ("v4", "v1:4x64", "v2:0x64", "v2:4x2048", "v2:4", "v3:4x48"):
         with pytest.raises(ValueError, match="matvec"):
             harness.Backends("kompute", matvec=bad)
 
@@ -172,14 +166,13 @@ def test_norm_choice_picks_the_kernels():
 # v2's rows per workgroup and workgroup size are specialization constants: odd and extreme choices
 # (more rows than threads, fewer threads than a subgroup, not powers of two) must give the same results;
 # so must the unit-per-thread loop that Q4_0 / Q8_0 leave for their lane kernel (GPT4ALL_MATVEC_LANES=0)
-MATVEC_ONE_ROW = [c for c in CASES if c.op in ("matmul", "matmul_glu", "matmul_stack") and " x[1/1," in f" {c.label}"]
+MATVEC_ONE_ROW = [c for c in CASES if c.op in ("matmul", "matmul_glu", "matmul_stack", "matmul_stack+rope_qkv")
+                  and " x[1/1," in f" {c.label}"]
 
 
 @pytest.fixture(scope="module", params=[("v2:32x8", None, True), ("v2:3x48", False, True), ("v2:1x256", None, True),
-                                        ("v2:4x64", None, False), ("v3:3x32", False, True), ("v3:16x128", None, True),
-                                        ("v4:3x32/3", False, True), ("v4:8x64/1", None, True)],
-                ids=["32x8", "3x48-portable", "1x256", "4x64-no-lanes", "v3-3x32-portable", "v3-16x128",
-                     "v4-3x32-3-portable", "v4-8x64-1"])
+                                        ("v2:4x64", None, False), ("v3:3x32", False, True), ("v3:16x128", None, True)],
+                ids=["32x8", "3x48-portable", "1x256", "4x64-no-lanes", "v3-3x32-portable", "v3-16x128"])
 def tuned_backends(request):
     matvec, subgroups, lanes = request.param
     b = harness.Backends("kompute", subgroups=subgroups, matvec=matvec)
@@ -193,24 +186,218 @@ def test_matvec_v2_tuning_keeps_results(tuned_backends, case):
     assert r.ok, f"{case.name} (matvec {tuned_backends.vk.matvec_kernel}): error {r.error:.3e} {r.detail}"
 
 
-# sample.comp's workgroup size is a specialization constant: 128 on CPU devices (what CI runs above),
-# up to 1024 on GPUs; both ends (and one between) must pick the same tokens
+# rope_qkv in the decode q/k/v mat-vec's epilogue (matmul_vec.comp -DROPE): the cases above check the results on
+# every kernel; these check which dispatches were recorded, so a fusion silently not taken (or taken where a
+# rotated pair would straddle two workgroup passes) shows
+ROPE_EPILOGUE_CASES = [c for c in CASES if c.op == "matmul_stack+rope_qkv"]
+
+
+def _shaders_recorded(ops, case) -> list:
+    return [shader for shader, _, _ in case.prepare(ops).program.labels if shader != "barrier"]
+
+
+def test_rope_epilogue_is_one_dispatch_where_it_fits(tuned_backends):
+    """One row, stacked q/k/v weights, llama's pairing (neox=False) and an even NR (rows per workgroup pass): the
+    pair is one matmul_vec_stack_rope_* dispatch; odd NR, neox, a prompt or weights that cannot stack (F16) keep
+    rope_qkv as its own dispatch after the q/k/v ones."""
+    vk = tuned_backends.vk
+    even_nr = vk.matvec_kernel.nr % 2 == 0
+    for case in ROPE_EPILOGUE_CASES:
+        shaders = _shaders_recorded(vk, case)
+        fits = " x[1/1," in case.label and " neox" not in case.label and not case.label.startswith("F16")
+        if fits and even_nr and vk.rope_epilogue:           # (unless the run sets GPT4ALL_ROPE_EPILOGUE=0)
+            assert len(shaders) == 1 and shaders[0].startswith("matmul_vec_stack_rope_"), (case.name, shaders)
+        else:
+            assert shaders[-1] == "rope_qkv" and not any("stack_rope" in s for s in shaders), (case.name, shaders)
+    assert tuned_backends.check(ROPE_EPILOGUE_CASES[0]).ok
+
+
+def test_rope_epilogue_can_be_turned_off(monkeypatch):
+    """GPT4ALL_ROPE_EPILOGUE=0 (an A/B switch for GPU timings) records the two dispatches, with the same results."""
+    monkeypatch.setenv("GPT4ALL_ROPE_EPILOGUE", "0")
+    b = harness.Backends("kompute", matvec="v2:4x64")
+    for case in ROPE_EPILOGUE_CASES[:2]:
+        assert _shaders_recorded(b.vk, case) == [f"matmul_vec_stack_q4_0_split{b.vk._sg}", "rope_qkv"]
+        r = b.check(case)
+        assert r.ok, f"{case.name} (epilogue off): error {r.error:.3e} {r.detail}"
+
+
+def test_rope_epilogue_keeps_the_order_of_other_ops(monkeypatch):
+    """The q/k/v dispatch is held back until the next op is recorded: an op other than rope_qkv on its outputs
+    (here a scale of q, then rope_qkv) records it first, unfused, and so does the end of record()."""
+    monkeypatch.delenv("GPT4ALL_ROPE_EPILOGUE", raising=False)
+    vk = harness.Backends("kompute", matvec="v2:4x64").vk
+    rng = np.random.default_rng(0)
+    w = [vk.weight(f"w{i}", harness.T.Q4_0, (64, r), harness.random_weight(rng, harness.T.Q4_0, r, 64))
+         for i, r in enumerate((32, 16, 16))]
+    x, q, k, v = vk.tensor(1, 64), vk.tensor(1, 32), vk.tensor(1, 16), vk.tensor(1, 16)
+    kc, vc = vk.tensor(8, 16), vk.tensor(8, 16)
+    with vk.record() as prog:
+        vk.matmul_stack([q, k, v], w, x)
+        vk.scale(q, q, 2.0)
+        vk.rope_qkv(q, k, v, kc, vc, 2, 1, 16, 16, 10000.0, False)
+    assert [s for s, _, _ in prog.labels if s != "barrier"] == [f"matmul_vec_stack_q4_0_split{vk._sg}", "scale",
+                                                                 "rope_qkv"]
+    with vk.record() as prog:
+        vk.matmul_stack([q, k, v], w, x)
+    assert [s for s, _, _ in prog.labels if s != "barrier"] == [f"matmul_vec_stack_q4_0_split{vk._sg}"]
+    with vk.record() as prog:                   # straight after it: one dispatch
+        vk.matmul_stack([q, k, v], w, x)
+        vk.rope_qkv(q, k, v, kc, vc, 2, 1, 16, 16, 10000.0, False)
+    assert [s for s, _, _ in prog.labels if s != "barrier"] == [f"matmul_vec_stack_rope_q4_0_split{vk._sg}"]
+    q2, k2, v2 = vk.tensor(1, 32), vk.tensor(1, 16), vk.tensor(1, 16)
+    with vk.record() as prog:                   # two held in a row: the first is recorded as it is, in order
+        vk.matmul_stack([q, k, v], w, x)
+        vk.matmul_stack([q2, k2, v2], w, x)
+        vk.rope_qkv(q2, k2, v2, kc, vc, 2, 1, 16, 16, 10000.0, False)
+    assert [s for s, _, _ in prog.labels if s != "barrier"] == [f"matmul_vec_stack_q4_0_split{vk._sg}",
+                                                                 f"matmul_vec_stack_rope_q4_0_split{vk._sg}"]
+
+
+# Both sampling kernels (GPT4ALL_SAMPLE): v1 (sample.comp, one workgroup) and v2 (the default, what the cases
+# above run: sample_partial.comp over slices of the vocabulary, then sample.comp -DSLICES in one workgroup).
+# sample.comp's workgroup size is a specialization constant: 128 on CPU devices, up to 1024 on GPUs; both ends
+# (and one between) must pick the same tokens.  v2 also runs with slices and candidate budgets far below its
+# defaults (lavapipe: 4 slices, 512 candidates), so the cases' vocabularies span many slices and short last
+# slices, slices shorter than top-k (sent whole, padded) and top-k beyond the budget (selected from scratch):
+# 256x32/16 (k 40 > 16 candidates), 96x64/64, 24x128/512 (slices shorter than k 40 and 100; more slices than
+# the merge's 32 threads, so a thread reduces several arg-maxes), 1000x1024/40 (k 40 = the budget, k 100 beyond it)
 SAMPLE_CASES = [c for c in CASES if c.op in ("sample", "advance")]
+SAMPLE_KERNELS = [("v1", 32), ("v1", 256), ("v1", 1024), ("v2", 32), ("v2", 256), ("v2", 1024),
+                  ("v2:256x32/16", 64), ("v2:96x64/64", 128), ("v2:24x128/512", 32), ("v2:1000x1024/40", 1024)]
 
 
-@pytest.fixture(scope="module", params=[32, 256, 1024])
+@pytest.fixture(scope="module", params=SAMPLE_KERNELS, ids=[f"{k}-wg{wg}" for k, wg in SAMPLE_KERNELS])
 def sample_wg_backends(request):
     from engine.backends.vulkan_device import choose
     from engine.backends.vulkan_ops import VulkanOps
+    kernel, wg = request.param
     b = harness.Backends("kompute")
-    b.vk = VulkanOps(choose("kompute"), sample_wg=request.param)
+    b.vk = VulkanOps(choose("kompute"), sample_wg=wg, sample=kernel)
+    assert str(b.vk.sample_kernel).startswith(kernel)
     return b
 
 
 @pytest.mark.parametrize("case", SAMPLE_CASES, ids=[c.name for c in SAMPLE_CASES])
 def test_sample_workgroup_sizes_pick_the_same_tokens(sample_wg_backends, case):
     r = sample_wg_backends.check(case)
-    assert r.ok, f"{case.name} (sample workgroup {sample_wg_backends.vk.sample_wg}): {r.detail}"
+    assert r.ok, (f"{case.name} (sample kernel {sample_wg_backends.vk.sample_kernel}, workgroup "
+                  f"{sample_wg_backends.vk.sample_wg}): {r.detail}")
+
+
+def _sample_once(ops, logits, history, temp, top_k, top_p, min_p, penalty, last_n, u):
+    lt, ht, tok = ops.tensor(1, len(logits)), ops.tensor(len(history) + 2, 1, "i32"), ops.tensor(1, 1, "i32")
+    ops.write(lt, logits[None, :])
+    ops.write(ht, np.asarray(history, np.int32).reshape(-1, 1))
+    with ops.record() as prog:
+        ops.sample(tok, lt, ht)
+    ops.set_step(1, 0)
+    ops.set_sampling(temp, top_k, top_p, min_p, penalty, last_n, [u], len(history))
+    ops.run(prog)
+    return int(ops.read(tok)[0, 0])
+
+
+@pytest.mark.parametrize("ties, k, want", [((10, 601, 603, 605), 5, 10), ((601, 603, 605), 5, 601),
+                                           ((605, 10, 603), 6, 603)],
+                         ids=["across-slices", "in-one-slice", "two-of-three"])
+def test_sample_ties_at_the_top_k_cut_go_to_the_lowest_ids(sample_wg_backends, ties, k, want):
+    """Equal logits straddling the top-k cut: the candidates keep the lowest ids (NumPy's stable order; the
+    reference's argpartition may keep any of them, so the expected id is given here).  Four distinct top logits
+    then the tied ones; u = 0.999 draws the last survivor (its probability is ~1.2%)."""
+    rng = np.random.default_rng(9)
+    logits = rng.uniform(-6.0, -1.0, 1001).astype(np.float32)
+    logits[[620, 621, 622, 623]] = [5.0, 4.0, 3.0, 2.0]           # a slice with the top 4 and ties 601..605
+    logits[list(ties)] = 1.0
+    got = _sample_once(sample_wg_backends.vk, logits, [7], 1.0, k, 1.0, 0.0, 1.0, 64, 0.999)
+    assert got == want, f"sample kernel {sample_wg_backends.vk.sample_kernel}: {got}"
+
+
+def _okey(values: np.ndarray) -> np.ndarray:
+    """sample_select.glsl's okey: float32 -> uint32 of the same order."""
+    u = np.asarray(values, np.float32).view(np.uint32)
+    return np.where(u & 0x80000000, ~u, u | 0x80000000).astype(np.uint32)
+
+
+def test_sample_slices_leave_their_arg_max_or_candidates():
+    """What sample_partial.comp leaves for the merge, read back (a wrong candidate the draw happens not to reach
+    would pass the token cases): per slice of 96 logits (11 slices, the last of 41) its penalised arg-max
+    (greedy), or its K = 5 largest penalised logits as keys and ids, ties at the cut to the lowest ids (a slice
+    of 8 equal maxima; one whose 5th is shared by 3), the 41-logit slice whole for K = 60, padded with
+    (0, 0xFFFFFFFF); and for top-k beyond the budget of 64 the penalised logits in scratch."""
+    import kp
+    from engine.backends.vulkan_device import choose
+    from engine.backends.vulkan_ops import VulkanOps
+    from engine.sampling import apply_repeat_penalty
+    vk = VulkanOps(choose("kompute"), sample="v2:96x64/64")
+    nv, sl, cands, G = 1001, 96, 64, 11
+    rng = np.random.default_rng(4)
+    logits = rng.standard_normal(nv).astype(np.float32)
+    logits[[200, 201, 202, 203]] = [10.0, 9.0, 8.0, 7.0]           # slice 2: 200 penalised below 202
+    logits[[250, 230, 210]] = 5.0                                   # ... its 5th is one of three
+    logits[[500, 490, 570, 520, 481, 555, 560, 575]] = 6.0          # slice 5: 8 equal maxima
+    history = [200, 999, -3, 1001, 200, 13, 490]                    # 999 in the short last slice
+    pen = apply_repeat_penalty(logits, np.asarray(history), 1.3, 64)
+    assert pen[490] < 6.0 and pen[200] < 8.0
+
+    def parts():
+        buf = vk._scratch[("sample parts", 2 * G * (1 + cands))]
+        host = vk.mgr.tensor_t(np.zeros(buf.size(), np.float32), kp.TensorTypes.host)
+        vk.mgr.sequence().eval(kp.OpTensorCopy([buf, host]))
+        return np.asarray(host.data()).view(np.uint32)
+
+    _sample_once(vk, logits, history, 0.0, 40, 1.0, 0.0, 1.3, 64, 0.5)
+    p = parts()
+    for s in range(G):
+        sl_vals = pen[s * sl:(s + 1) * sl]
+        assert p[s] == sl_vals.max().view(np.uint32) and p[G + s] == s * sl + int(np.argmax(sl_vals)), s
+    for k in (5, 60):
+        _sample_once(vk, logits, history, 1.0, k, 1.0, 0.0, 1.3, 64, 0.5)
+        p = parts()
+        for s in range(G):
+            ids = np.arange(s * sl, min((s + 1) * sl, nv))
+            top = ids[np.lexsort((ids, -pen[ids]))][:k]              # value desc, id asc
+            want = sorted(zip(_okey(pen[top]), top)) + [(0, 0xFFFFFFFF)] * (k - len(top))
+            at = 2 * G + s * k
+            got = sorted(zip(p[at:at + k], p[at + G * cands:at + G * cands + k]))
+            assert got == sorted(want), (k, s, got, want)
+        if k == 5:
+            assert set(p[2 * G + G * cands + 2 * 5:][:5]) == {200, 201, 202, 203, 210}
+            assert set(p[2 * G + G * cands + 5 * 5:][:5]) == {481, 500, 520, 555, 560}     # 490 penalised
+    _sample_once(vk, logits, history, 1.0, 65, 1.0, 0.0, 1.3, 64, 0.5)
+    buf = vk._scratch[("logits", nv)]
+    host = vk.mgr.tensor_t(np.zeros(nv, np.float32), kp.TensorTypes.host)
+    vk.mgr.sequence().eval(kp.OpTensorCopy([buf, host]))
+    np.testing.assert_allclose(np.asarray(host.data()), pen, rtol=1e-6)
+
+
+def test_sample_kernel_choice_records_its_dispatches(monkeypatch):
+    """v2 (the default) records sample_partial over one workgroup per slice (on a GPU 2048 logits of 512 threads; on
+    a CPU device at most CPU_SAMPLE_SLICES, of CPU_SAMPLE_MIN_SLICE logits or more, of 128 threads) then sample_merge;
+    v1 one sample dispatch; GPT4ALL_SAMPLE picks; bad names are refused."""
+    from engine.backends.vulkan_device import GpuInfo, choose
+    from engine.backends.vulkan_ops import CPU_SAMPLE_MIN_SLICE, SampleKernel, VulkanOps
+    monkeypatch.delenv("GPT4ALL_SAMPLE", raising=False)
+    info = choose("kompute")
+    for spec, want in ((None, ["sample_partial", "sample_merge"]), ("v1", ["sample"]),
+                       ("v2:96x64", ["sample_partial", "sample_merge"])):
+        vk = VulkanOps(info, sample=spec)
+        for case in SAMPLE_CASES[:2]:            # vocabularies of 1000 and 500
+            assert [s for s, _, _ in case.prepare(vk).program.labels if s != "barrier"] == want
+        groups = sorted(key[2][0] for key in vk._algos if key[0] == "sample_partial")
+        assert groups == ([] if spec == "v1" else [6, 11] if spec else [1, 1])   # 1000 / 96 -> 11, 500 / 96 -> 6
+    monkeypatch.setenv("GPT4ALL_SAMPLE", "v1")
+    assert VulkanOps(info).sample_kernel.version == "v1"
+    gpu = GpuInfo(0, "gpu", "nvidia", "discrete", 80 << 30, 32, 1 << 31, 49152, 1024, True)
+    assert SampleKernel().slicing(128256, gpu) == (2048, 512)             # 63 workgroups
+    cpu = GpuInfo(0, "cpu", "cpu", "cpu", 2 << 30, 8, 1 << 27, 32768, 1024, True)
+    assert SampleKernel().slicing(128256, cpu) == (32064, 128)            # 4 workgroups
+    assert SampleKernel().slicing(49152, cpu) == (CPU_SAMPLE_MIN_SLICE, 128)      # 3
+    assert SampleKernel().slicing(1000, cpu) == (CPU_SAMPLE_MIN_SLICE, 128)       # 1
+    assert SampleKernel.parse("v2:2048x128/40").slicing(128256, gpu) == (2048, 128)
+    for bad in ("v3", "v1:64x32", "v1/8", "v2:64", "v2:0x64", "v2:64x48", "v2:64x2048", "v2:70000x64", "v2/0",
+                "v2/513"):
+        with pytest.raises(ValueError, match="sample kernel"):
+            VulkanOps(info, sample=bad)
 
 
 def test_sample_workgroup_size_is_checked():

@@ -28,18 +28,54 @@ def test_random_llama_greedy_matches_numpy(tmp_path, qtype):
     gpu = engine.load(path, device="kompute", n_ctx=64, n_batch=16)
     gpu.is_eog = cpu.is_eog = lambda t: False       # random weights: always compare N_TOKENS tokens
     compare_engines(f"{SHAPE} {qtype}", cpu, gpu, N_TOKENS)
+    # with stacked q/k/v (split layouts) and an even NR, decode ran rope_qkv in the mat-vec's epilogue
+    if qtype != "F16" and gpu.ops.matvec != "v1" and gpu.ops.rope_epilogue and gpu.ops.matvec_kernel.nr % 2 == 0:
+        assert any(key[0].startswith("matmul_vec_stack_rope_") for key in gpu.ops._algos)
 
 
-@pytest.mark.parametrize("matvec", ["v3:4x128", "v4:4x128/2"])
-def test_random_llama_in_the_tile_layout_matches_numpy(tmp_path, monkeypatch, matvec):
-    """GPT4ALL_MATVEC=v3 / v4 (the GPU's): Q4_0 rows of whole 1024-weight tiles go in the tile layout,
+def test_random_llama_in_the_tile_layout_matches_numpy(tmp_path, monkeypatch):
+    """GPT4ALL_MATVEC=v3 (the GPU default): Q4_0 rows of whole 1024-weight tiles go in the tile layout,
     permuted on the device, and every kernel of a decode step reads it (stacked q/k/v, gate-up, tied LM head)."""
-    monkeypatch.setenv("GPT4ALL_MATVEC", matvec)
+    monkeypatch.setenv("GPT4ALL_MATVEC", "v3:4x128")
     path = tmp_path / "random-tiny-tiles-Q4_0.gguf"
     write_random_gguf(path, "tiny-tiles", "Q4_0")
     cpu = engine.load(path, n_ctx=64, n_batch=16)
     gpu = engine.load(path, device="kompute", n_ctx=64, n_batch=16)
-    assert gpu.ops.matvec == matvec[:2] and any(vw.handle.layout.shader == "q4_0_tile"
+    assert gpu.ops.matvec == "v3" and any(vw.handle.layout.shader == "q4_0_tile"
                                           for vw in gpu.model.blk[0].__dict__.values() if hasattr(vw, "handle"))
     gpu.is_eog = cpu.is_eog = lambda t: False
-    compare_engines(f"tiny-tiles Q4_0 {matvec}", cpu, gpu, N_TOKENS)
+    compare_engines("tiny-tiles Q4_0 v3", cpu, gpu, N_TOKENS)
+    # decode's q/k/v + rope_qkv ran as one dispatch over the tile layout (NR = 4 is even), unless switched off
+    fused = any(key[0].startswith("matmul_vec_stack_rope_q4_0_tile") for key in gpu.ops._algos)
+    assert fused == gpu.ops.rope_epilogue
+
+
+def test_rope_epilogue_saves_a_dispatch_and_a_barrier_per_layer(tmp_path, monkeypatch):
+    """Decode records each layer's q/k/v mat-vec and rope_qkv as one dispatch (matmul_vec.comp -DROPE), one
+    barrier fewer too; GPT4ALL_ROPE_EPILOGUE=0 records them apart (the A/B switch for GPU timings)."""
+    path = tmp_path / "random-tiny-Q4_0.gguf"
+    write_random_gguf(path, "tiny", "Q4_0")
+    recorded = {}
+    for flag in ("1", "0"):
+        monkeypatch.setenv("GPT4ALL_ROPE_EPILOGUE", flag)
+        gpu = engine.load(path, device="kompute", n_ctx=64, n_batch=16)
+        prog, _ = gpu.model.program(1, decode_steps=1)
+        recorded[flag] = prog.n_dispatches, prog.n_barriers, [op for op, _, _ in prog.labels]
+        n_layer = gpu.model.hp.n_layer
+        gpu.close()
+    (fused, fused_barriers, fused_ops), (apart, apart_barriers, apart_ops) = recorded["1"], recorded["0"]
+    assert (apart - fused, apart_barriers - fused_barriers) == (n_layer, n_layer), recorded
+    assert sum(op.startswith("matmul_vec_stack_rope_") for op in fused_ops) == n_layer and "rope_qkv" not in fused_ops
+    assert apart_ops.count("rope_qkv") == n_layer and not any("stack_rope" in op for op in apart_ops)
+
+
+def test_random_llama_greedy_matches_numpy_without_the_rope_epilogue(tmp_path, monkeypatch):
+    """The unfused pair (GPT4ALL_ROPE_EPILOGUE=0) still decodes as NumPy does (the other tests run the fused one)."""
+    monkeypatch.setenv("GPT4ALL_ROPE_EPILOGUE", "0")
+    path = tmp_path / f"random-{SHAPE}-Q4_0.gguf"
+    write_random_gguf(path, SHAPE, "Q4_0")
+    cpu = engine.load(path, n_ctx=64, n_batch=16)
+    gpu = engine.load(path, device="kompute", n_ctx=64, n_batch=16)
+    assert not gpu.ops.rope_epilogue
+    gpu.is_eog = cpu.is_eog = lambda t: False
+    compare_engines(f"{SHAPE} Q4_0 rope epilogue off", cpu, gpu, N_TOKENS)

@@ -434,7 +434,8 @@ def main(argv: Optional[list] = None) -> int:
         vk = make_vulkan(args.device, mv)
         mv_name = str(vk.matvec_kernel)
         print(f"device: {vk.device_name} ({vk.info.vendor} {vk.info.type}, subgroup {vk.info.subgroup_size}, "
-              f"{'subgroup' if vk.subgroups else 'shared-memory'} reductions, sample workgroup {vk.sample_wg}, "
+              f"{'subgroup' if vk.subgroups else 'shared-memory'} reductions, sample {vk.sample_kernel} "
+              f"(workgroup {vk.sample_wg}), "
               f"{'global' if vk.global_barriers else 'stock kp'} barriers); "
               f"shape {args.shape}; {args.reps} ops per timed program, best of {args.runs}"
               + (f"; matvec {mv_name}" if mv_name else ""), file=out)
@@ -461,7 +462,7 @@ def main(argv: Optional[list] = None) -> int:
     print(f"{len(results) - n_bad}/{len(results)} checks passed on {vk.device_name}", file=out)
     if args.json:
         doc = {"device": vk.device_name, "device_type": vk.info.type, "subgroup_size": vk.info.subgroup_size,
-               "subgroup_reductions": vk.subgroups, "sample_wg": vk.sample_wg, "shape": args.shape,
+               "subgroup_reductions": vk.subgroups, "sample_wg": vk.sample_wg, "sample_kernel": str(vk.sample_kernel), "shape": args.shape,
                "shape_sizes": asdict(shape), "reps": args.reps, "runs": args.runs,
                "results": [asdict(r) for r in results]}
         text = json.dumps(doc, indent=1)

@@ -56,6 +56,9 @@ def variants() -> dict[str, tuple[str, list[str]]]:
             v[f"matmul_vec_glu_{t}_sg"] = ("matmul_vec.comp", [d, "GLU", "USE_SUBGROUP"])
             v[f"matmul_vec_stack_{t}"] = ("matmul_vec.comp", [d, "STACK"])  # Ops.matmul_stack in one pass
             v[f"matmul_vec_stack_{t}_sg"] = ("matmul_vec.comp", [d, "STACK", "USE_SUBGROUP"])
+            # ... with Ops.rope_qkv in its epilogue (q roped, k / v to the caches): decode's q/k/v + rope in one
+            v[f"matmul_vec_stack_rope_{t}"] = ("matmul_vec.comp", [d, "STACK", "ROPE"])
+            v[f"matmul_vec_stack_rope_{t}_sg"] = ("matmul_vec.comp", [d, "STACK", "ROPE", "USE_SUBGROUP"])
     for plain in ["rms_norm", "layer_norm", "rope", "store_kv", "attention", "add", "scale", "gelu",
                   "softmax", "copy_rows", "mean_pool", "l2_normalize", "sample", "advance",
                   "attention_merge", "attention_decode"]:
@@ -66,6 +69,10 @@ def variants() -> dict[str, tuple[str, list[str]]]:
     v["add_rms_norm"] = ("rms_norm.comp", ["ADD"])                    # x += d, then the norm: one dispatch
     v["add_rms_norm_sg"] = ("rms_norm.comp", ["ADD", "USE_SUBGROUP"])
     v["attention_decode_merge"] = ("attention_decode.comp", ["MERGE_LAST"])   # GPT4ALL_ATTENTION_MERGE=last
+    # Ops.sample v2 (the default; 'sample' is v1): the vocabulary in slices over many workgroups, then one
+    # workgroup finishes from their arg-maxes / top-k candidates
+    v["sample_partial"] = ("sample_partial.comp", [])
+    v["sample_merge"] = ("sample.comp", ["SLICES"])
     v["tile_repack"] = ("tile_repack.comp", [])                     # upload: split -> tile layout (v3)
     v["rope_qkv"] = ("rope.comp", ["QKV"])                          # Ops.rope_qkv: q, k and v in one dispatch
     v["glu_silu"] = ("glu.comp", ["GLU_SILU"])

@@ -18,8 +18,8 @@
 #   PART=speed  tools/bench_kernels.py: decode mat-vec v1 vs v2 at both shapes and v2's rows x threads sweep;
 #               ours end to end with GPT4ALL_MATVEC=v1 (the default is v2); the context sweep
 #               (generation with 512 / 1024 / 4096 tokens in the cache, ours vs upstream).
-#   PART=tune   ours alone end to end for each GPT4ALL_MATVEC in TUNE_MATVEC ("v2:4x64 v2:4x128 v2:2x64"), and
-#               with GPT4ALL_MATVEC_LANES=0 when TUNE_NO_LANES is set.
+#   PART=tune   ours alone end to end for each GPT4ALL_MATVEC in TUNE_MATVEC ("v2:4x64 v2:4x128 v2:2x64"; "" for
+#               none), with GPT4ALL_MATVEC_LANES=0 when TUNE_NO_LANES is set, and with each VAR=value of TUNE_ENV.
 #   PART=check  the op harness and ours alone on each model (--anatomy): a short call.
 #   PART=embed  tools/bench_embed.py: Embed4All vs upstream's on MiniLM F16 and on nomic-embed-text-v1.5's
 #               shape, 2048-row passes; tools/op_harness.py --perf.
@@ -186,11 +186,14 @@ part_speed() {
 # both models; short runs (PROMPT_TOKENS / GEN_TOKENS apply) so that a few minutes of device time suffice.
 part_tune() {
     for m in $MODELS; do
-        for mv in ${TUNE_MATVEC:-v2:4x64 v2:4x128 v2:2x64}; do
+        for mv in ${TUNE_MATVEC-v2:4x64 v2:4x128 v2:2x64}; do
             GPT4ALL_MATVEC=$mv ours_step "ours with GPT4ALL_MATVEC=$mv, ${SHAPE[$m]}" "${TUNE_CAP:-45}" "tune_${mv//[:\/]/_}_$m" "$m"
         done
         [ -n "${TUNE_NO_LANES:-}" ] && GPT4ALL_MATVEC_LANES=0 ours_step "ours with GPT4ALL_MATVEC_LANES=0, ${SHAPE[$m]}" 45 \
             "tune_no_lanes_$m" "$m"
+        for kv in ${TUNE_ENV:-}; do          # A/B switches, e.g. TUNE_ENV="GPT4ALL_ROPE_EPILOGUE=0 GPT4ALL_SAMPLE=v1"
+            (export "$kv"; ours_step "ours with $kv, ${SHAPE[$m]}" "${TUNE_CAP:-45}" "tune_${kv//[=:\/]/_}_$m" "$m")
+        done
     done
 }
 

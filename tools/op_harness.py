@@ -272,6 +272,46 @@ def rope_qkv_case(neox: bool, n_tok: int, pos: int, n_head: int, n_kv: int, head
     return Case("rope_qkv", label, prepare, tol=1e-6)
 
 
+def qkv_rope_case(typ: int, width: int, n_head: int, n_kv: int, head_dim: int, n_rot: int, pos: int,
+                  neox=False, base=10000.0, fscale=1.0, factors=False, n_tok: int = 1, cap: int = 0,
+                  first_pos: Optional[int] = None, n_ctx: int = 64, seed=16) -> Case:
+    """A decoder layer's attention input as llama.py records it: matmul_stack (q, k, v of a pre-normed x) then
+    rope_qkv on those outputs, in one program.  On Vulkan a decode step (one row) records the pair as one
+    dispatch where it can (the rope in the mat-vec's epilogue, VulkanOps._rope_epilogue_fits); the reference
+    runs the two ops.  Compared: q (rotated), k and v (as computed), both caches whole (rows other than pos
+    must stay as they were).  ``first_pos``: the program runs at that position first, then at ``pos``: both
+    cache rows are compared, so a position fixed at record time would show."""
+    rng = np.random.default_rng(seed)
+    cap = cap or n_tok
+    qw, kw = n_head * head_dim, n_kv * head_dim
+    raws = [random_weight(rng, typ, r, width) for r in (qw, kw, kw)]
+    x = (rng.standard_normal((n_tok, width)) * 2.0).astype(np.float32)
+    g = rng.standard_normal(width).astype(np.float32)
+    kc0, vc0 = (rng.standard_normal((n_ctx, kw)).astype(np.float32) for _ in range(2))
+    ff = rng.uniform(1.0, 8.0, n_rot // 2).astype(np.float32) if factors else None
+
+    def prepare(ops: Ops) -> Prepared:
+        Ws = [_weight(ops, f"w{i}", typ, raw, r, width) for i, (raw, r) in enumerate(zip(raws, (qw, kw, kw)))]
+        G = ops.weight("g", T.F32, (width,), g)
+        F = ops.weight("rope_freqs", T.F32, (n_rot // 2,), ff) if factors else None
+        xt, KC, VC = _tensor(ops, x, rows=cap), _tensor(ops, kc0), _tensor(ops, vc0)
+        q, k, v = ops.tensor(cap, qw), ops.tensor(cap, kw), ops.tensor(cap, kw)
+        with ops.record() as prog:
+            ops.matmul_stack([q, k, v], Ws, xt, norm=G, eps=1e-6)
+            ops.rope_qkv(q, k, v, KC, VC, n_head, n_kv, head_dim, n_rot, base, neox, fscale, F)
+
+        def before():
+            if first_pos is not None:
+                ops.set_step(n_tok, first_pos)
+                ops.run(prog)
+            ops.set_step(n_tok, pos)
+        return Prepared(prog, before, [(q, n_tok), (k, n_tok), (v, n_tok), (KC, n_ctx), (VC, n_ctx)])
+    label = (f"{T(typ).name} x[{n_tok}/{cap},{width}] heads={n_head}/{n_kv}x{head_dim} rot={n_rot} "
+             + f"{'neox' if neox else 'norm'}" + (f" pos={first_pos},{pos}" if first_pos is not None else f" pos={pos}")
+             + (f" scale={fscale}" if fscale != 1 else "") + " factors" * factors)
+    return Case("matmul_stack+rope_qkv", label, prepare, tol=1e-6)
+
+
 def rope_case(neox: bool, n_tok: int, pos: int, n_head: int, head_dim: int, n_rot: int, base=10000.0,
               fscale=1.0, factors=False, positions=None, cap: int = 0, n_ctx: int = 0, seed=4) -> Case:
     """``positions``: per-row positions (packed sequences) instead of pos + t; ``cap``: buffer rows
@@ -340,14 +380,27 @@ def attention_case(label: str, n_tok: int, pos: int, n_head: int, n_kv: int, hd:
 
 
 def sample_case(label: str, n_vocab: int, temp: float, top_k: int, top_p: float, min_p: float,
-                penalty: float, uniforms, history_len=20, seed=6, ties=False) -> Case:
+                penalty: float, uniforms, history_len=20, seed=6, ties=False, plant: Optional[dict] = None,
+                history: Optional[list] = None, last_n: int = 64, fill: Optional[float] = None) -> Case:
+    """Random logits (N(0, 9)), or all ``fill``; ``plant``: {id: logit} set on top of them (maxima in a given
+    slice of Vulkan's v2 kernel, ties across slices, a top-k spread over slices); ``history``: the penalty
+    history instead of a random one whose first 5 entries are the likeliest tokens (ids outside the
+    vocabulary may be given: they are ignored); ``last_n``: the penalty window (repeat_last_n)."""
     rng = np.random.default_rng(seed)
     logits = (rng.standard_normal(n_vocab) * 3).astype(np.float32)
+    if fill is not None:
+        logits[:] = fill
     if ties:                    # a block of equal maxima: the lowest id must win, as in np.argmax
         logits[[7, 3, 11]] = logits.max() + 1.0
-    history = rng.integers(0, n_vocab, size=history_len).astype(np.int32)
-    history[:5] = np.argsort(-logits)[:5]           # penalise some of the likeliest tokens
-    history[5] = history[0]                          # a repeat: penalised once, not twice
+    for i, v in (plant or {}).items():
+        logits[i] = v
+    if history is None:
+        history = rng.integers(0, n_vocab, size=history_len).astype(np.int32)
+        history[:5] = np.argsort(-logits)[:5]           # penalise some of the likeliest tokens
+        history[5] = history[0]                          # a repeat: penalised once, not twice
+    else:
+        history = np.asarray(history, np.int32)
+    history_len = len(history)
     n_slots = len(uniforms)
 
     def prepare(ops: Ops) -> Prepared:
@@ -360,7 +413,7 @@ def sample_case(label: str, n_vocab: int, temp: float, top_k: int, top_p: float,
 
         def before():
             ops.set_step(1, 0)
-            ops.set_sampling(temp, top_k, top_p, min_p, penalty, 64, uniforms, history_len)
+            ops.set_sampling(temp, top_k, top_p, min_p, penalty, last_n, uniforms, history_len)
         return Prepared(prog, before, [(tok, n_slots)])
     return Case("sample", label, prepare, tol=0.0)
 
@@ -480,6 +533,19 @@ def build_cases() -> list[Case]:
     cases += [rope_qkv_case(False, 1, 37, 8, 2, 64, 64), rope_qkv_case(True, 1, 5, 4, 1, 96, 64),
               rope_qkv_case(False, 1, 60, 4, 4, 64, 64, base=500000.0, factors=True),
               rope_qkv_case(False, 3, 10, 6, 2, 32, 32, cap=5), rope_qkv_case(True, 2, 0, 2, 2, 128, 128, base=1e6)]
+    # q/k/v then rope_qkv, as a llama layer records them: decode (one dispatch on Vulkan where NR is even: the
+    # rope in the mat-vec's epilogue) with and without Llama 3's freq_factors, freq_scale, partial rotary, every
+    # split type, Q4_0 rows of whole tiles (v3), a program replayed at a second position; and the pairs that
+    # stay two dispatches: neox, a prompt, a type that cannot stack
+    cases += [qkv_rope_case(T.Q4_0, 256, 4, 2, 64, 64, 37),
+              qkv_rope_case(T.Q4_0, 256, 4, 2, 64, 64, 60, base=500000.0, factors=True),
+              qkv_rope_case(T.Q8_0, 96, 6, 2, 32, 32, 9, fscale=0.5, first_pos=3),
+              qkv_rope_case(T.Q4_K, 256, 2, 1, 128, 64, 20),
+              qkv_rope_case(T.Q6_K, 256, 4, 4, 16, 16, 5, factors=True),
+              qkv_rope_case(T.Q4_0, 1024, 8, 2, 64, 64, 30, base=500000.0, factors=True, first_pos=29),
+              qkv_rope_case(T.Q4_0, 128, 4, 2, 32, 32, 7, neox=True),
+              qkv_rope_case(T.Q4_0, 128, 4, 2, 32, 32, 3, n_tok=3, cap=5),
+              qkv_rope_case(T.F16, 64, 2, 1, 16, 16, 4)]
     # store_kv
     def store_prepare(ops: Ops) -> Prepared:
         r = np.random.default_rng(11)
@@ -572,6 +638,28 @@ def build_cases() -> list[Case]:
               sample_case("top-k off, top-p 0.5", 5000, 1.2, 0, 0.5, 0.0, 1.1, us),
               sample_case("top-k 1000 > 512 candidates, top-p 0.3", 4000, 0.9, 1000, 0.3, 0.0, 1.0, us),
               advance_case()]
+    # sampling at the edges of Vulkan's v2 slices (sample_partial.comp: a workgroup per slice of the vocabulary;
+    # tests/test_ops_harness.py runs these with small slices and candidate budgets too): vocabularies that are
+    # no multiple of a slice, the maximum at the last id, equal maxima in different slices (every logit equal:
+    # in all of them), a top-40 packed into one slice and spread over the others (with the penalty on some of
+    # both), top-k longer than a slice, the penalty on tokens of several slices with ids outside the vocabulary
+    # and an older repeat outside the window (greedy picks 777 only if the window and every slice's penalty hold)
+    top40 = {4970 + i: 20.0 - 0.1 * i for i in range(25)}
+    top40.update({331 * i + 13: 19.95 - 0.1 * i for i in range(15)})
+    hot = {0: 15.0, 3000: 14.9, 1500: 14.8, 777: 14.7}
+    window = [777, 777, 0, 3000, -1, 3001, 1500, 0, 99999, 2999, 1, 1500]      # last_n = 10: the 777s are older
+    cases += [sample_case("slices: vocab 1001, max at the last id, greedy", 1001, 0.0, 40, 0.9, 0.0, 1.3, [0.5],
+                          plant={1000: 30.0}),
+              sample_case("slices: equal maxima in 3 slices -> lowest id", 1001, 0.0, 40, 0.9, 0.0, 1.0, [0.5],
+                          plant={999: 25.0, 640: 25.0, 333: 25.0}),
+              sample_case("slices: every logit equal -> id 0", 777, 0.0, 40, 0.9, 0.0, 1.0, [0.5], fill=0.5),
+              sample_case("slices: top-40 packed + spread, penalised", 5003, 1.5, 40, 1.0, 0.0, 1.18,
+                          [0.02, 0.5, 0.98], plant=top40),
+              sample_case("slices: top-k 100 longer than a slice, min-p", 301, 1.0, 100, 1.0, 0.02, 1.1, us),
+              sample_case("slices: penalty window over 3 slices, greedy", 3001, 0.0, 40, 1.0, 0.0, 1.3, [0.5],
+                          plant=hot, history=window, last_n=10),
+              sample_case("slices: penalty window over 3 slices, top-k 40", 3001, 0.9, 40, 0.95, 0.0, 1.3, us,
+                          plant=hot, history=window, last_n=10)]
     return cases
 
 
@@ -682,7 +770,8 @@ def main() -> int:
     cases = [c for c in build_cases() + (perf_cases() if args.perf else []) if not args.op or args.op in c.op]
     sg = "subgroup reductions" if b.vk.subgroups else "shared-memory reductions"
     print(f"device: {b.vk.device_name} ({b.vk.info.vendor} {b.vk.info.type}, subgroup {b.vk.info.subgroup_size}, "
-          f"{sg}, maxStorageBufferRange {b.vk.info.max_storage_buffer_range >> 20} MiB, matvec {b.vk.matvec_kernel})")
+          f"{sg}, maxStorageBufferRange {b.vk.info.max_storage_buffer_range >> 20} MiB, matvec {b.vk.matvec_kernel}, "
+          f"sample {b.vk.sample_kernel})")
     head = f"{'op':12s} {'case':52s} {'error':>10s} {'tol':>8s}  ok"
     if args.perf:
         head += f" {'vulkan ms':>10s} {'numpy ms':>9s}"

@@ -112,8 +112,6 @@ SPLIT_HEADER_WORDS = 4      # word 0: where the scales start; 4 words keep the q
 TILE_LAYOUTS = {T.Q4_0: Layout("q4_0_tile", 32, 4, split=True)}
 TILE_WEIGHTS = 1024
 TILE_THREADS = 32           # threads sharing a tile (the layout's, not a subgroup size)
-KEEP_X_MAX_WG = 512         # v4: widest workgroup of one team per tile (16 tiles: a 16384-weight row); wider
-                            # rows take v3's loop over tiles (x reloaded per pass)
 
 
 @dataclass(frozen=True)
@@ -122,41 +120,28 @@ class MatvecKernel:
     matmul_vec.comp on the split layouts (Q4_0, Q8_0, Q4_K, Q6_K), NR weight rows per workgroup pass and WG threads
     per workgroup (its specialization constants; default 4x64), e.g. 'v2:2x128'.  'v3[:NRxWG]': the same, with
     Q4_0 rows of a multiple of 1024 weights in the tile layout (shaders/quants/q4_0_tile.glsl; WG a
-    multiple of 32).  'v4[:NRxWG[/P]]': v3's layout, and on tile rows one 32-thread team per tile (the
-    workgroup as wide as the row, at most KEEP_X_MAX_WG threads; WG is for other rows) that keeps its x
-    values in registers over P passes of NR rows, each pass's weight loads issued during the previous
-    pass's reduction (matmul_vec.comp KEEP_X; default P = 2)."""
+    multiple of 32)."""
     version: str = "v2"
     nr: int = 4
     wg: int = 64
-    passes: int = 1
 
     @classmethod
     def parse(cls, spec: str) -> "MatvecKernel":
         version, _, dims = spec.partition(":")
-        dims, slash, passes = dims.partition("/")
         try:
-            if version not in ("v1", "v2", "v3", "v4") or (dims and version == "v1") or (slash and version != "v4"):
+            if version not in ("v1", "v2", "v3") or (dims and version == "v1"):
                 raise ValueError
-            nr, wg = (int(v) for v in dims.split("x")) if dims else (4, 128 if version == "v4" else 64)
-            p = int(passes) if slash else 2 if version == "v4" else 1
-            if not (1 <= nr <= 32 and 1 <= wg <= 1024 and 1 <= p <= 64) or (version in ("v3", "v4") and wg % 32):
+            nr, wg = (int(v) for v in dims.split("x")) if dims else (4, 64)
+            if not (1 <= nr <= 32 and 1 <= wg <= 1024) or (version == "v3" and wg % 32):
                 raise ValueError
         except ValueError:
-            raise ValueError(f"matvec kernel {spec!r}: use 'v1', 'v2[:NRxWG]', 'v3[:NRxWG]' or 'v4[:NRxWG[/P]]' "
-                             f"(rows per workgroup pass 1..32 x threads per workgroup 1..1024, a multiple of 32 for "
-                             f"v3 and v4; passes 1..64; e.g. v2:4x64, v4:4x128/2) (GPT4ALL_MATVEC)") from None
-        return cls(version, nr, wg, p)
-
-    @property
-    def tiles(self) -> bool:
-        """Q4_0 rows of whole tiles go in the tile layout."""
-        return self.version in ("v3", "v4")
+            raise ValueError(f"matvec kernel {spec!r}: use 'v1', 'v2[:NRxWG]' or 'v3[:NRxWG]' (rows per workgroup "
+                             f"pass 1..32 x threads per workgroup 1..1024, a multiple of 32 for v3; e.g. v2:4x64) "
+                             f"(GPT4ALL_MATVEC)") from None
+        return cls(version, nr, wg)
 
     def __str__(self) -> str:
-        if self.version == "v1":
-            return "v1"
-        return f"{self.version}:{self.nr}x{self.wg}" + (f"/{self.passes}" if self.version == "v4" else "")
+        return self.version if self.version == "v1" else f"{self.version}:{self.nr}x{self.wg}"
 
 
 def split_bytes_per_row(ggml_type: int, width: int) -> int:
@@ -298,6 +283,69 @@ def _groups(n: int, per: int = 1) -> int:
     return max(1, -(-n // per))
 
 
+# Ops.sample v2 (SampleKernel): shaders/sample_partial.comp's slices of the vocabulary, one per workgroup
+SAMPLE_SLICE_GPU = 2048     # logits per workgroup on a GPU: 63 workgroups for Llama 3's 128256, each on its own
+                            # compute unit of an H100 (132) with all of its 8 KiB in flight at once.  Latency, not
+                            # bandwidth, bounds them, so 1024 would not be faster, while the merge's work grows with
+                            # the number of slices (top-k 40: 40 candidates per slice)
+SAMPLE_WG_GPU = 512         # its threads on a GPU (4 logits each per pass over the slice)
+CPU_SAMPLE_SLICES = 4       # slices on a CPU device at most (lavapipe runs a workgroup per core, and every
+CPU_SAMPLE_MIN_SLICE = 16384    # workgroup's barriers cost), of this many logits at least (a 1000-token vocabulary
+                            # in 4 slices of 128 threads took 0.17 ms a greedy token there, in 1 slice 0.10 ms)
+CPU_SAMPLE_WG = 128         # their threads there, as v1's single workgroup
+SAMPLE_MAX_SLICE = 65536    # shaders/sample_partial.comp MAX_SLICE: its penalty bitmap, 8 KiB of shared memory
+SAMPLE_MAX_CANDS = 512      # shaders/sample.comp MAX_CAND: top-k up to this can come from the slices' candidates
+
+
+@dataclass(frozen=True)
+class SampleKernel:
+    """Ops.sample.  'v1': shaders/sample.comp alone, one workgroup over the whole vocabulary (62-99 us per token
+    on an H100 for a 128256 vocabulary: one compute unit pulls the logits).  'v2[:SLICExWG][/CANDS]' (the
+    default): shaders/sample_partial.comp over slices of SLICE logits, WG threads per slice (a power of two,
+    32..1024), then sample.comp -DSLICES ('sample_merge') in one workgroup of VulkanOps.sample_wg threads.
+    Greedy finishes from the slices' arg-maxes, top-k <= CANDS (1..512, default 512) from each slice's
+    min(k, length) largest logits, a larger top-k (or none) from the penalised logits the slices leave in
+    scratch, selected by the merge workgroup as v1 does.  Without SLICExWG: SAMPLE_SLICE_GPU x SAMPLE_WG_GPU on
+    a GPU, up to CPU_SAMPLE_SLICES slices (of CPU_SAMPLE_MIN_SLICE logits or more) of CPU_SAMPLE_WG threads on a
+    CPU device."""
+    version: str = "v2"
+    slice: int = 0              # 0: per device and vocabulary (slicing())
+    wg: int = 0
+    cands: int = SAMPLE_MAX_CANDS
+
+    @classmethod
+    def parse(cls, spec: str) -> "SampleKernel":
+        head, slash, cands = spec.partition("/")
+        version, colon, dims = head.partition(":")
+        try:
+            if version not in ("v1", "v2") or (version == "v1" and (colon or slash)):
+                raise ValueError
+            sl, wg = (int(v) for v in dims.split("x")) if colon else (0, 0)
+            c = int(cands) if slash else SAMPLE_MAX_CANDS
+            if colon and not (1 <= sl <= SAMPLE_MAX_SLICE and 32 <= wg <= 1024 and wg & (wg - 1) == 0):
+                raise ValueError
+            if not 1 <= c <= SAMPLE_MAX_CANDS:
+                raise ValueError
+        except ValueError:
+            raise ValueError(f"sample kernel {spec!r}: use 'v1' or 'v2[:SLICExWG][/CANDS]' (logits per slice "
+                             f"1..{SAMPLE_MAX_SLICE} x threads per slice, a power of two 32..1024; top-k candidates "
+                             f"per slice 1..{SAMPLE_MAX_CANDS}; e.g. v2:1024x256/512) (GPT4ALL_SAMPLE)") from None
+        return cls(version, sl, wg, c)
+
+    def slicing(self, n_vocab: int, info: GpuInfo) -> tuple[int, int]:
+        """(logits per slice, threads per slice) for a vocabulary of ``n_vocab`` on ``info``'s device."""
+        cpu = info.type == "cpu"
+        wg = self.wg or (CPU_SAMPLE_WG if cpu else min(SAMPLE_WG_GPU, info.max_workgroup_invocations))
+        sl = self.slice or (max(-(-n_vocab // CPU_SAMPLE_SLICES), CPU_SAMPLE_MIN_SLICE) if cpu else SAMPLE_SLICE_GPU)
+        return min(sl, SAMPLE_MAX_SLICE), wg
+
+    def __str__(self) -> str:
+        if self.version == "v1":
+            return "v1"
+        dims = f":{self.slice}x{self.wg}" if self.slice else ""
+        return f"v2{dims}/{self.cands}"
+
+
 def _row_groups(capacity: int) -> int:
     """Workgroups launched along the row dimension; each strides over the active rows (FOR_ROWS in
     shaders/common.glsl), so a short prompt in a large-capacity program leaves few of them idle."""
@@ -310,7 +358,7 @@ class VulkanOps(Ops):
     def __init__(self, info: Optional[GpuInfo] = None, max_buffer_bytes: Optional[int] = None,
                  subgroups: Optional[bool] = None, attention_splits: Optional[int] = None,
                  matvec: Optional[str] = None, sample_wg: Optional[int] = None, norm: Optional[str] = None,
-                 gemm: Optional[str] = None, profile: Optional[bool] = None):
+                 gemm: Optional[str] = None, profile: Optional[bool] = None, sample: Optional[str] = None):
         """``info``: the device (default: vulkan_device.choose('kompute')).  ``max_buffer_bytes``
         overrides the device's maxStorageBufferRange for splitting weights (the op harness uses a few KiB
         to test split weights).
@@ -322,8 +370,11 @@ class VulkanOps(Ops):
         (matmul_vec.comp on the split layouts of Q4_0, Q8_0, Q4_K and Q6_K, which every other typed kernel reads
         too; see MatvecKernel) or 'v3[:NRxWG]' (v2, with Q4_0 rows of whole 1024-weight tiles in the tile
         layout); default: $GPT4ALL_MATVEC, else DEFAULT_MATVEC_GPU on a GPU, DEFAULT_MATVEC on a CPU device.  Fixed per backend: it
-        decides how weights are uploaded.  ``sample_wg``: threads of sample.comp's single workgroup
-        (default: $GPT4ALL_SAMPLE_WG, else 128 on a CPU device, else as many as the device allows, <= 1024).
+        decides how weights are uploaded.  ``sample_wg``: threads of sample.comp's single workgroup (v1's, v2's
+        merge) (default: $GPT4ALL_SAMPLE_WG, else 128 on a CPU device, else as many as the device allows, <= 1024).
+        ``sample``: the sampling kernels, 'v1' (sample.comp, one workgroup) or 'v2[:SLICExWG][/CANDS]' (the
+        vocabulary in slices over many workgroups, then one to finish; see SampleKernel); default:
+        $GPT4ALL_SAMPLE, else 'v2'.
         ``norm``: the RMSNorm kernels, 'v1' (rms_norm.comp with shared-memory reductions; ``add_rms_norm``
         as add + rms_norm, two dispatches) or 'v2' (subgroup reductions where the device has them, and
         ``add_rms_norm`` fused into one dispatch); default: $GPT4ALL_NORM, else 'v1'.  v2 saves
@@ -349,7 +400,7 @@ class VulkanOps(Ops):
             raise ValueError(f"batched matmul kernel {self.gemm!r} (GPT4ALL_GEMM): 'tiled' or 'rows'")
         self.matvec_kernel = MatvecKernel.parse(matvec or os.environ.get("GPT4ALL_MATVEC") or (
             DEFAULT_MATVEC if self.info.type == "cpu" else DEFAULT_MATVEC_GPU))
-        self.matvec = self.matvec_kernel.version            # 'v1' | 'v2' | 'v3' | 'v4'
+        self.matvec = self.matvec_kernel.version            # 'v1' | 'v2' | 'v3'
         # Q4_0 / Q8_0 mat-vec: 4 threads per 32-weight block (coalesced x loads) unless GPT4ALL_MATVEC_LANES=0
         self.matvec_lanes = os.environ.get("GPT4ALL_MATVEC_LANES", "1") != "0" and self.matvec_kernel.wg % 4 == 0
         # v3, tile layouts: a workgroup has at most one 32-thread team per tile of a row (a 2048-wide row has 2
@@ -369,12 +420,22 @@ class VulkanOps(Ops):
         if self.sample_wg & (self.sample_wg - 1) or not 32 <= self.sample_wg <= self.info.max_workgroup_invocations:
             raise ValueError(f"sample workgroup size {self.sample_wg} (GPT4ALL_SAMPLE_WG): a power of two in "
                              f"32..{self.info.max_workgroup_invocations}")
+        # sampling v1 (one workgroup) or v2 (slices over many workgroups, then one): GPT4ALL_SAMPLE=v1 is the
+        # A/B switch for GPU timings
+        self.sample_kernel = SampleKernel.parse(sample or os.environ.get("GPT4ALL_SAMPLE") or "v2")
+        if self.sample_kernel.wg > self.info.max_workgroup_invocations:
+            raise ValueError(f"sample kernel {self.sample_kernel}: {self.sample_kernel.wg} threads per slice, more "
+                             f"than '{self.info.name}' allows ({self.info.max_workgroup_invocations})")
         # split decode attention's merge: a second dispatch ('dispatch', the default) or done by the last
         # slice to finish ('last', GPT4ALL_ATTENTION_MERGE=last: one dispatch fewer per layer, yet slower on
         # the H100: 1B 24.9 vs 10.6 + 7.3 us per layer, docs/vulkan.md)
         self.attention_merge = os.environ.get("GPT4ALL_ATTENTION_MERGE", "dispatch")
         if self.attention_merge not in ("dispatch", "last"):
             raise ValueError(f"GPT4ALL_ATTENTION_MERGE={self.attention_merge!r}: 'dispatch' or 'last'")
+        # decode's rope_qkv done in the epilogue of the q/k/v mat-vec before it (matmul_stack): one dispatch and
+        # one barrier fewer per layer (~4.7 us each on an H100); GPT4ALL_ROPE_EPILOGUE=0 keeps the two dispatches
+        # (an A/B switch; see matmul_stack and _rope_epilogue_fits)
+        self.rope_epilogue = os.environ.get("GPT4ALL_ROPE_EPILOGUE", "1") != "0"
         # GPU timestamps after every recorded op, read by timings() (tools/profile_decode.py)
         self.profile = profile if profile is not None else os.environ.get("GPT4ALL_PROFILE", "0") == "1"
         self.subgroups = self.info.subgroup_arithmetic if subgroups is None else bool(subgroups)
@@ -398,7 +459,7 @@ class VulkanOps(Ops):
                             if self.global_barriers else None)
         self._dummy = self.mgr.tensor_t(np.zeros(8, np.float32))       # for absent optional buffers
         self._spv: dict[str, bytes] = {}
-        self._scratch: dict[int, "kp.Tensor"] = {}
+        self._scratch: dict[tuple, "kp.Tensor"] = {}              # see _scratch_for()
         self._partials: dict[int, "kp.Tensor"] = {}             # attention's split-key partial results
         self._counters: dict[int, "kp.Tensor"] = {}             # attention_decode.comp's arrival counters (0 between uses)
         self._normed: Optional[tuple] = None                    # see _pre_normed()
@@ -407,6 +468,7 @@ class VulkanOps(Ops):
         self._mirror: dict[int, "kp.Tensor"] = {}               # i32 tensors, see write()
         self._stale: set[int] = set()                           # see write()
         self._recording: Optional[VulkanProgram] = None
+        self._held_stack: Optional[tuple] = None               # see matmul_stack()
         self.bytes_allocated = 0
         # Decode steps per submission (engine/llm.py reads it): on a GPU a submit-and-wait round trip
         # (~0.6 ms measured on an H100) is worth saving; a k-step program is k forward passes that
@@ -480,7 +542,7 @@ class VulkanOps(Ops):
         return Weight(rows, width, ggml_type, name, vw)
 
     def _split_layout(self, ggml_type: int, width: int) -> Layout:
-        if self.matvec_kernel.tiles and ggml_type in TILE_LAYOUTS and width % TILE_WEIGHTS == 0:
+        if self.matvec == "v3" and ggml_type in TILE_LAYOUTS and width % TILE_WEIGHTS == 0:
             return TILE_LAYOUTS[ggml_type]
         return SPLIT_LAYOUTS[ggml_type]
 
@@ -550,7 +612,9 @@ class VulkanOps(Ops):
         t0 = time.perf_counter()
         try:
             yield prog
+            self._release_held_stack()          # a q/k/v dispatch that no rope_qkv followed (matmul_stack)
         finally:
+            self._held_stack = None
             self._recording = None
         # one submission: host copies in, the dispatches, host copies out (see write()); when profiling, kp
         # latches a GPU timestamp at the start and after each recorded op (timings())
@@ -620,6 +684,7 @@ class VulkanOps(Ops):
         """Record one dispatch of ``shader`` (binding 0 = the step buffer, then ``tensors``; ``writes``
         are the ones it writes), or run it now when no program is being recorded.  ``what`` and
         ``nbytes`` (the weight it reads and how many bytes of it) label the dispatch in timings()."""
+        self._release_held_stack()              # recorded ops keep their order (see matmul_stack)
         gx, gy, gz = (list(groups) + [1, 1])[:3]
         if self._normed is not None and {id(t) for t in writes} & set(self._normed[:2]):
             self._normed = None                  # the pre-normed copy (or its source) is overwritten
@@ -732,15 +797,51 @@ class VulkanOps(Ops):
             return super().matmul_stack(outs, weights, x, biases, norm=norm, eps=eps)
         # decode: one dispatch over the stack, each row written to its own weight's output (matmul_vec -DSTACK)
         ends = np.cumsum([w.rows for w in weights])
-        self._matmul(outs[0], stacked, x, None, 0, 0, stacked.rows, norm, eps, False,
-                     stack=(outs[1], outs[2] if len(outs) > 2 else None, int(ends[0]), int(ends[1])))
+        stack = (outs[1], outs[2] if len(outs) > 2 else None, int(ends[0]), int(ends[1]))
+
+        def record(rope: Optional[tuple] = None) -> None:
+            self._matmul(outs[0], stacked, x, None, 0, 0, stacked.rows, norm, eps, False, stack=stack, rope=rope)
+        if self._recording is not None and self.rope_epilogue and len(outs) == 3:
+            # q, k, v: a decoder layer calls rope_qkv on them next, which the mat-vec can do in its epilogue (one
+            # dispatch and one barrier fewer per layer).  Recorded dispatches are kp objects that cannot be
+            # rewritten, so this one is held back instead: rope_qkv on exactly these outputs records it as the
+            # fused variant (_rope_epilogue_fits); any other dispatch, or the end of record(), records it as it is
+            # first, so the program's order never changes.  Eager calls (no program) run at once.
+            self._release_held_stack()          # one held at a time: an earlier one goes first
+            self._held_stack = (record, tuple(id(o.handle) for o in outs), tuple(int(e) for e in ends))
+            return
+        record()
+
+    def _release_held_stack(self) -> None:
+        """Record the q/k/v dispatch matmul_stack held back for rope_qkv, unfused (nothing took it)."""
+        if self._held_stack is not None:
+            record = self._held_stack[0]
+            self._held_stack = None              # before recording it: its own _dispatch calls come back here
+            record()
+
+    def _rope_epilogue_fits(self, q: Tensor, k: Tensor, v: Tensor, k_cache: Tensor, v_cache: Tensor, n_head: int,
+                            n_kv_head: int, head_dim: int, n_rot: int, neox: bool) -> bool:
+        """Whether rope_qkv can be done in the epilogue of the q/k/v mat-vec held back by matmul_stack (see
+        there): it produced exactly these q, k, v (one row, stacked weights q | k | v, their rows as wide as the
+        heads say), and each rotated pair of rows (2i, 2i + 1) of a head is finished by one workgroup pass, which
+        holds when NR (rows per pass, passes starting at multiples of NR) is even and the pairs are adjacent
+        (neox=False: llama's GGUF layout).  Otherwise rope_qkv is its own dispatch, after the held one."""
+        held = self._held_stack
+        if held is None or held[1] != (id(q.handle), id(k.handle), id(v.handle)):
+            return False
+        qw, kw = n_head * head_dim, n_kv_head * head_dim
+        return (not neox and self.matvec_kernel.nr % 2 == 0 and head_dim % 2 == 0 and n_rot % 2 == 0
+                and 0 < n_rot <= head_dim and held[2] == (qw, qw + kw, qw + 2 * kw)
+                and (q.width, k.width, v.width, k_cache.width, v_cache.width) == (qw, kw, kw, kw, kw))
 
     def _matmul(self, out: Tensor, w: Weight, x: Tensor, bias: Optional[Weight], w_row0: int, out_col0: int,
                 n_out: int, norm: Optional[Weight], eps: float, accumulate: bool,
-                glu: Optional[tuple] = None, stack: Optional[tuple] = None) -> None:
+                glu: Optional[tuple] = None, stack: Optional[tuple] = None, rope: Optional[tuple] = None) -> None:
         """Record the dispatches of one matmul (one per weight chunk the row window meets); ``glu`` =
         (kind, up_row_off): the one-pass matmul_glu over a stacked gate-up weight; ``stack`` = (out1, out2
-        or None, out1_row, out2_row): matmul_stack's one pass over stacked weights (mat-vec only, one chunk)."""
+        or None, out1_row, out2_row): matmul_stack's one pass over stacked weights (mat-vec only, one chunk);
+        with ``rope`` = (k_cache, v_cache, freq_factors buffer or None, head_dim, n_rot, freq_base, freq_scale)
+        also rope_qkv in its epilogue (matmul_vec.comp -DROPE; _rope_epilogue_fits says when)."""
         vw: VulkanWeight = w.handle
         bbuf = self._f32_buffer(bias)
         gbuf = self._f32_buffer(norm)
@@ -748,8 +849,8 @@ class VulkanOps(Ops):
         batch = cap > 1
         vec = not batch and vw.layout.split      # the v2 mat-vec (needs a split layout)
         tiled = batch and self.gemm == "tiled"   # the tiled GEMM: GEMM_BM x GEMM_BN tiles, no subgroup variant
-        kernel = ("tiled_" if tiled else "batch_" if batch else "vec_glu_" if glu else "vec_stack_" if stack
-                  else "vec_" if vec else "")
+        kernel = ("tiled_" if tiled else "batch_" if batch else "vec_glu_" if glu else "vec_stack_rope_" if rope
+                  else "vec_stack_" if stack else "vec_" if vec else "")
         shader = f"matmul_{kernel}{vw.layout.shader}{'' if tiled else self._sg}"
         mk = self.matvec_kernel
         nr = GEMM_BM if tiled else MATMUL_NR_BATCH if batch else mk.nr if vec else MATMUL_NR
@@ -757,15 +858,10 @@ class VulkanOps(Ops):
         # past the step's n_tokens exit at once); matmul.comp -DBATCH a few that loop over its NT-row tiles
         row_groups = (_groups(cap, GEMM_BN) if tiled else min(_groups(cap, MATMUL_NT), MATMUL_TILE_GROUPS)
                       if batch else 1)
-        wg, keep_x, passes = mk.wg, 0, 1
-        if vec and vw.layout in TILE_LAYOUTS.values():
-            team_wg = TILE_THREADS * (w.width // TILE_WEIGHTS)        # one 32-thread team per tile of a row
-            if mk.version == "v4" and self._keep_x_fits(team_wg, mk.nr):
-                wg, keep_x, passes = team_wg, 1, mk.passes          # x in registers over `passes` passes
-            elif self.matvec_fit:
-                wg = min(wg, team_wg)                               # no team of threads without a tile to take
-        # matmul_vec.comp's specialization constants
-        spec = (wg, mk.nr, int(self.matvec_lanes), keep_x) if vec else ()
+        wg = mk.wg
+        if vec and vw.layout in TILE_LAYOUTS.values() and self.matvec_fit:
+            wg = min(wg, TILE_THREADS * (w.width // TILE_WEIGHTS))     # no team of threads without a tile to take
+        spec = (wg, mk.nr, int(self.matvec_lanes)) if vec else ()      # matmul_vec.comp's specialization constants
         flags = (1 if bbuf is not None else 0) | (2 if accumulate else 0) | (4 if gbuf is not None else 0)
         act, up_row_off = ({"silu": 0, "gelu": 1}[glu[0]], glu[1]) if glu else (0, 0)
         tensors = [x.handle, out.handle, bbuf or self._dummy] + ([gbuf or self._dummy] if vec else [])
@@ -776,6 +872,12 @@ class VulkanOps(Ops):
             out2_row = out2_row if out2 is not None else n_out
             tensors += [out1.handle, out2.handle if out2 is not None else self._dummy]
             writes += [t for t in tensors[-2:] if t is not self._dummy]
+        rope_push = ()
+        if rope:                                 # the caches q/k/v's epilogue writes, and the rope's parameters
+            k_cache, v_cache, ff, head_dim, n_rot, freq_base, freq_scale = rope
+            tensors += [k_cache.handle, v_cache.handle, ff or self._dummy]
+            writes += [k_cache.handle, v_cache.handle]
+            rope_push = (head_dim, n_rot, float(freq_base), float(freq_scale), int(ff is not None))
         for buf, lo, hi in vw.chunks:                    # the row window meets each chunk in [a, b)
             a, b = max(lo, w_row0), min(hi, w_row0 + n_out)
             if a >= b:
@@ -784,14 +886,16 @@ class VulkanOps(Ops):
             rows_read = 2 * n if glu else n          # the GLU kernel reads the up rows too
             self._dispatch(shader, [buf, *tensors],
                            push_constants(w.width, vw.nb, a - lo, n, out_col0 + (a - w_row0), x.width,
-                                          out.width, flags, a, cap, float(eps), act, up_row_off, out1_row, out2_row),
-                           (*self._matmul_groups(n, nr, passes), row_groups), writes, spec,
+                                          out.width, flags, a, cap, float(eps), act, up_row_off, out1_row, out2_row,
+                                          *rope_push),
+                           (*self._matmul_groups(n, nr), row_groups), writes, spec,
                            what=w.name, nbytes=rows_read * split_bytes_per_row(w.ggml_type, w.width))
 
     def _pre_normed(self, x: Tensor, norm: Weight, eps: float) -> Tensor:
         """rms_norm(x) * norm in a scratch buffer, for the kernels that cannot fold the norm in.  The
         q, k and v matmuls of a prompt share one copy: it is reused until x or the copy is written."""
         h = self.scratch(x.rows, x.width, "pre_norm")
+        self._release_held_stack()              # its writes must reach _normed (in _dispatch) before the check
         key = (id(x.handle), id(h.handle), id(norm), float(eps), self._recording)
         if self._normed != key or self._recording is None:
             self.rms_norm(h, x, norm, eps)
@@ -831,18 +935,11 @@ class VulkanOps(Ops):
         self._stacks[key] = stacked
         return stacked
 
-    def _keep_x_fits(self, wg: int, nr: int) -> bool:
-        """v4's one-team-per-tile workgroup: within KEEP_X_MAX_WG and the device's limits (threads; shared
-        memory: matmul_vec.comp's part[] of 2 NR + 1 slots per thread, common.glsl's red_buf)."""
-        return (wg <= min(KEEP_X_MAX_WG, self.info.max_workgroup_invocations)
-                and (2 * nr + 2) * wg * 4 <= self.info.max_shared_memory)
-
-    def _matmul_groups(self, n_out: int, nr: int, passes: int = 1) -> tuple[int, int]:
-        """Workgroups (x, y) for n_out weight rows, NR per group, each workgroup taking ``passes`` groups
-        (v4).  A GPU gets one workgroup per group (per ``passes`` groups); a CPU Vulkan device runs workgroups
-        as functions on a few cores, where each costs microseconds of set-up, so it gets at most
-        CPU_MATMUL_GROUPS that loop over the groups."""
-        g = _groups(_groups(n_out, nr), passes)
+    def _matmul_groups(self, n_out: int, nr: int) -> tuple[int, int]:
+        """Workgroups (x, y) for n_out weight rows, NR per group.  A GPU gets one workgroup per
+        group; a CPU Vulkan device runs workgroups as functions on a few cores, where each costs
+        microseconds of set-up, so it gets at most CPU_MATMUL_GROUPS that loop over the groups."""
+        g = _groups(n_out, nr)
         if self.info.type == "cpu":
             g = min(g, CPU_MATMUL_GROUPS)
         return min(g, MAX_GROUPS_X), _groups(g, MAX_GROUPS_X)
@@ -870,8 +967,14 @@ class VulkanOps(Ops):
     def rope_qkv(self, q: Tensor, k: Tensor, v: Tensor, k_cache: Tensor, v_cache: Tensor, n_head: int,
                  n_kv_head: int, head_dim: int, n_rot: int, freq_base: float, neox: bool,
                  freq_scale: float = 1.0, freq_factors: Optional[Weight] = None) -> None:
-        # one dispatch (rope.comp -DQKV): q's pairs rotate in place, k's go rotated to the cache, v's are copied
         ff = self._f32_buffer(freq_factors)
+        if self._rope_epilogue_fits(q, k, v, k_cache, v_cache, n_head, n_kv_head, head_dim, n_rot, neox):
+            # decode: the q/k/v mat-vec matmul_stack held back does this in its epilogue (matmul_vec.comp -DROPE)
+            record = self._held_stack[0]
+            self._held_stack = None
+            record(rope=(k_cache, v_cache, ff, head_dim, n_rot, freq_base, freq_scale))
+            return
+        # one dispatch (rope.comp -DQKV): q's pairs rotate in place, k's go rotated to the cache, v's are copied
         cap = min(q.rows, k.rows, v.rows)
         if k.width != v.width or k.width % 2:
             raise ValueError(f"rope_qkv: k [{k.rows}, {k.width}] and v [{v.rows}, {v.width}] must be as wide, and even")
@@ -984,16 +1087,31 @@ class VulkanOps(Ops):
         self._dispatch("l2_normalize", [x.handle, out.handle], push_constants(x.width, n_rows), (n_rows,),
                        [out.handle])
 
-    def _scratch_for(self, n: int) -> "kp.Tensor":
-        if n not in self._scratch:
-            self._scratch[n] = self.mgr.tensor_t(np.zeros(n, np.float32), kp.TensorTypes.storage)
-        return self._scratch[n]
+    def _scratch_for(self, n: int, use: str = "logits") -> "kp.Tensor":
+        """A device-only f32 buffer of ``n`` words for ``use``, shared by every dispatch that asks for the same."""
+        if (use, n) not in self._scratch:
+            self._scratch[use, n] = self.mgr.tensor_t(np.zeros(n, np.float32), kp.TensorTypes.storage)
+        return self._scratch[use, n]
 
     def sample(self, out_token: Tensor, logits: Tensor, history: Tensor, slot: int = 0) -> None:
-        scratch = self._scratch_for(logits.width)
-        self._dispatch("sample", [self._samp_t, logits.handle, history.handle, scratch, out_token.handle],
-                       push_constants(logits.width, slot), (1,), [scratch, out_token.handle],
-                       spec=(self.sample_wg,))
+        nv = logits.width
+        scratch = self._scratch_for(nv)
+        sk = self.sample_kernel
+        if sk.version == "v1":
+            self._dispatch("sample", [self._samp_t, logits.handle, history.handle, scratch, out_token.handle],
+                           push_constants(nv, slot), (1,), [scratch, out_token.handle], spec=(self.sample_wg,))
+            return
+        # v2: each of `groups` workgroups penalises its slice of the logits and leaves its arg-max or top-k
+        # candidates in `parts` (scratch: the penalised slice, for a top-k beyond the budget); one workgroup
+        # finishes.  Only the merge binds out_token, so a k-step program's slices reuse the one-step pipeline
+        sl, wg = sk.slicing(nv, self.info)
+        groups = _groups(nv, sl)
+        parts = self._scratch_for(2 * groups * (1 + sk.cands), "sample parts")   # layout: sample_partial.comp
+        self._dispatch("sample_partial", [self._samp_t, logits.handle, history.handle, scratch, parts],
+                       push_constants(nv, sl, sk.cands), (groups,), [scratch, parts], spec=(wg,),
+                       what=f"{groups}x{sl}")
+        self._dispatch("sample_merge", [self._samp_t, scratch, parts, out_token.handle],
+                       push_constants(nv, slot, sl, sk.cands), (1,), [out_token.handle], spec=(self.sample_wg,))
 
     def advance(self, ids: Tensor, tokens: Tensor, history: Tensor, slot: int = 0) -> None:
         self._dispatch("advance", [self._samp_t, tokens.handle, ids.handle, history.handle],

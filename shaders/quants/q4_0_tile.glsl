@@ -35,26 +35,16 @@ void dequant8v(uint base, uint j, out vec4 a, out vec4 b) {
 }
 
 #ifdef MATVEC
-// Thread t's loads for tile `tile`: its uvec4 of quants and the uvec4 of the scales of its 8 blocks.
-void tile_load(uint tile, uint t, out uvec4 q, out uvec4 sc) {
-    q = data_a4[1u + 32u * tile + t];
-    sc = data_a4[(data_a[0] >> 2u) + 4u * tile + (t >> 3u)];
-}
-
-// Thread t's part of a tile from those loads: sum over m of d_m (q_m . xv[m] - 8 xs[m]), with xv[m] = x vec4
-// 32 m + t of the tile and xs[m] its sum (the -8 costs one multiply per four weights).
-float tile_dot_loaded(uvec4 q, uvec4 sc, vec4 xv[8], float xs[8]) {
+// Thread t's part of tile `tile`: sum over m of d_m (q_m . xv[m] - 8 xs[m]), with xv[m] = x vec4 32 m + t
+// of the tile and xs[m] its sum (the -8 costs one multiply per four weights).  Two 16-byte loads.
+float tile_dot(uint tile, uint t, vec4 xv[8], float xs[8]) {
+    uvec4 q = data_a4[1u + 32u * tile + t];
+    uvec4 sc = data_a4[(data_a[0] >> 2u) + 4u * tile + (t >> 3u)];
     float s = 0.0;
     [[unroll]] for (uint m = 0; m < 8; m++) {     // unrolled: constant indices keep q, sc, xv in registers
         vec4 qv = vec4((uvec4(q[m >> 1u] >> (16u * (m & 1u))) >> NIBBLE_SHIFTS) & 0xFu);
         s += unpackHalf2x16(sc[m >> 1u])[m & 1u] * (dot(qv, xv[m]) - 8.0 * xs[m]);
     }
     return s;
-}
-
-float tile_dot(uint tile, uint t, vec4 xv[8], float xs[8]) {
-    uvec4 q, sc;
-    tile_load(tile, t, q, sc);
-    return tile_dot_loaded(q, sc, xv, xs);
 }
 #endif
