@@ -1,33 +1,46 @@
 #version 450
 // Ops.attention, second half of the split (flash-decoding) path: combine the n_split slices'
 // (max m, sum l, unnormalised acc) of each (row, head): out = sum_z acc_z e^(m_z - M) / sum_z l_z e^(m_z - M),
-// M = max_z m_z.  Empty slices (l = 0, m = -inf) weigh nothing.  One thread per output dim.
+// M = max_z m_z.  Empty slices (l = 0, m = -inf) weigh nothing.  One workgroup per (head, row group).
+// Latency, not bandwidth, bounds this (16 slices of one head are ~8 KiB): so every load is issued before
+// anything waits on it.  The slices' (m, l) are loaded in one round (a thread per slice) into shared
+// memory and turned into weights there; the acc loads do not depend on them and are unconditional.  (A
+// version that looped over the slices reading m and l from memory inside each thread's loop, with
+// branches on them, took ~8 us a layer on an H100, i.e. a chain of dependent L2 round trips.)
 #include "common.glsl"
+
+#define MAX_SPLITS 1024            // vulkan_ops.ATTENTION_MAX_SPLITS
 
 layout(std430, binding = 1) readonly buffer P { float part[]; };  // [rows, n_head, n_split, 2 + head_dim]
 layout(std430, binding = 2) buffer O { float out_[]; };           // [rows, n_head * head_dim]
 
 layout(push_constant) uniform PC { uint n_head; uint head_dim; uint n_split; uint rows_cap; } pc;
 
+shared float m_sh[MAX_SPLITS];     // slice z's max (-inf for an empty slice)
+shared float w_sh[MAX_SPLITS];     // slice z's weight e^(m_z - M), 0 for an empty slice
+shared float l_sh[MAX_SPLITS];     // slice z's sum
+
 void main() {
     uint h = gl_WorkGroupID.x, tid = gl_LocalInvocationID.x;
+    uint zs = 2u + pc.head_dim;                          // part floats per slice
     FOR_ROWS(t, pc.rows_cap, y) {
-        uint base = (t * pc.n_head + h) * pc.n_split * (2u + pc.head_dim);
-        float M = -1.0 / 0.0;
-        for (uint z = 0; z < pc.n_split; z++) {
-            if (part[base + z * (2u + pc.head_dim) + 1u] > 0.0) M = max(M, part[base + z * (2u + pc.head_dim)]);
+        uint base = (t * pc.n_head + h) * pc.n_split * zs;
+        barrier();                                       // the previous row's readers of the shared arrays are done
+        for (uint z = tid; z < pc.n_split; z += WG_SIZE) {
+            float m = part[base + z * zs], l = part[base + z * zs + 1u];
+            m_sh[z] = l > 0.0 ? m : -1.0 / 0.0;
+            l_sh[z] = l;
         }
+        barrier();
+        float M = -1.0 / 0.0;                            // every thread: a few shared reads
+        for (uint z = 0; z < pc.n_split; z++) M = max(M, m_sh[z]);
+        for (uint z = tid; z < pc.n_split; z += WG_SIZE) w_sh[z] = l_sh[z] > 0.0 ? exp(m_sh[z] - M) : 0.0;
+        barrier();
         float L = 0.0;
-        for (uint z = 0; z < pc.n_split; z++) {
-            uint pb = base + z * (2u + pc.head_dim);
-            if (part[pb + 1u] > 0.0) L += part[pb + 1u] * exp(part[pb] - M);
-        }
+        for (uint z = 0; z < pc.n_split; z++) L += l_sh[z] * w_sh[z];
         for (uint d = tid; d < pc.head_dim; d += WG_SIZE) {
             float o = 0.0;
-            for (uint z = 0; z < pc.n_split; z++) {
-                uint pb = base + z * (2u + pc.head_dim);
-                if (part[pb + 1u] > 0.0) o += part[pb + 2u + d] * exp(part[pb] - M);
-            }
+            for (uint z = 0; z < pc.n_split; z++) o += w_sh[z] * part[base + z * zs + 2u + d];   // acc = 0 if empty
             out_[t * pc.n_head * pc.head_dim + h * pc.head_dim + d] = o / L;
         }
     }

@@ -64,6 +64,7 @@ MATMUL_TILE_GROUPS = 4      # workgroups along the NT-row tiles of the batched m
 GEMM_BM = 64                # weight rows per workgroup tile of the tiled GEMM (shaders/matmul_tiled.comp BM)
 GEMM_BN = 64                # x rows per workgroup tile of the tiled GEMM (BN)
 ATTENTION_SPLITS = 16       # key slices per head for a decode step's attention on a GPU
+ATTENTION_MAX_SPLITS = 1024 # shaders/attention_merge.comp MAX_SPLITS (its shared arrays)
 ATTENTION_DECODE_HEADS = 8  # query heads per workgroup of the split path's kernel (GMAX, shaders/attention_decode.comp)
 CPU_MATMUL_GROUPS = 64      # matmul workgroups on a CPU Vulkan device (see _matmul_groups)
 MAX_GROUPS_X = 32768        # split large dispatches over x and y (Vulkan guarantees >= 65535)
@@ -1001,6 +1002,8 @@ class VulkanOps(Ops):
         # head would otherwise give a GPU one workgroup per head walking the whole cache
         n_split = self.attention_splits if self.attention_splits is not None else (
             1 if self.info.type == "cpu" or cap > 1 else ATTENTION_SPLITS)
+        if not 1 <= n_split <= ATTENTION_MAX_SPLITS:
+            raise ValueError(f"attention: {n_split} key slices (GPT4ALL_ATTENTION_SPLITS), not 1..{ATTENTION_MAX_SPLITS}")
         part = self._dummy
         if n_split > 1:
             # one scratch buffer per size, shared by every layer and step (the barriers order its
