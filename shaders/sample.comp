@@ -6,7 +6,7 @@
 //   1. penalised logits into `scratch` (each distinct recent token once);
 //   2. greedy: an arg-max reduction (lowest id on ties, like np.argmax);
 //   3. otherwise the M = min(k, MAX_CAND) largest logits are found by a radix select of the M-th
-//      largest value (4 histogram passes over the vocabulary, no global sort), gathered into
+//      largest value (up to 4 histogram passes over the vocabulary, no global sort), gathered into
 //      shared memory and bitonic-sorted by (logit desc, id asc) -- NumPy's stable order;
 //   4. thread 0 walks the short sorted list for top-p, min-p and the draw.
 // -DSLICES (v2, the default) is the second of two dispatches: sample_partial.comp's workgroups have
@@ -45,9 +45,7 @@ shared uint cand_key[CAP];
 shared uint cand_id[CAP];
 shared uint n_cand;
 shared uint best_id[WG_SIZE];
-#ifdef SLICES
 shared float walk_p[MAX_CAND], walk_pt[MAX_CAND];    // step 4's exponentials
-#endif
 
 // What steps 3 and 4 select from: entry i < n_src has key src_key(i) and token id src_id(i).  v1: the
 // penalised logits in scratch.  SLICES: the slices' candidates in parts, or scratch as v1.
@@ -62,10 +60,10 @@ uint src_key(uint i) { return okey(scratch[i]); }
 uint src_id(uint i) { return i; }
 #endif
 
-// The k-th largest key (= the largest T with count(key >= T) >= k), by radix select: four passes
-// over the entries, each a shared-memory histogram of the next 8 bits of the keys that match
-// the prefix found so far, then a scan from the top bin for the one holding the k-th key.
-shared uint sel_prefix, sel_need;
+// A threshold T with count(key >= T) = count(key >= the k-th largest key), by radix select: up to four
+// passes over the entries, each a shared-memory histogram of the next 8 bits of the keys that match the
+// prefix found so far, then the bin holding the k-th key (pick_bin, sample_select.glsl).  When that bin's
+// keys are all among the k largest, its lowest possible key is such a threshold and the passes stop.
 
 uint kth_key(uint k) {
     uint tid = gl_LocalInvocationID.x;
@@ -78,29 +76,11 @@ uint kth_key(uint k) {
             if ((key & mask) == prefix) atomicAdd(hist[(key >> uint(shift)) & 255u], 1u);
         }
         barrier();
-#ifdef SLICES
-        // the bin in parallel (sample_select.glsl); when the k-th key's bin is taken whole, its lowest key
-        // is as good a threshold as the k-th key itself: count(key >= it) = k
         pick_bin(need);
         prefix |= sel_bin << uint(shift);
         mask |= 255u << uint(shift);
         need -= sel_above;
         if (need == sel_count) break;
-#else
-        if (tid == 0u) {
-            uint above = 0u, b = 0u;               // keys in bins above b (all larger than bin b's)
-            for (int bb = 255; bb >= 0; bb--) {
-                if (above + hist[bb] >= need) { b = uint(bb); break; }
-                above += hist[bb];
-            }
-            sel_prefix = prefix | (b << uint(shift));
-            sel_need = need - above;
-        }
-        barrier();
-        prefix = sel_prefix;
-        need = sel_need;
-        mask |= 255u << uint(shift);
-#endif
     }
     return prefix;
 }
@@ -222,30 +202,23 @@ void main() {
         z = wg_sum(z);
     }
 
-    // 4. top-p, min-p, temperature and the draw on the short sorted list; PROB(i) = exp(x_i - x0) and
-    // PROB_T(i) = exp((x_i - x0) / temp).  SLICES: computed in parallel first (the same values), so thread 0's
-    // walk is adds and compares, not a chain of M exponentials
-#ifdef SLICES
+    // 4. top-p, min-p, temperature and the draw on the short sorted list.  walk_p[i] = exp(x_i - x0) and
+    // walk_pt[i] = exp((x_i - x0) / temp) are computed in parallel first, so thread 0's walk is adds and
+    // compares, not a chain of M exponentials
     for (uint i = tid; i < M; i += WG_SIZE) {
         float x = unkey(cand_key[i]) - x0;
         walk_p[i] = exp(x);
         walk_pt[i] = exp(x / temp);
     }
     barrier();
-#define PROB(i) walk_p[i]
-#define PROB_T(i) walk_pt[i]
-#else
-#define PROB(i) exp(unkey(cand_key[i]) - x0)
-#define PROB_T(i) exp((unkey(cand_key[i]) - x0) / temp)
-#endif
     if (tid == 0u) {
-        if (K <= M) { for (uint i = 0; i < M; i++) z += PROB(i); }
+        if (K <= M) { for (uint i = 0; i < M; i++) z += walk_p[i]; }
         uint keep = M;
         float top_p = samp[SAMPLE_TOP_P];
         if (top_p < 1.0) {
             float cum = 0.0;
             for (uint i = 0; i < M; i++) {
-                cum += PROB(i) / z;
+                cum += walk_p[i] / z;
                 if (cum >= top_p) { keep = i + 1u; break; }
             }
         }
@@ -257,12 +230,12 @@ void main() {
             keep = i;
         }
         float s = 0.0;
-        for (uint i = 0; i < keep; i++) s += PROB_T(i);
+        for (uint i = 0; i < keep; i++) s += walk_pt[i];
         float u = samp[SAMPLE_UNIFORMS + pc.slot];
         float cum = 0.0;
         uint choice = keep - 1u;
         for (uint i = 0; i < keep; i++) {
-            cum += PROB_T(i) / s;
+            cum += walk_pt[i] / s;
             if (cum > u) { choice = i; break; }
         }
         out_tokens[pc.slot] = int(cand_id[choice]);

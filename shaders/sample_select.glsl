@@ -18,7 +18,7 @@ shared uint sel_bin, sel_above, sel_count;
 
 // With hist[] filled: the bin b holding the need-th largest key (1 <= need <= the keys counted), with
 // sel_above = the keys in bins above b and sel_count = hist[b], for every thread.  A scan of the 256 bins
-// by one thread is a chain of 256 shared loads (v1 does that, four times per select); here 16 threads
+// by one thread would be a chain of 256 shared loads (four times per select); here 16 threads
 // sum 16 bins each, each finds how many keys lie in the groups above its own, and the one whose group
 // holds the need-th key scans its 16 bins: about 48 dependent loads.  Needs >= 16 threads; ends with a barrier.
 void pick_bin(uint need) {
