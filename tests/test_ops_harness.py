@@ -111,10 +111,18 @@ def test_matvec_choice_picks_the_kernel(matvec_backends):
     assert tile == (vk.matvec == "v3")
 
 
+def _device_data(vk, buf, dtype) -> np.ndarray:
+    """A device-only kp buffer's contents, copied into a host tensor of its element type ``dtype`` (kp copies
+    only between tensors of one type, and its Python module cannot report the type)."""
+    import kp
+    host = vk.mgr.tensor_t(np.zeros(buf.size(), dtype), kp.TensorTypes.host)
+    vk.mgr.sequence().eval(kp.OpTensorCopy([buf, host]))
+    return np.asarray(host.data())
+
+
 def test_tile_layout_made_on_the_device_matches_numpy():
     """v3 uploads Q4_0 in the split layout and permutes it into the tile layout on the GPU (tile_repack.comp):
     the words must be exactly vulkan_ops.repack_tile's, for several tiles per row and rows per chunk."""
-    import kp
     from engine.backends import vulkan_ops
     vk = harness.Backends("kompute", matvec="v3").vk
     rng = np.random.default_rng(3)
@@ -123,10 +131,8 @@ def test_tile_layout_made_on_the_device_matches_numpy():
         lay = vk._split_layout(harness.T.Q4_0, width)
         assert lay.shader == "q4_0_tile"
         buf = vk._upload_split(lay, raw, harness.T.Q4_0, rows, width)
-        host = vk.mgr.tensor_t(np.zeros(buf.size(), np.uint32), kp.TensorTypes.host)
-        vk.mgr.sequence().eval(kp.OpTensorCopy([buf, host]))
         want = vulkan_ops.repack_tile(raw, harness.T.Q4_0, rows, width)
-        np.testing.assert_array_equal(np.asarray(host.data()).view(np.uint32)[: want.size], want)
+        np.testing.assert_array_equal(_device_data(vk, buf, np.uint32)[: want.size], want)
 
 
 def test_matvec_kernel_name_is_checked():
@@ -192,8 +198,13 @@ def test_matvec_v2_tuning_keeps_results(tuned_backends, case):
 ROPE_EPILOGUE_CASES = [c for c in CASES if c.op == "matmul_stack+rope_qkv"]
 
 
+def _dispatched(prog) -> list:
+    """The shaders a recorded program dispatches, in order (its barriers left out)."""
+    return [shader for shader, _, _ in prog.labels if shader != "barrier"]
+
+
 def _shaders_recorded(ops, case) -> list:
-    return [shader for shader, _, _ in case.prepare(ops).program.labels if shader != "barrier"]
+    return _dispatched(case.prepare(ops).program)
 
 
 def test_rope_epilogue_is_one_dispatch_where_it_fits(tuned_backends):
@@ -236,21 +247,21 @@ def test_rope_epilogue_keeps_the_order_of_other_ops(monkeypatch):
         vk.matmul_stack([q, k, v], w, x)
         vk.scale(q, q, 2.0)
         vk.rope_qkv(q, k, v, kc, vc, 2, 1, 16, 16, 10000.0, False)
-    assert [s for s, _, _ in prog.labels if s != "barrier"] == [f"matmul_vec_stack_q4_0_split{vk._sg}", "scale",
+    assert _dispatched(prog) == [f"matmul_vec_stack_q4_0_split{vk._sg}", "scale",
                                                                  "rope_qkv"]
     with vk.record() as prog:
         vk.matmul_stack([q, k, v], w, x)
-    assert [s for s, _, _ in prog.labels if s != "barrier"] == [f"matmul_vec_stack_q4_0_split{vk._sg}"]
+    assert _dispatched(prog) == [f"matmul_vec_stack_q4_0_split{vk._sg}"]
     with vk.record() as prog:                   # straight after it: one dispatch
         vk.matmul_stack([q, k, v], w, x)
         vk.rope_qkv(q, k, v, kc, vc, 2, 1, 16, 16, 10000.0, False)
-    assert [s for s, _, _ in prog.labels if s != "barrier"] == [f"matmul_vec_stack_rope_q4_0_split{vk._sg}"]
+    assert _dispatched(prog) == [f"matmul_vec_stack_rope_q4_0_split{vk._sg}"]
     q2, k2, v2 = vk.tensor(1, 32), vk.tensor(1, 16), vk.tensor(1, 16)
     with vk.record() as prog:                   # two held in a row: the first is recorded as it is, in order
         vk.matmul_stack([q, k, v], w, x)
         vk.matmul_stack([q2, k2, v2], w, x)
         vk.rope_qkv(q2, k2, v2, kc, vc, 2, 1, 16, 16, 10000.0, False)
-    assert [s for s, _, _ in prog.labels if s != "barrier"] == [f"matmul_vec_stack_q4_0_split{vk._sg}",
+    assert _dispatched(prog) == [f"matmul_vec_stack_q4_0_split{vk._sg}",
                                                                  f"matmul_vec_stack_rope_q4_0_split{vk._sg}"]
 
 
@@ -324,7 +335,6 @@ def test_sample_slices_leave_their_arg_max_or_candidates():
     (greedy), or its K = 5 largest penalised logits as keys and ids, ties at the cut to the lowest ids (a slice
     of 8 equal maxima; one whose 5th is shared by 3), the 41-logit slice whole for K = 60, padded with
     (0, 0xFFFFFFFF); and for top-k beyond the budget of 64 the penalised logits in scratch."""
-    import kp
     from engine.backends.vulkan_device import choose
     from engine.backends.vulkan_ops import VulkanOps
     from engine.sampling import apply_repeat_penalty
@@ -340,10 +350,7 @@ def test_sample_slices_leave_their_arg_max_or_candidates():
     assert pen[490] < 6.0 and pen[200] < 8.0
 
     def parts():
-        buf = vk._scratch[("sample parts", 2 * G * (1 + cands))]
-        host = vk.mgr.tensor_t(np.zeros(buf.size(), np.float32), kp.TensorTypes.host)
-        vk.mgr.sequence().eval(kp.OpTensorCopy([buf, host]))
-        return np.asarray(host.data()).view(np.uint32)
+        return _device_data(vk, vk._scratch[("sample parts", 2 * G * (1 + cands))], np.float32).view(np.uint32)
 
     _sample_once(vk, logits, history, 0.0, 40, 1.0, 0.0, 1.3, 64, 0.5)
     p = parts()
@@ -364,10 +371,7 @@ def test_sample_slices_leave_their_arg_max_or_candidates():
             assert set(p[2 * G + G * cands + 2 * 5:][:5]) == {200, 201, 202, 203, 210}
             assert set(p[2 * G + G * cands + 5 * 5:][:5]) == {481, 500, 520, 555, 560}     # 490 penalised
     _sample_once(vk, logits, history, 1.0, 65, 1.0, 0.0, 1.3, 64, 0.5)
-    buf = vk._scratch[("logits", nv)]
-    host = vk.mgr.tensor_t(np.zeros(nv, np.float32), kp.TensorTypes.host)
-    vk.mgr.sequence().eval(kp.OpTensorCopy([buf, host]))
-    np.testing.assert_allclose(np.asarray(host.data()), pen, rtol=1e-6)
+    np.testing.assert_allclose(_device_data(vk, vk._scratch[("logits", nv)], np.float32), pen, rtol=1e-6)
 
 
 def test_sample_kernel_choice_records_its_dispatches(monkeypatch):
@@ -382,7 +386,7 @@ def test_sample_kernel_choice_records_its_dispatches(monkeypatch):
                        ("v2:96x64", ["sample_partial", "sample_merge"])):
         vk = VulkanOps(info, sample=spec)
         for case in SAMPLE_CASES[:2]:            # vocabularies of 1000 and 500
-            assert [s for s, _, _ in case.prepare(vk).program.labels if s != "barrier"] == want
+            assert _shaders_recorded(vk, case) == want
         groups = sorted(key[2][0] for key in vk._algos if key[0] == "sample_partial")
         assert groups == ([] if spec == "v1" else [6, 11] if spec else [1, 1])   # 1000 / 96 -> 11, 500 / 96 -> 6
     monkeypatch.setenv("GPT4ALL_SAMPLE", "v1")

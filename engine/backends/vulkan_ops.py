@@ -813,12 +813,13 @@ class VulkanOps(Ops):
             return
         record()
 
-    def _release_held_stack(self) -> None:
-        """Record the q/k/v dispatch matmul_stack held back for rope_qkv, unfused (nothing took it)."""
+    def _release_held_stack(self, rope: Optional[tuple] = None) -> None:
+        """Record the q/k/v dispatch matmul_stack held back: with rope_qkv in its epilogue when rope_qkv takes it
+        (``rope``: _matmul's), else unfused (nothing took it)."""
         if self._held_stack is not None:
             record = self._held_stack[0]
             self._held_stack = None              # before recording it: its own _dispatch calls come back here
-            record()
+            record(rope)
 
     def _rope_epilogue_fits(self, q: Tensor, k: Tensor, v: Tensor, k_cache: Tensor, v_cache: Tensor, n_head: int,
                             n_kv_head: int, head_dim: int, n_rot: int, neox: bool) -> bool:
@@ -971,9 +972,7 @@ class VulkanOps(Ops):
         ff = self._f32_buffer(freq_factors)
         if self._rope_epilogue_fits(q, k, v, k_cache, v_cache, n_head, n_kv_head, head_dim, n_rot, neox):
             # decode: the q/k/v mat-vec matmul_stack held back does this in its epilogue (matmul_vec.comp -DROPE)
-            record = self._held_stack[0]
-            self._held_stack = None
-            record(rope=(k_cache, v_cache, ff, head_dim, n_rot, freq_base, freq_scale))
+            self._release_held_stack(rope=(k_cache, v_cache, ff, head_dim, n_rot, freq_base, freq_scale))
             return
         # one dispatch (rope.comp -DQKV): q's pairs rotate in place, k's go rotated to the cache, v's are copied
         cap = min(q.rows, k.rows, v.rows)
