@@ -21,6 +21,19 @@ def test_setup_built_the_patched_kp():
     """tools/setup.sh must build kp with tools/kp_patch.py: without it every GPU decode step pays a
     copy to host memory per barrier (docs/performance.md)."""
     assert hasattr(vulkan_ops.kp, "OpGlobalBarrier") and hasattr(vulkan_ops.kp, "set_dispatch_barriers")
+    assert vulkan_ops.kp.PATCH_LEVEL >= 2       # the Manager enables the coopmat extensions' features
+
+
+def test_patched_manager_takes_the_coopmat_extensions_it_is_offered():
+    """kp.Manager with extensions the device lacks (lavapipe has no cooperative matrices) still opens it,
+    and the f16 extension lavapipe has gets its features enabled without error: the patched createDevice
+    chains only the structs of extensions actually enabled."""
+    from engine.backends.vulkan_device import choose
+    info = choose("kompute")
+    mgr = vulkan_ops.kp.Manager(info.index, [], ["VK_KHR_shader_float16_int8", "VK_NV_cooperative_matrix"])
+    t = mgr.tensor(vulkan_ops.np.arange(4, dtype=vulkan_ops.np.float32))
+    mgr.sequence().eval(vulkan_ops.kp.OpTensorSyncDevice([t])).eval(vulkan_ops.kp.OpTensorSyncLocal([t]))
+    assert list(t.data()) == [0, 1, 2, 3]
 
 
 @pytest.mark.parametrize("mode", ["global", "kp"])
@@ -39,6 +52,22 @@ def test_barrier_mode_is_checked(monkeypatch):
     monkeypatch.setenv("GPT4ALL_KP_BARRIERS", "sometimes")
     with pytest.raises(ValueError, match="GPT4ALL_KP_BARRIERS"):
         vulkan_ops._global_barriers()
+
+
+def test_kp_patch_upgrades_a_level_1_tree(tmp_path):
+    """A kp source tree patched before the feature chain existed gets only the missing edits."""
+    src = tmp_path / "kp"
+    (src / "python" / "src").mkdir(parents=True)
+    (src / "src").mkdir()
+    mark = f"// {kp_patch.MARK}\n"
+    (src / "python" / "src" / "main.cpp").write_text(mark + "    py::class_<kp::Algorithm, std::shared_ptr<kp::Algorithm>>(\n")
+    (src / "src" / "OpAlgoDispatch.cpp").write_text(mark)
+    (src / "src" / "Manager.cpp").write_text(kp_patch.DEVICE_CREATE + "\n" + kp_patch.DEVICE_MAKE + "\n")
+    assert kp_patch.patch(src) is True
+    manager = (src / "src" / "Manager.cpp").read_text()
+    assert "getFeatures2" in manager and "deviceCreateInfo.pNext = featureChain" in manager
+    assert "PATCH_LEVEL" in (src / "python" / "src" / "main.cpp").read_text()
+    assert kp_patch.patch(src) is False
 
 
 def test_kp_patch_is_idempotent_and_refuses_unknown_sources(tmp_path):

@@ -9,16 +9,23 @@ memory, a barrier; see engine/backends/vulkan_ops.py).  On an NVIDIA H100 that m
 dispatch cost ~19 us and an independent one ~10 us (tools/bench_kernels.py, dispatch:* cases), so a
 1B-shaped decode step of 294 dispatches spent ~4 ms in ordering alone.
 
-The patch adds two things to kp's Python module, nothing else changes:
+The patch adds three things to kp, nothing else changes:
 - ``kp.OpGlobalBarrier(src_access, dst_access, src_stage, dst_stage)``: one ``vkCmdPipelineBarrier``
   with one global ``VkMemoryBarrier`` (Vulkan flag bits as integers), i.e. what llama.cpp records
   between dependent dispatches;
 - ``kp.set_dispatch_barriers(on)``: whether ``OpAlgoDispatch`` records its per-tensor barriers at
   record time (default on, kp's behaviour).  The engine turns them off only while it records its own
-  programs, which carry their own ``OpGlobalBarrier``s wherever a hazard exists.
+  programs, which carry their own ``OpGlobalBarrier``s wherever a hazard exists;
+- optional device features (``kp.PATCH_LEVEL`` 2): kp 0.9 enables the extensions a ``kp.Manager`` is
+  given but never their features (``VkDeviceCreateInfo`` has no ``pNext``).  For the two extensions
+  the tensor-core GEMM needs (shaders/matmul_tiled.comp -DCOOPMAT), VK_KHR_shader_float16_int8,
+  VK_KHR_vulkan_memory_model (glslang declares the Vulkan memory model in every shader that uses
+  cooperative matrices) and VK_NV_cooperative_matrix, the patched ``Manager`` asks the device which of their features it has
+  (``vkGetPhysicalDeviceFeatures2``) and enables exactly those.  Without these extensions in the
+  Manager's list nothing changes.
 
-The engine checks for both attributes and falls back to the unpatched scheme without them, so a kp
-built elsewhere still works (slower on a real GPU).
+The engine checks for the attributes and falls back without them (the unpatched barrier scheme, no
+cooperative matrices), so a kp built elsewhere still works (slower on a real GPU).
 """
 from __future__ import annotations
 
@@ -60,6 +67,38 @@ GLOBAL_BARRIER_BINDING = f"""
 
 """
 
+PATCH_LEVEL_BINDING = f"""    m.attr("PATCH_LEVEL") = 2;  // {MARK}: 2 = barriers + device features
+"""
+
+# Manager::createDevice: the optional features of the extensions the Manager was given, as supported
+FEATURE_CHAIN = f"""
+    // {MARK}: enable the features of the optional extensions the engine may ask for (tools/kp_patch.py)
+    vk::PhysicalDeviceShaderFloat16Int8Features float16Int8Features;
+    vk::PhysicalDeviceVulkanMemoryModelFeatures memoryModelFeatures;
+    vk::PhysicalDeviceCooperativeMatrixFeaturesNV cooperativeMatrixFeatures;
+    void* featureChain = nullptr;
+    for (const char* ext : validExtensions) {{
+        if (std::string(ext) == VK_KHR_SHADER_FLOAT16_INT8_EXTENSION_NAME) {{
+            float16Int8Features.pNext = featureChain;
+            featureChain = &float16Int8Features;
+        }} else if (std::string(ext) == VK_KHR_VULKAN_MEMORY_MODEL_EXTENSION_NAME) {{
+            memoryModelFeatures.pNext = featureChain;
+            featureChain = &memoryModelFeatures;
+        }} else if (std::string(ext) == VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME) {{
+            cooperativeMatrixFeatures.pNext = featureChain;
+            featureChain = &cooperativeMatrixFeatures;
+        }}
+    }}
+    if (featureChain != nullptr) {{
+        vk::PhysicalDeviceFeatures2 supported;
+        supported.pNext = featureChain;
+        physicalDevice.getFeatures2(&supported);   // fills each struct with what the device has
+    }}
+"""
+DEVICE_CREATE = "    vk::DeviceCreateInfo deviceCreateInfo(vk::DeviceCreateFlags(),"
+DEVICE_MAKE = "    this->mDevice = std::make_shared<vk::Device>();"
+FEATURE_PNEXT = f"    deviceCreateInfo.pNext = featureChain;  // {MARK}\n"
+
 DISPATCH_FLAG = f"\nnamespace kp {{ bool gRecordDispatchBarriers = true; }}  // {MARK}\n"
 DISPATCH_LOOP = "    for (const std::shared_ptr<Tensor>& tensor :\n         this->mAlgorithm->getTensors()) {"
 
@@ -73,17 +112,30 @@ def _edit(path: Path, anchor: str, new_text: str, after: bool = True) -> None:
 
 
 def patch(src: Path) -> bool:
-    """Apply the patch to the kp source tree ``src``; False if it was already applied."""
+    """Apply the patch to the kp source tree ``src``; False if it was already applied.  Each file is
+    patched once (a tree patched by the level-1 patch, barriers only, gets the rest)."""
     main = src / "python" / "src" / "main.cpp"
     dispatch = src / "src" / "OpAlgoDispatch.cpp"
-    if MARK in main.read_text():
-        return False
-    _edit(main, '#include "utils.hpp"\n', GLOBAL_BARRIER_CLASS)
-    _edit(main, "    py::class_<kp::Algorithm, std::shared_ptr<kp::Algorithm>>(", GLOBAL_BARRIER_BINDING,
-          after=False)
-    _edit(dispatch, '#include "kompute/operations/OpAlgoDispatch.hpp"\n', DISPATCH_FLAG)
-    _edit(dispatch, DISPATCH_LOOP, f"    if (gRecordDispatchBarriers)  // {MARK}\n", after=False)
-    return True
+    manager = src / "src" / "Manager.cpp"
+    changed = False
+    if MARK not in main.read_text():
+        _edit(main, '#include "utils.hpp"\n', GLOBAL_BARRIER_CLASS)
+        _edit(main, "    py::class_<kp::Algorithm, std::shared_ptr<kp::Algorithm>>(", GLOBAL_BARRIER_BINDING,
+              after=False)
+        changed = True
+    if "PATCH_LEVEL" not in main.read_text():
+        _edit(main, "    py::class_<kp::Algorithm, std::shared_ptr<kp::Algorithm>>(", PATCH_LEVEL_BINDING,
+              after=False)
+        changed = True
+    if MARK not in dispatch.read_text():
+        _edit(dispatch, '#include "kompute/operations/OpAlgoDispatch.hpp"\n', DISPATCH_FLAG)
+        _edit(dispatch, DISPATCH_LOOP, f"    if (gRecordDispatchBarriers)  // {MARK}\n", after=False)
+        changed = True
+    if MARK not in manager.read_text():
+        _edit(manager, DEVICE_CREATE, FEATURE_CHAIN, after=False)
+        _edit(manager, DEVICE_MAKE, FEATURE_PNEXT, after=False)
+        changed = True
+    return changed
 
 
 if __name__ == "__main__":

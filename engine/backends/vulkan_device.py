@@ -39,6 +39,9 @@ class GpuInfo:
     max_workgroup_invocations: int = 128
     subgroup_arithmetic: bool = False   # subgroupAdd/Max usable in compute shaders (the *_sg variants)
     timestamp_period: float = 1.0   # nanoseconds per GPU timestamp tick (VulkanOps.timings)
+    # (M, N, K) shapes of the device's f16 x f16 + f32 subgroup cooperative matrices (VK_NV_cooperative_matrix
+    # with VK_KHR_shader_float16_int8; tensor cores on NVIDIA): the tiled GEMM's -DCOOPMAT variant uses them
+    coopmat_shapes: tuple = ()
 
     @property
     def is_gpu(self) -> bool:
@@ -59,6 +62,7 @@ def list_gpus() -> tuple[GpuInfo, ...]:
     out = []
     try:
         for index, pd in enumerate(vk.vkEnumeratePhysicalDevices(inst)):
+            extensions = {str(e.extensionName) for e in vk.vkEnumerateDeviceExtensionProperties(pd, None)}
             props = vk.vkGetPhysicalDeviceProperties(pd)
             sub = vk.VkPhysicalDeviceSubgroupProperties(sType=vk.VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES)
             vk.vkGetPhysicalDeviceProperties2(pd, vk.VkPhysicalDeviceProperties2(
@@ -74,6 +78,7 @@ def list_gpus() -> tuple[GpuInfo, ...]:
                                max_shared_memory=int(props.limits.maxComputeSharedMemorySize),
                                max_workgroup_invocations=int(props.limits.maxComputeWorkGroupInvocations),
                                timestamp_period=float(props.limits.timestampPeriod),
+                               coopmat_shapes=_coopmat_shapes(vk, inst, pd, extensions),
                                subgroup_arithmetic=bool(
                                    sub.supportedStages & vk.VK_SHADER_STAGE_COMPUTE_BIT
                                    and sub.supportedOperations & vk.VK_SUBGROUP_FEATURE_ARITHMETIC_BIT
@@ -81,6 +86,28 @@ def list_gpus() -> tuple[GpuInfo, ...]:
     finally:
         vk.vkDestroyInstance(inst, None)
     return tuple(out)
+
+
+# VkComponentTypeNV and VkScopeNV values (pyvulkan leaves these aliases unset)
+_FLOAT16, _FLOAT32, _SCOPE_SUBGROUP = 0, 1, 3
+# what the -DCOOPMAT GEMM needs (glslang declares the Vulkan memory model in any shader with cooperative matrices);
+# VulkanOps passes them to kp.Manager, whose patched createDevice enables their features (tools/kp_patch.py)
+COOPMAT_EXTENSIONS = ("VK_NV_cooperative_matrix", "VK_KHR_shader_float16_int8", "VK_KHR_vulkan_memory_model")
+
+
+def _coopmat_shapes(vk, inst, pd, extensions) -> tuple:
+    """The (M, N, K) shapes of f16 A and B, f32 C and D subgroup cooperative matrices the device offers
+    through VK_NV_cooperative_matrix, if it also has the other COOPMAT_EXTENSIONS; () otherwise."""
+    if not all(e in extensions for e in COOPMAT_EXTENSIONS):
+        return ()
+    try:
+        query = vk.vkGetInstanceProcAddr(inst, "vkGetPhysicalDeviceCooperativeMatrixPropertiesNV")
+        props = query(pd)
+    except Exception:               # a loader or binding without it: no cooperative matrices
+        return ()
+    return tuple(sorted({(int(p.MSize), int(p.NSize), int(p.KSize)) for p in props
+                         if (p.AType, p.BType, p.CType, p.DType, p.scope)
+                         == (_FLOAT16, _FLOAT16, _FLOAT32, _FLOAT32, _SCOPE_SUBGROUP)}))
 
 
 def _best(devices) -> GpuInfo | None:
