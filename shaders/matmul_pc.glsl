@@ -16,6 +16,8 @@ layout(push_constant) uniform PC {
     uint up_row_off; // -DGLU: rows from a gate row to its up row
     uint out1_row;   // -DSTACK: rows >= out1_row go to out1 (row - out1_row), ...
     uint out2_row;   // ... rows >= out2_row to out2 (row - out2_row); the rest to out
+    uint k_split;    // matmul_tiled.comp: workgroups along K (> 1: partial sums to `part`, added up by
+                     // matmul_split_sum.comp); 1 elsewhere
 #ifdef ROPE
     // matmul_vec.comp -DSTACK -DROPE (Ops.rope_qkv in the q/k/v mat-vec's epilogue; neox = false): out is q,
     // out1 k, out2 v, whose heads are head_dim wide; k's and v's rows also go to the caches at row pos

@@ -10,12 +10,28 @@
 // TM x TN x 4 multiply-adds.  Each weight is dequantised once per BN x rows (matmul.comp -DBATCH: once
 // per 4 rows) and each x value read from memory once per BM weight rows.
 //
+// -DCOOPMAT (tensor cores; VulkanOps picks it where the device offers f16 cooperative matrices of
+// CM_M x CM_N x CM_K, vulkan_device.GpuInfo.coopmat_shapes, and a subgroup of 32): the slabs are kept
+// as f16 and each subgroup multiplies its part of the tile with coopMatMulAddNV into f32 accumulators
+// (weights and activations rounded to f16, sums in f32: llama.cpp's f16 mul_mm does the same).  The
+// next slab is read from memory into registers while the current one is multiplied.
+//
+// Split K (pc.k_split > 1, when the tiles alone are too few to fill the GPU: a 128-row batch of a
+// 1024-wide projection makes 32 tiles): workgroup z takes row tile z / k_split and the (z % k_split)-th
+// part of K, and writes its unscaled partial sums to `part`; matmul_split_sum.comp adds them up, with
+// the bias and the accumulate flag, in a second dispatch.
+//
 // vulkan_ops.VulkanOps.gemm picks it ('tiled', the default on a GPU; H100: mostly 14-22 TFLOP/s on Llama-3-8B
 // shaped prompt matmuls of 512 rows, 3-6 for matmul.comp -DBATCH).  On lavapipe a tile costs the
 // same whatever its rows hold, so a batch of a few rows pays for 64 and matmul.comp -DBATCH stays the
 // default there.
 // The tile sizes can be changed with -D for experiments (WG_SIZE, BM, BN, TM, TN below); the host's
 // vulkan_ops.GEMM_BM / GEMM_BN must then match BM / BN.
+#ifdef COOPMAT
+#extension GL_NV_cooperative_matrix : require
+#extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
+#extension GL_KHR_shader_subgroup_basic : require
+#endif
 #ifndef WG_SIZE
 #define WG_SIZE 128                  // threads: TX x TY (<= 128: no specialization constant needed)
 #endif
@@ -25,20 +41,193 @@ layout(std430, binding = 1) readonly buffer A { uint data_a[]; };      // weight
 layout(std430, binding = 2) readonly buffer X { float x[]; };          // [rows, x_stride]
 layout(std430, binding = 3) buffer O { float out_[]; };                // [rows, out_stride]
 layout(std430, binding = 4) readonly buffer B { float bias[]; };       // [n_rows_of_W] f32 (FLAG_BIAS)
+layout(std430, binding = 5) buffer P { float part[]; };                // [k_split, rows_cap, n_out] (k_split > 1)
 
 #include "matmul_pc.glsl"
 
 #include "dequant.glsl"
 
-// Tile sizes (BM, BN: vulkan_ops.GEMM_BM / GEMM_BN, with which the host sizes the grid)
+// Tile sizes (BM, BN: vulkan_ops.GEMM_BM / GEMM_BN, or COOPMAT_BM / COOPMAT_BN, with which the host sizes the grid)
+#ifdef COOPMAT
 #ifndef BM
-#define BM 64                        // weight rows per tile
+#define BM 128                       // weight rows per tile
 #endif
 #ifndef BN
 #define BN 64                        // x rows per tile
 #endif
+#else
+#ifndef BM
+#define BM 64
+#endif
+#ifndef BN
+#define BN 64
+#endif
+#endif
 #define BK 32                        // weights along K per step: a multiple of 32, so a step holds whole
                                      // Q4_0 / Q8_0 blocks and an eighth of a K-quant block
+#define KV (BK / 4)                  // vec4s per slab row
+#if (BM * BK / 8) % WG_SIZE != 0 || (BN * KV) % WG_SIZE != 0
+#error "tile sizes: the slabs must be whole multiples of WG_SIZE chunks"
+#endif
+#define W_CHUNKS (BM * (BK / 8) / WG_SIZE)     // 8-weight chunks of the W slab per thread
+#define X_VECS (BN * KV / WG_SIZE)            // 4-value pieces of the x slab per thread
+
+// One thread's piece p of the W slab at k0: slab row r, chunk kc (8 weights, dequant8v), zeros past
+// n_out and past the row's chunks (F32/F16: the row's zero padding to a multiple of 8).  Neighbouring
+// threads take the 4 chunks of one row's 32 weights (one Q4_0 / Q8_0 block).
+void fetch_w(uint j0, uint k0, uint p, out uint r, out uint kc, out vec4 a, out vec4 b) {
+    const uint CPB = QK / 8;                    // chunks of 8 weights per block
+    uint c = gl_LocalInvocationID.x + p * WG_SIZE;
+    r = c / (BK / 8);
+    kc = c % (BK / 8);
+    uint chunk = k0 / 8u + kc;
+    a = vec4(0.0);
+    b = vec4(0.0);
+    if (j0 + r < pc.n_out && chunk < pc.nb * CPB)
+        dequant8v(((pc.w_row0 + j0 + r) * pc.nb + chunk / CPB) * BW, chunk % CPB, a, b);
+}
+
+// One thread's piece p of the x slab at k0: slab row t, vec4 q (x_stride need not be a multiple of 4:
+// scalar loads, consecutive threads at consecutive addresses).  Zeros past the active rows and past K
+// (odd F32/F16 widths).
+vec4 fetch_x(uint t0, uint k0, uint n_rows, uint p, out uint t, out uint q) {
+    uint c = gl_LocalInvocationID.x + p * WG_SIZE;
+    t = c / KV;
+    q = c % KV;
+    uint k = k0 + 4u * q;
+    uint xo = (t0 + t) * pc.x_stride + k;
+    vec4 v = vec4(0.0);
+    if (t0 + t < n_rows) {
+        if (k + 4u <= pc.K) {
+            v = vec4(x[xo], x[xo + 1u], x[xo + 2u], x[xo + 3u]);
+        } else {
+            for (uint i = 0; i < 4; i++) if (k + i < pc.K) v[i] = x[xo + i];
+        }
+    }
+    return v;
+}
+
+// This workgroup's share of the work: its row tiles start at t_first and step by t_step; its K range is
+// [k_lo, k_hi) (all of K unless pc.k_split > 1), and k_part says which part it is.
+uint t_first, t_step, k_lo, k_hi, k_part;
+void split_work() {
+    uint nz = gl_NumWorkGroups.z / pc.k_split;
+    k_part = gl_WorkGroupID.z % pc.k_split;
+    t_first = (gl_WorkGroupID.z / pc.k_split) * BN;
+    t_step = nz * BN;
+    uint per = ((pc.K + BK - 1u) / BK + pc.k_split - 1u) / pc.k_split * BK;     // whole steps per part
+    k_lo = min(pc.K, k_part * per);
+    k_hi = min(pc.K, k_lo + per);
+}
+
+// out[t, out_col0 + j] = value (+ bias) (+ the old value with FLAG_ACC), for j, t inside the tile's bounds;
+// with K split, the partial sum goes to part[k_part, t, j] instead
+void store_out(uint j, uint t, uint n_rows, float value) {
+    if (j >= pc.n_out || t >= n_rows) return;
+    if (pc.k_split > 1u) {
+        part[(k_part * pc.rows_cap + t) * pc.n_out + j] = value;
+        return;
+    }
+    uint o = t * pc.out_stride + pc.out_col0 + j;
+    float total = value + ((pc.flags & FLAG_BIAS) != 0u ? bias[pc.bias_row0 + j] : 0.0);
+    out_[o] = (pc.flags & FLAG_ACC) != 0u ? out_[o] + total : total;
+}
+
+#ifdef COOPMAT
+// ---- tensor cores: subgroups of 32 (the host checks), WARPS_M x WARPS_N of them over the tile ----------
+#ifndef CM_M
+#define CM_M 16                      // the cooperative matrix shape: A is CM_M x CM_K, B CM_K x CM_N
+#define CM_N 8
+#define CM_K 16
+#endif
+#define WARPS_M 2                    // subgroups along the weight rows
+#define WARPS_N (WG_SIZE / 32 / WARPS_M)
+#define WM (BM / WARPS_M)            // 64 weight rows per subgroup
+#define WN (BN / WARPS_N)            // 32 x rows per subgroup
+#define FM (WM / CM_M)               // 4 x 4 accumulator matrices per subgroup
+#define FN (WN / CM_N)
+#define LDH (BK + 8)                 // f16 per shared row: 8 of padding keeps rows 16-byte aligned and
+                                     // spreads the rows of a matrix load over the banks
+#define SCOPE 3                      // gl_ScopeSubgroup (its name needs the memory-scope extension)
+#if WM % CM_M != 0 || WN % CM_N != 0 || BK % CM_K != 0 || WARPS_N * WARPS_M * 32 != WG_SIZE
+#error "COOPMAT tile sizes"
+#endif
+
+shared float16_t w_h[BM * LDH];      // [BM][LDH]: W[j0 + r, k0 + k] at w_h[r * LDH + k]      (10 KiB)
+shared float16_t x_h[BN * LDH];      // [BN][LDH]: x[t0 + t, k0 + k] at x_h[t * LDH + k]      (5 KiB)
+shared float c_s[WG_SIZE / 32][CM_M * CM_N];   // per subgroup: one accumulator on its way out, column-major
+
+void main() {
+    uint n_rows = active_rows(pc.rows_cap);     // the step's n_tokens: read at run time
+    split_work();
+    uint warp = gl_SubgroupID, lane = gl_SubgroupInvocationID;
+    uint wm = warp % WARPS_M, wn = warp / WARPS_M;
+    uint n_tiles = (pc.n_out + BM - 1) / BM;
+    uint n_wg = gl_NumWorkGroups.x * gl_NumWorkGroups.y;
+    for (uint tile = gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x; tile < n_tiles; tile += n_wg) {
+    uint j0 = tile * BM;
+    for (uint t0 = t_first; t0 < n_rows; t0 += t_step) {
+
+    fcoopmatNV<32, SCOPE, CM_M, CM_N> acc[FM * FN];
+    for (uint i = 0; i < FM * FN; i++) acc[i] = fcoopmatNV<32, SCOPE, CM_M, CM_N>(0.0);
+
+    // the next slabs, held in registers while the current ones are multiplied (as f32: rounding them to f16
+    // at once made each thread wait for its loads before the products they are meant to overlap; H100,
+    // 8B prompt GEMMs ~20% slower)
+    vec4 wa[W_CHUNKS], wb[W_CHUNKS], xv[X_VECS];
+    uint wr[W_CHUNKS], wk[W_CHUNKS], xt[X_VECS], xq[X_VECS];
+    for (uint p = 0; p < W_CHUNKS; p++) fetch_w(j0, k_lo, p, wr[p], wk[p], wa[p], wb[p]);
+    for (uint p = 0; p < X_VECS; p++) xv[p] = fetch_x(t0, k_lo, n_rows, p, xt[p], xq[p]);
+
+    for (uint k0 = k_lo; k0 < k_hi; k0 += BK) {
+        barrier();                              // every subgroup is done reading the previous slabs
+        for (uint p = 0; p < W_CHUNKS; p++) {
+            uint o = wr[p] * LDH + 8u * wk[p];
+            for (uint i = 0; i < 4; i++) {
+                w_h[o + i] = float16_t(wa[p][i]);
+                w_h[o + 4u + i] = float16_t(wb[p][i]);
+            }
+        }
+        for (uint p = 0; p < X_VECS; p++) {
+            uint o = xt[p] * LDH + 4u * xq[p];
+            for (uint i = 0; i < 4; i++) x_h[o + i] = float16_t(xv[p][i]);
+        }
+        barrier();
+        if (k0 + BK < k_hi) {                   // issue the next slabs' loads; they land during the products
+            for (uint p = 0; p < W_CHUNKS; p++) fetch_w(j0, k0 + BK, p, wr[p], wk[p], wa[p], wb[p]);
+            for (uint p = 0; p < X_VECS; p++) xv[p] = fetch_x(t0, k0 + BK, n_rows, p, xt[p], xq[p]);
+        }
+        for (uint kk = 0; kk < BK; kk += CM_K) {
+            fcoopmatNV<16, SCOPE, CM_M, CM_K> a[FM];
+            fcoopmatNV<16, SCOPE, CM_K, CM_N> b[FN];
+            for (uint i = 0; i < FM; i++)       // A = W rows (row-major in w_h)
+                coopMatLoadNV(a[i], w_h, (wm * WM + i * CM_M) * LDH + kk, LDH, false);
+            for (uint u = 0; u < FN; u++)       // B = x rows as columns (column-major in x_h)
+                coopMatLoadNV(b[u], x_h, (wn * WN + u * CM_N) * LDH + kk, LDH, true);
+            for (uint i = 0; i < FM; i++)
+                for (uint u = 0; u < FN; u++)
+                    acc[i * FN + u] = coopMatMulAddNV(a[i], b[u], acc[i * FN + u]);
+        }
+    }
+
+    // epilogue: each accumulator (CM_M weight rows x CM_N x rows) goes through the subgroup's c_s so that
+    // bias, accumulate and the tile's edges are handled per element; neighbouring lanes, neighbouring j
+    for (uint i = 0; i < FM; i++)
+        for (uint u = 0; u < FN; u++) {
+            coopMatStoreNV(acc[i * FN + u], c_s[warp], 0, CM_M, true);
+            subgroupMemoryBarrierShared();
+            subgroupBarrier();
+            for (uint e = lane; e < CM_M * CM_N; e += 32u)
+                store_out(j0 + wm * WM + i * CM_M + e % CM_M, t0 + wn * WN + u * CM_N + e / CM_M, n_rows,
+                          c_s[warp][e]);
+            subgroupBarrier();                  // c_s is read before the next accumulator overwrites it
+        }
+    }
+    }
+}
+
+#else
+// ---- the portable kernel: a TM x TN register tile per thread -----------------------------------------
 #ifndef TM
 #define TM 4                         // weight rows per thread: tx, tx + TX, ... (strided: coalesced stores)
 #endif
@@ -47,10 +236,9 @@ layout(std430, binding = 4) readonly buffer B { float bias[]; };       // [n_row
 #endif
 #define TX (BM / TM)                 // 16 threads along the weight rows
 #define TY (BN / TN)                 // 8 along the x rows
-#if TX * TY != WG_SIZE || (BM * BK / 8) % WG_SIZE != 0 || (BN * BK / 4) % WG_SIZE != 0
-#error "tile sizes: TX * TY must be WG_SIZE, and the slabs whole multiples of WG_SIZE chunks"
+#if TX * TY != WG_SIZE
+#error "tile sizes: TX * TY must be WG_SIZE"
 #endif
-#define KV (BK / 4)                  // vec4s per slab row
 #define LDS (KV + 1)                 // vec4s per shared row: one vec4 of padding, so the 8 threads of a
                                      // 128-bit shared access phase (rows tx .. tx + 7, 36 floats apart)
                                      // hit 8 different groups of 4 banks
@@ -61,54 +249,36 @@ shared vec4 x_s[BN * LDS];           // [BN][LDS]: x[t0 + t, k0 + 4q .. 4q + 3] 
 
 void main() {
     uint n_rows = active_rows(pc.rows_cap);     // the step's n_tokens: read at run time
+    split_work();
     uint tid = gl_LocalInvocationID.x;
     uint tx = tid % TX, ty = tid / TX;
-    const uint CPB = QK / 8;                    // chunks of 8 weights per block
-    uint n_chunks = pc.nb * CPB;                // chunks per weight row (F32/F16: the last ones are the
-                                                // row's zero padding to a multiple of 8)
     uint n_tiles = (pc.n_out + BM - 1) / BM;
     // tiles of BM weight rows: this workgroup takes tile g, g + groups_xy, ... (the host splits the
     // groups over x and y past MAX_GROUPS_X, and launches fewer than n_tiles on a CPU device)
     uint n_wg = gl_NumWorkGroups.x * gl_NumWorkGroups.y;
     for (uint tile = gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x; tile < n_tiles; tile += n_wg) {
     uint j0 = tile * BM;
-    // tiles of BN x rows: tile z, z + groups_z, ...  The host launches ceil(capacity / BN) of them and the
-    // ones past this step's active rows skip the loop (the condition is uniform: barriers are safe)
-    for (uint t0 = gl_WorkGroupID.z * BN; t0 < n_rows; t0 += gl_NumWorkGroups.z * BN) {
+    // tiles of BN x rows: tile z, z + groups_z, ... (z / k_split with K split).  The host launches
+    // ceil(capacity / BN) of them and the ones past this step's active rows skip the loop (the condition
+    // is uniform: barriers are safe)
+    for (uint t0 = t_first; t0 < n_rows; t0 += t_step) {
 
     float acc[TM][TN];
     for (uint i = 0; i < TM; i++)
         for (uint u = 0; u < TN; u++) acc[i][u] = 0.0;
 
-    for (uint k0 = 0; k0 < pc.K; k0 += BK) {
+    for (uint k0 = k_lo; k0 < k_hi; k0 += BK) {
         barrier();                              // every thread is done reading the previous slabs
-        // W slab: BM rows x BK / 8 chunks, one dequant8v each; 4 neighbouring threads take the 4 chunks
-        // of one row's 32 weights (one Q4_0 / Q8_0 block).  Zeros past n_out and past the row's chunks.
-        for (uint p = 0; p < BM * (BK / 8) / WG_SIZE; p++) {
-            uint c = tid + p * WG_SIZE;
-            uint r = c / (BK / 8), kc = c % (BK / 8);
-            uint chunk = k0 / 8u + kc;
-            vec4 a = vec4(0.0), b = vec4(0.0);
-            if (j0 + r < pc.n_out && chunk < n_chunks)
-                dequant8v(((pc.w_row0 + j0 + r) * pc.nb + chunk / CPB) * BW, chunk % CPB, a, b);
+        for (uint p = 0; p < W_CHUNKS; p++) {
+            uint r, kc;
+            vec4 a, b;
+            fetch_w(j0, k0, p, r, kc, a, b);
             w_s[r * LDS + 2u * kc] = a;
             w_s[r * LDS + 2u * kc + 1u] = b;
         }
-        // x slab: BN rows x BK / 4 vec4s (x_stride need not be a multiple of 4: scalar loads, consecutive
-        // threads at consecutive addresses).  Zeros past the active rows and past K (odd F32/F16 widths).
-        for (uint p = 0; p < BN * KV / WG_SIZE; p++) {
-            uint c = tid + p * WG_SIZE;
-            uint t = c / KV, q = c % KV;
-            uint k = k0 + 4u * q;
-            uint xo = (t0 + t) * pc.x_stride + k;
-            vec4 v = vec4(0.0);
-            if (t0 + t < n_rows) {
-                if (k + 4u <= pc.K) {
-                    v = vec4(x[xo], x[xo + 1u], x[xo + 2u], x[xo + 3u]);
-                } else {
-                    for (uint i = 0; i < 4; i++) if (k + i < pc.K) v[i] = x[xo + i];
-                }
-            }
+        for (uint p = 0; p < X_VECS; p++) {
+            uint t, q;
+            vec4 v = fetch_x(t0, k0, n_rows, p, t, q);
             x_s[t * LDS + q] = v;
         }
         barrier();
@@ -129,18 +299,10 @@ void main() {
     }
 
     // epilogue: neighbouring threads write neighbouring output columns
-    for (uint i = 0; i < TM; i++) {
-        uint j = j0 + tx + i * TX;
-        if (j >= pc.n_out) continue;
-        float bj = (pc.flags & FLAG_BIAS) != 0u ? bias[pc.bias_row0 + j] : 0.0;
-        for (uint u = 0; u < TN; u++) {
-            uint t = t0 + ty + u * TY;
-            if (t >= n_rows) continue;
-            uint o = t * pc.out_stride + pc.out_col0 + j;
-            float total = acc[i][u] + bj;
-            out_[o] = (pc.flags & FLAG_ACC) != 0u ? out_[o] + total : total;
-        }
-    }
+    for (uint i = 0; i < TM; i++)
+        for (uint u = 0; u < TN; u++)
+            store_out(j0 + tx + i * TX, t0 + ty + u * TY, n_rows, acc[i][u]);
     }
     }
 }
+#endif

@@ -32,7 +32,8 @@ def portable_backends():
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_op_matches_numpy(backends, case):
     r = backends.check(case)
-    assert r.ok, f"{case.name} on {backends.vk.device_name}: error {r.error:.3e} > {case.tol:.0e} {r.detail}"
+    assert r.ok, (f"{case.name} on {backends.vk.device_name}: error {r.error:.3e} > {case.tolerance(backends.vk):.0e} "
+                  f"{r.detail}")
 
 
 PORTABLE = [c for c in CASES if c.op in PORTABLE_OPS]
@@ -413,41 +414,104 @@ def test_sample_workgroup_size_is_checked():
 
 
 # The batched (prompt) matmul kernels (GPT4ALL_GEMM): 'rows' (matmul.comp -DBATCH, the default on a CPU device,
-# so what the cases above run on lavapipe) and 'tiled' (shaders/matmul_tiled.comp, the default on a GPU), forced
-# here on both weight layouts: v2's split Q4_0 / Q8_0 / Q4_K / Q6_K and v1's padded ones.
+# so what the cases above run on lavapipe), 'tiled' (shaders/matmul_tiled.comp, the default on a GPU without
+# tensor cores) and, on a device with f16 cooperative matrices (an NVIDIA GPU; not lavapipe), 'coopmat'
+# (matmul_tiled.comp -DCOOPMAT, the default there), forced here on both weight layouts: v2's split Q4_0 / Q8_0 /
+# Q4_K / Q6_K and v1's padded ones.
 BATCH_MATMUL = [c for c in CASES if c.op in ("matmul", "matmul_glu") and " x[1/1," not in f" {c.label}"]
 
 
-@pytest.fixture(scope="module", params=["v2", "v1"])
+def _device_gemms() -> list:
+    from engine.backends.vulkan_device import choose
+    from engine.backends.vulkan_ops import _coopmat_usable
+    return ["tiled"] + (["coopmat"] if _coopmat_usable(choose("kompute")) else [])
+
+
+GEMMS = _device_gemms()
+
+
+# each also with K split in 3 parts (GPT4ALL_GEMM_SPLIT=3: partial sums + matmul_split_sum.comp); the automatic
+# choice splits only long rows of few tiles, which these small cases seldom are
+@pytest.fixture(scope="module", params=[(g, m, s) for g in GEMMS for m in ("v2", "v1") for s in ("auto", "3")],
+                ids=lambda p: "-".join(p))
 def tiled_backends(request):
-    b = harness.Backends("kompute", matvec=request.param)
-    b.vk.gemm = b.vk_split.gemm = "tiled"
+    gemm, matvec, split = request.param
+    b = harness.Backends("kompute", matvec=matvec, gemm=gemm)
+    b.vk.gemm_split = b.vk_split.gemm_split = None if split == "auto" else int(split)
     return b
 
 
 @pytest.mark.parametrize("case", BATCH_MATMUL, ids=[c.name for c in BATCH_MATMUL])
 def test_tiled_gemm_matches_numpy(tiled_backends, case):
     r = tiled_backends.check(case)
-    assert r.ok, f"{case.name} (tiled GEMM, matvec {tiled_backends.vk.matvec}): error {r.error:.3e} {r.detail}"
+    assert r.ok, (f"{case.name} ({tiled_backends.vk.gemm} GEMM, split {tiled_backends.vk.gemm_split}, matvec "
+                  f"{tiled_backends.vk.matvec}): error "
+                  f"{r.error:.3e} > {case.tolerance(tiled_backends.vk):.0e} {r.detail}")
 
 
 def test_gemm_choice_picks_the_kernel(monkeypatch):
-    """A batch matmul dispatches matmul_tiled_<type> under 'tiled', matmul_batch_<type> under 'rows'; the
-    default follows the device type; a bad name is refused."""
+    """A batch matmul dispatches matmul_tiled_<type> under 'tiled', matmul_tiled_cm_<type> under 'coopmat',
+    matmul_batch_<type> under 'rows'; the default follows the device; a bad name, or 'coopmat' on a device
+    without cooperative matrices, is refused."""
     from engine.backends.vulkan_device import choose
-    from engine.backends.vulkan_ops import VulkanOps
+    from engine.backends.vulkan_ops import VulkanOps, _coopmat_usable
     case = harness.matmul_case(harness.T.Q4_0, 70, 96, 130, cap=80)
-    for gemm in ("tiled", "rows"):
-        b = harness.Backends("kompute")
-        b.vk.gemm = gemm
+    kernel_of = {"tiled": "tiled_", "coopmat": "tiled_cm_", "rows": "batch_"}
+    for gemm in GEMMS + ["rows"]:
+        b = harness.Backends("kompute", gemm=gemm)
         assert b.check(case).ok
-        kernels = {key[0].split("_")[1] for key in b.vk._algos if key[0].startswith("matmul_")}
-        assert kernels == {"tiled" if gemm == "tiled" else "batch"}, (gemm, kernels)
+        kernels = {key[0] for key in b.vk._algos if key[0].startswith("matmul_")}
+        assert kernels and all(k.startswith("matmul_" + kernel_of[gemm]) for k in kernels), (gemm, kernels)
+        if gemm == "tiled":
+            assert not any(k.startswith("matmul_tiled_cm_") for k in kernels)
     monkeypatch.delenv("GPT4ALL_GEMM", raising=False)
     info = choose("kompute")
-    assert VulkanOps(info).gemm == ("rows" if info.type == "cpu" else "tiled")
+    assert VulkanOps(info).gemm == ("rows" if info.type == "cpu" else "coopmat" if _coopmat_usable(info) else "tiled")
     with pytest.raises(ValueError, match="GPT4ALL_GEMM"):
         VulkanOps(info, gemm="square")
+    if not _coopmat_usable(info):
+        with pytest.raises(ValueError, match="GPT4ALL_GEMM=coopmat"):
+            VulkanOps(info, gemm="coopmat")
+
+
+def test_k_split_fills_the_gpu_and_is_recorded_as_two_dispatches(monkeypatch):
+    """The coopmat GEMM splits K when its tiles are few (a 128-row batch of a 1024-wide, 4096-long projection:
+    32 tiles -> 16 parts of 8 steps), not when they are many, never below GEMM_MIN_SPLIT_STEPS steps a part;
+    the f32 tiled GEMM only when GPT4ALL_GEMM_SPLIT says so;
+    a split matmul records matmul_tiled_* then matmul_split_sum; GPT4ALL_GEMM_SPLIT is checked."""
+    from engine.backends.vulkan_device import choose
+    from engine.backends.vulkan_ops import GEMM_TARGET_GROUPS, VulkanOps
+    vk = VulkanOps(choose("kompute"), gemm="tiled")
+    assert vk._k_split(16, 2, 4096) == 1             # the f32 tiled GEMM: never unless asked
+    vk.gemm = "coopmat"                              # (only _k_split looks at it here)
+    assert vk._k_split(16, 2, 4096) == 16
+    assert vk._k_split(GEMM_TARGET_GROUPS, 2, 4096) == 1
+    assert vk._k_split(1, 1, 256) == 1 and vk._k_split(1, 1, 512) == 2
+    vk.gemm_split = 3
+    assert vk._k_split(1000, 2, 4096) == 3 and vk._k_split(1, 1, 40) == 2      # at most one part per step
+    b = harness.Backends("kompute", gemm="tiled")
+    b.vk.gemm_split = 3
+    assert b.check(harness.matmul_case(harness.T.Q4_0, 70, 256, 100, cap=80, bias=True, acc=True)).ok
+    shaders = [key[0] for key in b.vk._algos]
+    assert any(s.startswith("matmul_tiled_") for s in shaders) and "matmul_split_sum" in shaders
+    monkeypatch.setenv("GPT4ALL_GEMM_SPLIT", "0")
+    with pytest.raises(ValueError, match="GPT4ALL_GEMM_SPLIT"):
+        VulkanOps(choose("kompute"))
+
+
+def test_coopmat_needs_shape_subgroup_and_patched_kp(monkeypatch):
+    """The tensor-core GEMM is offered only with f16 cooperative matrices of its shape, 32-wide subgroups and
+    a kp that enables the extensions' features (tools/kp_patch.py PATCH_LEVEL 2)."""
+    import dataclasses
+    from engine.backends import vulkan_ops
+    from engine.backends.vulkan_device import choose
+    base = dataclasses.replace(choose("kompute"), subgroup_size=32, coopmat_shapes=((16, 8, 8), (16, 8, 16)))
+    monkeypatch.setattr(vulkan_ops.kp, "PATCH_LEVEL", 2, raising=False)
+    assert vulkan_ops._coopmat_usable(base)
+    assert not vulkan_ops._coopmat_usable(dataclasses.replace(base, coopmat_shapes=((16, 16, 16),)))
+    assert not vulkan_ops._coopmat_usable(dataclasses.replace(base, subgroup_size=64))
+    monkeypatch.setattr(vulkan_ops.kp, "PATCH_LEVEL", 1)
+    assert not vulkan_ops._coopmat_usable(base)
 
 
 # GPT4ALL_ATTENTION_MERGE=last: the split decode attention merges its slices in the last workgroup to finish

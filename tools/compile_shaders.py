@@ -46,6 +46,7 @@ def variants() -> dict[str, tuple[str, list[str]]]:
         v[f"matmul_{t}_sg"] = ("matmul.comp", [d, "USE_SUBGROUP"])         # subgroup reductions
         v[f"matmul_batch_{t}_sg"] = ("matmul.comp", [d, "BATCH", "USE_SUBGROUP"])
         v[f"matmul_tiled_{t}"] = ("matmul_tiled.comp", [d])             # shared-memory tiled GEMM (batches)
+        v[f"matmul_tiled_cm_{t}"] = ("matmul_tiled.comp", [d, "COOPMAT"])  # ... on tensor cores (f16 coopmat)
         v[f"get_rows_{t}"] = ("get_rows.comp", [d])
         v[f"add_weight_{t}"] = ("add_weight.comp", [d])
         v[f"mul_weight_{t}"] = ("mul_weight.comp", [d])
@@ -61,7 +62,7 @@ def variants() -> dict[str, tuple[str, list[str]]]:
             v[f"matmul_vec_stack_rope_{t}_sg"] = ("matmul_vec.comp", [d, "STACK", "ROPE", "USE_SUBGROUP"])
     for plain in ["rms_norm", "layer_norm", "rope", "store_kv", "attention", "add", "scale", "gelu",
                   "softmax", "copy_rows", "mean_pool", "l2_normalize", "sample", "advance",
-                  "attention_merge", "attention_decode"]:
+                  "attention_merge", "attention_decode", "matmul_split_sum"]:
         if (SHADERS / f"{plain}.comp").exists():
             v[plain] = (f"{plain}.comp", [])
     v["attention_sg"] = ("attention.comp", ["USE_SUBGROUP"])

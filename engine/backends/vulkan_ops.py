@@ -52,17 +52,22 @@ from gguf import GGML_QUANT_SIZES, GGMLQuantizationType as T
 from gguf.quants import dequantize as gguf_dequantize
 
 from ..ops import SAMPLE_SIZE, STEP_SIZE, Ops, Program, Tensor, Weight
-from .vulkan_device import GpuInfo, check_fits, choose
+from .vulkan_device import COOPMAT_EXTENSIONS, GpuInfo, check_fits, choose
 
 SPV_DIR = Path(__file__).resolve().parent.parent / "spv"
 WG = 64                     # WG_SIZE of most shaders (shaders/common.glsl)
 MATMUL_NR = 16              # weight rows per workgroup pass of matmul.comp (mat-vec)
 MATMUL_NR_BATCH = 8         # ... of the batched variant
 MATMUL_NT = 4               # x rows per workgroup of the batched matmul (matmul.comp, BATCH)
-ROW_GROUPS = 8              # workgroups along the row dimension of row-wise ops
+ROW_GROUPS = 8              # workgroups along the row dimension of row-wise ops on a CPU device
+GPU_ROW_GROUPS = 65535      # ... on a GPU: one per row (up to Vulkan's guaranteed grid size)
+GEMM_TARGET_GROUPS = 512    # workgroups a batched matmul on a GPU should launch; fewer tiles split K (H100: 132 SMs)
+GEMM_MIN_SPLIT_STEPS = 8    # K steps (of 32 weights) per part of a split K, at least
 MATMUL_TILE_GROUPS = 4      # workgroups along the NT-row tiles of the batched matmul
 GEMM_BM = 64                # weight rows per workgroup tile of the tiled GEMM (shaders/matmul_tiled.comp BM)
 GEMM_BN = 64                # x rows per workgroup tile of the tiled GEMM (BN)
+COOPMAT_BM = 128            # weight rows per workgroup tile of its tensor-core variant (-DCOOPMAT's BM; BN the same)
+COOPMAT_SHAPE = (16, 8, 16)  # the (M, N, K) cooperative matrices it is built for (CM_M, CM_N, CM_K)
 ATTENTION_SPLITS = 16       # key slices per head for a decode step's attention on a GPU
 ATTENTION_MAX_SPLITS = 1024 # shaders/attention_merge.comp MAX_SPLITS (its shared arrays)
 ATTENTION_DECODE_HEADS = 8  # query heads per workgroup of the split path's kernel (GMAX, shaders/attention_decode.comp)
@@ -347,10 +352,12 @@ class SampleKernel:
         return f"v2{dims}/{self.cands}"
 
 
-def _row_groups(capacity: int) -> int:
-    """Workgroups launched along the row dimension; each strides over the active rows (FOR_ROWS in
-    shaders/common.glsl), so a short prompt in a large-capacity program leaves few of them idle."""
-    return max(1, min(capacity, ROW_GROUPS))
+def _coopmat_usable(info: GpuInfo) -> bool:
+    """Whether the tensor-core GEMM (matmul_tiled.comp -DCOOPMAT) can run on the device: f16 cooperative
+    matrices of COOPMAT_SHAPE, subgroups of 32 (its tile split assumes them) and a kp whose Manager enables
+    the extensions' features (tools/kp_patch.py, PATCH_LEVEL 2)."""
+    return (COOPMAT_SHAPE in info.coopmat_shapes and info.subgroup_size == 32
+            and getattr(kp, "PATCH_LEVEL", 1) >= 2)
 
 
 class VulkanOps(Ops):
@@ -381,9 +388,10 @@ class VulkanOps(Ops):
         ``add_rms_norm`` fused into one dispatch); default: $GPT4ALL_NORM, else 'v1'.  v2 saves
         2 x n_layer - 1 dispatches and barriers per llama token, yet on the H100 it decoded slower (1B
         396 -> 387 tok/s, 8B 118 -> 108; docs/performance.md), so it stays opt-in until that is understood.
-        ``gemm``: the batched (prompt) matmul kernel, 'tiled' (shaders/matmul_tiled.comp: a shared-memory
-        tiled GEMM) or 'rows' (matmul.comp -DBATCH: NR weight rows x NT x rows per workgroup, threads
-        splitting K); default: $GPT4ALL_GEMM, else 'tiled' on a GPU (H100, 512-row prompt matmuls of
+        ``gemm``: the batched (prompt) matmul kernel, 'coopmat' (matmul_tiled.comp -DCOOPMAT: the tiled GEMM
+        on tensor cores, f16 cooperative matrices; only where _coopmat_usable), 'tiled' (shaders/matmul_tiled.comp:
+        a shared-memory tiled GEMM) or 'rows' (matmul.comp -DBATCH: NR weight rows x NT x rows per workgroup, threads
+        splitting K); default: $GPT4ALL_GEMM, else 'coopmat' where usable, else 'tiled' on a GPU (H100, 512-row prompt matmuls of
         Llama-3-8B's shapes: mostly 14-22 TFLOP/s against 3-6) and 'rows' on a CPU device: on lavapipe a 64-row tile
         costs the same however few of its rows are real, so 'tiled' wins from ~32 rows on (128 x 2048 x 2048
         Q4_0: 233 -> 97 ms) but loses on short batches (5 rows: 36 -> 92 ms).
@@ -396,9 +404,21 @@ class VulkanOps(Ops):
         self.attention_splits = attention_splits if attention_splits is not None else (
             int(env_splits) if env_splits else None)
         self.info = info or choose("kompute")
-        self.gemm = gemm or os.environ.get("GPT4ALL_GEMM") or ("rows" if self.info.type == "cpu" else "tiled")
-        if self.gemm not in ("tiled", "rows"):
-            raise ValueError(f"batched matmul kernel {self.gemm!r} (GPT4ALL_GEMM): 'tiled' or 'rows'")
+        coopmat = _coopmat_usable(self.info)
+        self.gemm = gemm or os.environ.get("GPT4ALL_GEMM") or (
+            "rows" if self.info.type == "cpu" else "coopmat" if coopmat else "tiled")
+        if self.gemm not in ("coopmat", "tiled", "rows"):
+            raise ValueError(f"batched matmul kernel {self.gemm!r} (GPT4ALL_GEMM): 'coopmat', 'tiled' or 'rows'")
+        # split K of the tiled GEMMs when their tiles are too few to fill the GPU (see _k_split): 'auto' (default)
+        # or a fixed number of parts (1: never), from $GPT4ALL_GEMM_SPLIT
+        split = os.environ.get("GPT4ALL_GEMM_SPLIT", "auto")
+        if split != "auto" and not (split.isdigit() and int(split) >= 1):
+            raise ValueError(f"GPT4ALL_GEMM_SPLIT={split!r}: 'auto' or a number of parts >= 1")
+        self.gemm_split = None if split == "auto" else int(split)
+        if self.gemm == "coopmat" and not coopmat:
+            raise ValueError(f"GPT4ALL_GEMM=coopmat: '{self.info.name}' has no f16 cooperative matrices of shape "
+                             f"{COOPMAT_SHAPE} with 32-wide subgroups (it offers {self.info.coopmat_shapes or 'none'}, "
+                             f"subgroup {self.info.subgroup_size}), or kp lacks tools/kp_patch.py's device features")
         self.matvec_kernel = MatvecKernel.parse(matvec or os.environ.get("GPT4ALL_MATVEC") or (
             DEFAULT_MATVEC if self.info.type == "cpu" else DEFAULT_MATVEC_GPU))
         self.matvec = self.matvec_kernel.version            # 'v1' | 'v2' | 'v3'
@@ -443,7 +463,8 @@ class VulkanOps(Ops):
         self._sg = "_sg" if self.subgroups else ""
         self.device_name = self.info.name
         self.max_buffer_bytes = max_buffer_bytes or self.info.max_storage_buffer_range
-        self.mgr = kp.Manager(self.info.index)
+        # the extensions the coopmat GEMM needs; kp patched by tools/kp_patch.py enables their features
+        self.mgr = kp.Manager(self.info.index, [], list(COOPMAT_EXTENSIONS) if self.gemm == "coopmat" else [])
         # The per-step buffers: the host writes them through NumPy views of their (host-visible) staging
         # memory; each program starts with a recorded copy to device memory (so a discrete GPU's
         # workgroups do not read host memory over the bus) and ends with a copy back, so the host
@@ -680,6 +701,25 @@ class VulkanOps(Ops):
             hit = self._algos[key] = (algo, tensors)
         return hit[0]
 
+    def _row_groups(self, capacity: int) -> int:
+        """Workgroups launched along the row dimension; each strides over the active rows (FOR_ROWS in
+        shaders/common.glsl).  On a CPU device a few (ROW_GROUPS), so a short prompt in a large-capacity
+        program leaves few of them idle (idle workgroups cost time on lavapipe); on a GPU one per row:
+        idle ones exit at once there, while 8 left a 128-row prompt batch's attention and norms on a
+        few compute units (H100, Llama-3-8B shape: attention 354 and rms_norm 72 us per prompt token)."""
+        return max(1, min(capacity, ROW_GROUPS if self.info.type == "cpu" else GPU_ROW_GROUPS))
+
+    def _k_split(self, tiles: int, row_tiles: int, K: int) -> int:
+        """Parts K is split into for a tiled batched matmul of tiles x row_tiles workgroups: on the coopmat
+        GEMM enough for GEMM_TARGET_GROUPS workgroups, each part at least GEMM_MIN_SPLIT_STEPS steps; 1 on
+        the f32 one (GPT4ALL_GEMM_SPLIT = N fixes it for both, 1 turns it off)."""
+        if self.gemm_split is not None:
+            return max(1, min(self.gemm_split, -(-K // 32)))
+        if self.gemm != "coopmat":
+            return 1            # the f32 tiled GEMM lost with it (H100, 8B prompt: 751 -> 451 tok/s)
+        want = -(-GEMM_TARGET_GROUPS // max(1, tiles * row_tiles))
+        return max(1, min(want, -(-K // 32) // GEMM_MIN_SPLIT_STEPS))
+
     def _dispatch(self, shader: str, tensors: list, push: np.ndarray, groups: tuple, writes: list,
                   spec: tuple = (), what: str = "", nbytes: int = 0) -> None:
         """Record one dispatch of ``shader`` (binding 0 = the step buffer, then ``tensors``; ``writes``
@@ -739,14 +779,14 @@ class VulkanOps(Ops):
         for buf, lo, hi in vw.chunks:
             self._dispatch(f"get_rows_{vw.layout.shader}", [buf, ids.handle, out.handle],
                            push_constants(table.width, vw.nb, lo, hi, cap),
-                           (_groups(_groups(table.width, 8), WG), _row_groups(cap)), [out.handle])
+                           (_groups(_groups(table.width, 8), WG), self._row_groups(cap)), [out.handle])
 
     def rms_norm(self, out: Tensor, x: Tensor, weight: Optional[Weight], eps: float, group: int = 0) -> None:
         group = group or x.width
         wbuf = self._f32_buffer(weight)
         self._dispatch("rms_norm" + (self._sg if self.norm == "v2" else ""), [x.handle, out.handle, wbuf or self._dummy],
                        push_constants(x.width, group, float(eps), int(wbuf is not None), min(x.rows, out.rows)),
-                       (x.width // group, _row_groups(min(x.rows, out.rows))), [out.handle])
+                       (x.width // group, self._row_groups(min(x.rows, out.rows))), [out.handle])
 
     def add_rms_norm(self, x: Tensor, delta: Tensor, out: Tensor, weight: Optional[Weight], eps: float) -> None:
         if self.norm == "v1":                   # two dispatches (see __init__: norm)
@@ -756,7 +796,7 @@ class VulkanOps(Ops):
         cap = min(x.rows, delta.rows, out.rows)
         self._dispatch("add_rms_norm" + self._sg, [x.handle, out.handle, wbuf or self._dummy, delta.handle],
                        push_constants(x.width, x.width, float(eps), int(wbuf is not None), cap),
-                       (1, _row_groups(cap)), [x.handle, out.handle])
+                       (1, self._row_groups(cap)), [x.handle, out.handle])
 
     def layer_norm(self, out: Tensor, x: Tensor, weight: Optional[Weight], bias: Optional[Weight],
                    eps: float) -> None:
@@ -764,7 +804,7 @@ class VulkanOps(Ops):
         cap = min(x.rows, out.rows)
         self._dispatch("layer_norm", [x.handle, out.handle, wbuf or self._dummy, bbuf or self._dummy],
                        push_constants(x.width, float(eps), int(wbuf is not None), int(bbuf is not None), cap),
-                       (_row_groups(cap),), [out.handle])
+                       (self._row_groups(cap),), [out.handle])
 
     def matmul(self, out: Tensor, w: Weight, x: Tensor, bias: Optional[Weight] = None,
                w_row0: int = 0, out_col0: int = 0, n_out: int = 0, *,
@@ -850,12 +890,13 @@ class VulkanOps(Ops):
         cap = min(x.rows, out.rows)
         batch = cap > 1
         vec = not batch and vw.layout.split      # the v2 mat-vec (needs a split layout)
-        tiled = batch and self.gemm == "tiled"   # the tiled GEMM: GEMM_BM x GEMM_BN tiles, no subgroup variant
-        kernel = ("tiled_" if tiled else "batch_" if batch else "vec_glu_" if glu else "vec_stack_rope_" if rope
+        tiled = batch and self.gemm in ("tiled", "coopmat")   # the tiled GEMM: BM x GEMM_BN tiles, no _sg variant
+        coop = tiled and self.gemm == "coopmat"
+        kernel = ("tiled_cm_" if coop else "tiled_" if tiled else "batch_" if batch else "vec_glu_" if glu else "vec_stack_rope_" if rope
                   else "vec_stack_" if stack else "vec_" if vec else "")
         shader = f"matmul_{kernel}{vw.layout.shader}{'' if tiled else self._sg}"
         mk = self.matvec_kernel
-        nr = GEMM_BM if tiled else MATMUL_NR_BATCH if batch else mk.nr if vec else MATMUL_NR
+        nr = (COOPMAT_BM if coop else GEMM_BM) if tiled else MATMUL_NR_BATCH if batch else mk.nr if vec else MATMUL_NR
         # workgroups along the x rows: the tiled GEMM launches one per GEMM_BN rows of the capacity (those
         # past the step's n_tokens exit at once); matmul.comp -DBATCH a few that loop over its NT-row tiles
         row_groups = (_groups(cap, GEMM_BN) if tiled else min(_groups(cap, MATMUL_NT), MATMUL_TILE_GROUPS)
@@ -868,6 +909,8 @@ class VulkanOps(Ops):
         act, up_row_off = ({"silu": 0, "gelu": 1}[glu[0]], glu[1]) if glu else (0, 0)
         tensors = [x.handle, out.handle, bbuf or self._dummy] + ([gbuf or self._dummy] if vec else [])
         writes = [out.handle]
+        if tiled:
+            tensors.append(self._dummy)          # binding 5: the partial sums of a split K, set per chunk below
         out1_row = out2_row = 0
         if stack:                                # the stack's other outputs (a 2-weight stack binds a dummy)
             out1, out2, out1_row, out2_row = stack
@@ -886,11 +929,18 @@ class VulkanOps(Ops):
                 continue
             n = b - a
             rows_read = 2 * n if glu else n          # the GLU kernel reads the up rows too
-            self._dispatch(shader, [buf, *tensors],
-                           push_constants(w.width, vw.nb, a - lo, n, out_col0 + (a - w_row0), x.width,
-                                          out.width, flags, a, cap, float(eps), act, up_row_off, out1_row, out2_row,
-                                          *rope_push),
-                           (*self._matmul_groups(n, nr), row_groups), writes, spec,
+            k_split = self._k_split(_groups(n, nr), row_groups, w.width) if tiled else 1
+            push = push_constants(w.width, vw.nb, a - lo, n, out_col0 + (a - w_row0), x.width, out.width, flags, a,
+                                  cap, float(eps), act, up_row_off, out1_row, out2_row, k_split, *rope_push)
+            if k_split > 1:                          # partial sums, then matmul_split_sum adds them into out
+                part = self._scratch_for(k_split * cap * n, "gemm_split")
+                self._dispatch(shader, [buf, *tensors[:-1], part], push, (*self._matmul_groups(n, nr),
+                               row_groups * k_split), [part], spec, what=w.name,
+                               nbytes=rows_read * split_bytes_per_row(w.ggml_type, w.width))
+                self._dispatch("matmul_split_sum", [part, out.handle, bbuf or self._dummy], push,
+                               (_groups(n, WG), self._row_groups(cap)), [out.handle], what=w.name)
+                continue
+            self._dispatch(shader, [buf, *tensors], push, (*self._matmul_groups(n, nr), row_groups), writes, spec,
                            what=w.name, nbytes=rows_read * split_bytes_per_row(w.ggml_type, w.width))
 
     def _pre_normed(self, x: Tensor, norm: Weight, eps: float) -> Tensor:
@@ -963,7 +1013,7 @@ class VulkanOps(Ops):
                        push_constants(x.width, n_head, head_dim, n_rot, float(freq_base), float(freq_scale),
                                       int(neox), int(ff is not None), cap, int(positions is not None),
                                       int(cache is not None), 0),
-                       (_groups(n_head * n_pairs, WG), _row_groups(cap)),
+                       (_groups(n_head * n_pairs, WG), self._row_groups(cap)),
                        [cache.handle if cache is not None else x.handle])
 
     def rope_qkv(self, q: Tensor, k: Tensor, v: Tensor, k_cache: Tensor, v_cache: Tensor, n_head: int,
@@ -983,12 +1033,12 @@ class VulkanOps(Ops):
                                     v_cache.handle],
                        push_constants(k.width, n_kv_head, head_dim, n_rot, float(freq_base), float(freq_scale),
                                       int(neox), int(ff is not None), cap, 0, 1, n_head),
-                       (_groups(threads, WG), _row_groups(cap)), [k_cache.handle, q.handle, v_cache.handle])
+                       (_groups(threads, WG), self._row_groups(cap)), [k_cache.handle, q.handle, v_cache.handle])
 
     def store_kv(self, cache: Tensor, src: Tensor) -> None:
         self._dispatch("store_kv", [cache.handle, src.handle],
                        push_constants(src.width, src.rows, cache.rows),
-                       (_groups(src.width, WG), _row_groups(src.rows)), [cache.handle])
+                       (_groups(src.width, WG), self._row_groups(src.rows)), [cache.handle])
 
     def attention(self, out: Tensor, q: Tensor, k_cache: Tensor, v_cache: Tensor,
                   n_head: int, n_kv_head: int, head_dim: int, scale: float,
@@ -1019,7 +1069,7 @@ class VulkanOps(Ops):
             # attention_decode.comp: one workgroup per (KV head, block of <= ATTENTION_DECODE_HEADS of its
             # query heads, slice), so K and V are read once for the block; same buffers, push constants, part
             blocks = -(-(n_head // n_kv_head) // ATTENTION_DECODE_HEADS)
-            groups = (n_kv_head * blocks, _row_groups(cap), n_split)
+            groups = (n_kv_head * blocks, self._row_groups(cap), n_split)
             if self.attention_merge == "last":
                 # the last slice of each (row, head block) to finish merges the slices into out, counting
                 # arrivals in a uint per (row, head block) that it resets to 0: zeroed once here, shared
@@ -1033,15 +1083,15 @@ class VulkanOps(Ops):
                 return
             self._dispatch("attention_decode", buffers, push, groups, [part])
         else:
-            self._dispatch("attention" + self._sg, buffers, push, (n_head, _row_groups(cap), n_split),
+            self._dispatch("attention" + self._sg, buffers, push, (n_head, self._row_groups(cap), n_split),
                            [part if n_split > 1 else out.handle])
         if n_split > 1:                 # the slices, merged by a second dispatch
             self._dispatch("attention_merge", [part, out.handle], push_constants(n_head, head_dim, n_split, cap),
-                           (n_head, _row_groups(cap)), [out.handle])
+                           (n_head, self._row_groups(cap)), [out.handle])
 
     def _rowwise(self, shader: str, tensors: list, width: int, cap: int, *extra) -> None:
         """An element-wise op whose last buffer is its output."""
-        self._dispatch(shader, tensors, push_constants(width, cap, *extra), (_groups(width, WG), _row_groups(cap)),
+        self._dispatch(shader, tensors, push_constants(width, cap, *extra), (_groups(width, WG), self._row_groups(cap)),
                        [tensors[-1]])
 
     def add(self, out: Tensor, a: Tensor, b: Tensor) -> None:
@@ -1054,7 +1104,7 @@ class VulkanOps(Ops):
         vw: VulkanWeight = w.handle
         cap = min(a.rows, out.rows)
         self._dispatch(f"{op}_weight_{vw.layout.shader}", [vw.chunks[0][0], a.handle, out.handle],
-                       push_constants(out.width, cap), (_groups(_groups(out.width, 8), WG), _row_groups(cap)),
+                       push_constants(out.width, cap), (_groups(_groups(out.width, 8), WG), self._row_groups(cap)),
                        [out.handle])
 
     def add_weight(self, out: Tensor, a: Tensor, w: Weight) -> None:
@@ -1074,7 +1124,7 @@ class VulkanOps(Ops):
 
     def softmax(self, out: Tensor, x: Tensor) -> None:
         cap = min(x.rows, out.rows)
-        self._dispatch("softmax", [x.handle, out.handle], push_constants(x.width, cap), (_row_groups(cap),),
+        self._dispatch("softmax", [x.handle, out.handle], push_constants(x.width, cap), (self._row_groups(cap),),
                        [out.handle])
 
     def copy_rows(self, out: Tensor, x: Tensor, src_row: int = -1, n_rows: int = 1) -> None:
