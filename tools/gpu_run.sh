@@ -20,14 +20,15 @@
 #               (generation with 512 / 1024 / 4096 tokens in the cache, ours vs upstream).
 #   PART=tune   ours alone end to end for each GPT4ALL_MATVEC in TUNE_MATVEC ("v2:4x64 v2:4x128 v2:2x64"; "" for
 #               none), with GPT4ALL_MATVEC_LANES=0 when TUNE_NO_LANES is set, and with each VAR=value of TUNE_ENV.
-#   PART=check  the op harness and ours alone on each model (--anatomy): a short call.
+#   PART=check  the op harness (HARNESS_K: a pytest -k filter) and ours alone on each model (--anatomy): a short call.
 #   PART=embed  tools/bench_embed.py: Embed4All vs upstream's on MiniLM F16 and on nomic-embed-text-v1.5's
 #               shape, 2048-row passes; tools/op_harness.py --perf.
 #   PART=splits ours alone, generation at depths SPLITS_SWEEP ("512,4096") for each GPT4ALL_ATTENTION_SPLITS
 #               in SPLITS ("16 64").
 #   PART=profile tools/profile_decode.py (GPU time of every decode dispatch) for each GPT4ALL_MATVEC in
 #               PROFILE_MATVEC ("default"), then tools/bench_kernels.py on the Q4_0 mat-vecs (PROFILE_KERNELS=""
-#               skips it; PROFILE_KERNEL_MATVEC picks the kernels, default the backend's).
+#               skips it; PROFILE_KERNEL_MATVEC picks the kernels, default the backend's); PROFILE_PROMPT_ENV="VAR=val ..."
+#               also profiles the prompt program (N_BATCH rows) under each setting.
 # PART may name several parts ("main splits"): they run in order in one call (one machine start, one kp build).
 # Files under $OUT: run.log (everything printed, with timestamps, appended across parts), bench_{1b,8b}.json,
 # ctx_{1b,8b}.json, bench.md (the markdown tables of the part), raw-$PART.tar.gz (every other result:
@@ -121,6 +122,10 @@ setup() {
         say "WARNING: kp does not import"
     python3 -c "import vulkan" 2>/dev/null ||
         say "WARNING: no pyvulkan ('import vulkan'): engine/backends/vulkan_device.py needs it (carry the vulkan, cffi and pycparser wheels in .whl)"
+    # what the engine sees: subgroup size, f16 cooperative matrix shapes (the coopmat GEMM), kp's patch level
+    python3 -c "import kp; from engine.backends.vulkan_device import list_gpus; from engine.backends.vulkan_ops import _coopmat_usable
+for d in list_gpus(): print('device:', d.name, 'subgroup', d.subgroup_size, 'coopmat f16 shapes', d.coopmat_shapes, 'coopmat GEMM usable', _coopmat_usable(d), 'kp PATCH_LEVEL', getattr(kp, 'PATCH_LEVEL', 1))" ||
+        say "WARNING: the device probe failed"
 }
 
 write_models() {
@@ -200,7 +205,9 @@ part_tune() {
 # PART=check: the shortest useful call (a few minutes of device time): the op harness, then ours alone
 # end to end with --anatomy on each model in MODELS.
 part_check() {
-    have_pytest tests && step "tests/test_ops_harness.py" 60 python3 -m pytest -q -x -p no:cacheprovider tests/test_ops_harness.py
+    # HARNESS_K: a pytest -k expression picking some of the harness's cases (e.g. "tiled_gemm or coopmat")
+    have_pytest tests && step "tests/test_ops_harness.py ${HARNESS_K-}" "${HARNESS_CAP:-60}" python3 -m pytest -q -x -p no:cacheprovider \
+        tests/test_ops_harness.py ${HARNESS_K:+-k "$HARNESS_K"}
     for m in $MODELS; do
         ours_step "ours, ${SHAPE[$m]}" 45 "check_$m" "$m" --anatomy
     done
@@ -243,11 +250,19 @@ part_splits() {
 # backend's default only; "default" names it), then the Q4_0 mat-vec kernels alone (tools/bench_kernels.py).
 part_profile() {
     for m in $MODELS; do
-        for mv in ${PROFILE_MATVEC:-default}; do
+        for mv in ${PROFILE_MATVEC-default}; do  # PROFILE_MATVEC="": no decode profile
             local env=() tag=${mv//[:\/]/_}
             [ "$mv" != default ] && env=(GPT4ALL_MATVEC="$mv")
             step "profile ${SHAPE[$m]} matvec=$mv" "${PROFILE_CAP:-60}" env "${env[@]}" python3 tools/profile_decode.py "${SHAPE[$m]}-q4_0" \
                 --cache-dir "$BENCH_CACHE" --depth "$PROMPT_TOKENS" --json "$RAW/profile_${m}_$tag.json"
+        done
+        # PROFILE_PROMPT_ENV="VAR=val VAR=val,VAR2=val ...": the prompt program (a batch of N_BATCH rows) under each
+        # setting (commas join several variables into one setting)
+        for kv in ${PROFILE_PROMPT_ENV-}; do
+            # shellcheck disable=SC2086  # ${kv//,/ } splits a setting into its assignments
+            step "profile prompt ${SHAPE[$m]} $kv" "${PROFILE_CAP:-60}" env ${kv//,/ } python3 tools/profile_decode.py "${SHAPE[$m]}-q4_0" \
+                --cache-dir "$BENCH_CACHE" --depth "$PROMPT_TOKENS" --prompt-batch "$N_BATCH" \
+                --json "$RAW/profile_prompt_${m}_${kv//[=:\/,]/_}.json"
         done
     done
     [ -n "${PROFILE_KERNELS-1}" ] && for m in $MODELS; do

@@ -3,6 +3,7 @@
     python tools/profile_decode.py MODEL.gguf                       # the best Vulkan device
     python tools/profile_decode.py llama-3-8b-q4_0 --cache-dir /tmp/bench-models --depth 512 --json p.json
     GPT4ALL_MATVEC=v2:4x128 python tools/profile_decode.py m.gguf   # the same table for another kernel
+    python tools/profile_decode.py llama-3-8b-q4_0 --prompt-batch 128  # a prompt batch's program instead
 
 MODEL is a GGUF file or a shape name of tools/random_gguf.py (written once into --cache-dir, as
 tools/bench.py does).  The tool loads the model on a Vulkan device with GPU timestamps on
@@ -23,6 +24,7 @@ import argparse
 import json
 import re
 import sys
+import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -52,6 +54,19 @@ def summarise(timings: list[dict], steps: int) -> list[dict]:
     return out
 
 
+WARMUP_TOKENS = 2048        # cache rows kept free for the decode warm-up (it decodes on)
+
+
+def warm_up(run, seconds: float, max_runs: int = 1 << 30) -> None:
+    """Call ``run`` until ``seconds`` have passed (at most ``max_runs`` times), so the GPU's clocks are up
+    before anything is timed."""
+    end = time.perf_counter() + seconds
+    for _ in range(max_runs):
+        if time.perf_counter() >= end:
+            break
+        run()
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("model", help="GGUF file, or a shape name for tools/random_gguf.py (e.g. llama-3.2-1b-q4_0)")
@@ -62,6 +77,12 @@ def main(argv=None) -> int:
     ap.add_argument("--tokens", type=int, default=32, help="tokens generated (default 32; the last chunk is timed)")
     ap.add_argument("--repeats", type=int, default=5,
                     help="times the timed chunk is run again; each op's median counts (default 5)")
+    ap.add_argument("--prompt-batch", type=int, default=0, metavar="N",
+                    help="time the prompt program instead: a batch of N rows (n_batch N) evaluated after --depth "
+                         "tokens; figures per prompt token")
+    ap.add_argument("--warmup-s", type=float, default=1.5,
+                    help="seconds of running the timed program before timing it (default 1.5): an idle GPU runs at a "
+                         "fraction of its clock for the first ~0.5-1 s of load (H100: 345 MHz idle, 1980 loaded)")
     ap.add_argument("--json", help="write the rows and totals here")
     args = ap.parse_args(argv)
 
@@ -72,25 +93,43 @@ def main(argv=None) -> int:
     from engine.sampling import SamplingParams
 
     path, _ = resolve_model(args.model, Path(args.cache_dir))
-    llm = engine.load(str(path), device=args.device, n_ctx=args.depth + args.tokens + 16 * (args.repeats + 1) + 8)
+    nb = args.prompt_batch
+    llm = engine.load(str(path), device=args.device, n_batch=nb or 128,
+                      n_ctx=args.depth + args.tokens + 16 * (args.repeats + 1) + 8 + nb + WARMUP_TOKENS * (not nb))
     ops = llm.ops
     ops.profile = True          # programs are recorded on first use, below: theirs latch timestamps (VulkanOps.record)
     rng = np.random.default_rng(0)
-    prompt = [int(t) for t in rng.integers(100, min(llm.model.hp.n_vocab, 30000), args.depth)]
-    n = sum(1 for _ in llm.generate(prompt, SamplingParams(**SAMPLING["greedy"]), args.tokens))
-    # the last decode program that ran: the largest chunk size (engine/llm.py runs chunks of powers of two)
-    (cap, steps), (prog, _) = max(((k, v) for k, v in llm.model._programs.items() if k[1]), key=lambda kv: kv[0][1])
-    # run the chunk again (it goes on decoding where it stopped: the step buffer is advanced on the device)
-    # and keep each op's median time over the runs: single runs of a few-microsecond op are noisy
-    runs = [ops.timings(prog)]
-    for _ in range(args.repeats):
+    prompt = [int(t) for t in rng.integers(100, min(llm.model.hp.n_vocab, 30000), args.depth + nb)]
+    if nb:
+        # the prompt program: a batch of nb rows after depth tokens, evaluated again in place repeats times
+        llm.eval(prompt[:args.depth])
+        n, steps = 0, nb
+        prog, _ = llm.model.program(nb)
+        warm_up(lambda: llm.model.eval_batch(prompt[args.depth:], args.depth, nb), args.warmup_s)
+        runs = []
+        for _ in range(args.repeats + 1):
+            llm.model.eval_batch(prompt[args.depth:], args.depth, nb)
+            runs.append(ops.timings(prog))
+    else:
+        n = sum(1 for _ in llm.generate(prompt, SamplingParams(**SAMPLING["greedy"]), args.tokens))
+        # the last decode program that ran: the largest chunk size (engine/llm.py runs chunks of powers of two)
+        (cap, steps), (prog, _) = max(((k, v) for k, v in llm.model._programs.items() if k[1]),
+                                      key=lambda kv: kv[0][1])
+        # run the chunk again (it goes on decoding where it stopped: the step buffer is advanced on the device)
+        # and keep each op's median time over the runs: single runs of a few-microsecond op are noisy
+        warm_up(lambda: ops.run(prog), args.warmup_s, WARMUP_TOKENS // steps)   # decodes on: n_ctx has room
         ops.run(prog)
-        runs.append(ops.timings(prog))
+        runs = [ops.timings(prog)]
+        for _ in range(args.repeats):
+            ops.run(prog)
+            runs.append(ops.timings(prog))
     timings = [dict(t, us=float(np.median([r[i]["us"] for r in runs]))) for i, t in enumerate(runs[0])]
     rows = summarise(timings, steps)
     gpu_us = sum(t["us"] for t in timings) / steps
     weight_bytes = sum(t["bytes"] for t in timings) / steps
-    print(f"{path.name} on {ops.device_name}: {n} tokens generated after {args.depth}, chunk of {steps} steps timed; "
+    what = (f"prompt batch of {nb} rows after {args.depth} timed" if nb else
+            f"{n} tokens generated after {args.depth}, chunk of {steps} steps timed")
+    print(f"{path.name} on {ops.device_name}: {what}; "
           f"GPU {gpu_us:.1f} us per token ({1e6 / gpu_us:.1f} tok/s), weights read {weight_bytes / 1e9:.3f} GB per token "
           f"({weight_bytes / gpu_us / 1e3:.0f} GB/s over the whole step)")
     print(f"{'op':28} {'weight':38} {'n/tok':>6} {'us/tok':>9} {'share':>6} {'GB/s':>7}")
@@ -100,7 +139,7 @@ def main(argv=None) -> int:
               f"{100 * r['share']:5.1f}% {gbs}")
     if args.json:
         Path(args.json).write_text(json.dumps({
-            "model": path.name, "device": ops.device_name, "depth": args.depth, "steps": steps,
+            "model": path.name, "device": ops.device_name, "depth": args.depth, "steps": steps, "prompt_batch": nb,
             "gpu_us_per_token": gpu_us, "weight_bytes_per_token": weight_bytes, "rows": rows,
             "command": "python " + " ".join([sys.argv[0], *(argv or sys.argv[1:])])}, indent=1))
     llm.close()
