@@ -409,7 +409,8 @@ class VulkanOps(Ops):
             "rows" if self.info.type == "cpu" else "coopmat" if coopmat else "tiled")
         if self.gemm not in ("coopmat", "tiled", "rows"):
             raise ValueError(f"batched matmul kernel {self.gemm!r} (GPT4ALL_GEMM): 'coopmat', 'tiled' or 'rows'")
-        # split K of the tiled GEMMs when their tiles are too few to fill the GPU (see _k_split): 'auto' (default)
+        # split K of the batched GEMM when its tiles are too few to fill the GPU (see _k_split: coopmat only unless
+        # asked): 'auto' (default)
         # or a fixed number of parts (1: never), from $GPT4ALL_GEMM_SPLIT
         split = os.environ.get("GPT4ALL_GEMM_SPLIT", "auto")
         if split != "auto" and not (split.isdigit() and int(split) >= 1):
