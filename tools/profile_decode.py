@@ -101,28 +101,31 @@ def main(argv=None) -> int:
     rng = np.random.default_rng(0)
     prompt = [int(t) for t in rng.integers(100, min(llm.model.hp.n_vocab, 30000), args.depth + nb)]
     if nb:
-        # the prompt program: a batch of nb rows after depth tokens, evaluated again in place repeats times
-        llm.eval(prompt[:args.depth])
+        # the prompt program: a batch of nb rows after depth tokens, evaluated again in place on each run
+        if args.depth:
+            llm.eval(prompt[:args.depth])
         n, steps = 0, nb
         prog, _ = llm.model.program(nb)
-        warm_up(lambda: llm.model.eval_batch(prompt[args.depth:], args.depth, nb), args.warmup_s)
-        runs = []
-        for _ in range(args.repeats + 1):
+
+        def run_once():
             llm.model.eval_batch(prompt[args.depth:], args.depth, nb)
-            runs.append(ops.timings(prog))
+        max_warmup_runs = 1 << 30
     else:
         n = sum(1 for _ in llm.generate(prompt, SamplingParams(**SAMPLING["greedy"]), args.tokens))
-        # the last decode program that ran: the largest chunk size (engine/llm.py runs chunks of powers of two)
+        # the last decode program that ran: the largest chunk size (engine/llm.py runs chunks of powers of two);
+        # each run goes on decoding where the last stopped (the step buffer is advanced on the device)
         (cap, steps), (prog, _) = max(((k, v) for k, v in llm.model._programs.items() if k[1]),
                                       key=lambda kv: kv[0][1])
-        # run the chunk again (it goes on decoding where it stopped: the step buffer is advanced on the device)
-        # and keep each op's median time over the runs: single runs of a few-microsecond op are noisy
-        warm_up(lambda: ops.run(prog), args.warmup_s, WARMUP_TOKENS // steps)   # decodes on: n_ctx has room
-        ops.run(prog)
-        runs = [ops.timings(prog)]
-        for _ in range(args.repeats):
+
+        def run_once():
             ops.run(prog)
-            runs.append(ops.timings(prog))
+        max_warmup_runs = WARMUP_TOKENS // steps       # decodes on: n_ctx has room for this many
+    warm_up(run_once, args.warmup_s, max_warmup_runs)
+    # each op's median time over the runs: single runs of a few-microsecond op are noisy
+    runs = []
+    for _ in range(args.repeats + 1):
+        run_once()
+        runs.append(ops.timings(prog))
     timings = [dict(t, us=float(np.median([r[i]["us"] for r in runs]))) for i, t in enumerate(runs[0])]
     rows = summarise(timings, steps)
     gpu_us = sum(t["us"] for t in timings) / steps

@@ -483,7 +483,6 @@ class VulkanOps(Ops):
         self._dummy = self.mgr.tensor_t(np.zeros(8, np.float32))       # for absent optional buffers
         self._spv: dict[str, bytes] = {}
         self._scratch: dict[tuple, "kp.Tensor"] = {}              # see _scratch_for()
-        self._partials: dict[int, "kp.Tensor"] = {}             # attention's split-key partial results
         self._counters: dict[int, "kp.Tensor"] = {}             # attention_decode.comp's arrival counters (0 between uses)
         self._normed: Optional[tuple] = None                    # see _pre_normed()
         self._stacks: dict[tuple, Weight] = {}                  # see _stack()
@@ -910,8 +909,6 @@ class VulkanOps(Ops):
         act, up_row_off = ({"silu": 0, "gelu": 1}[glu[0]], glu[1]) if glu else (0, 0)
         tensors = [x.handle, out.handle, bbuf or self._dummy] + ([gbuf or self._dummy] if vec else [])
         writes = [out.handle]
-        if tiled:
-            tensors.append(self._dummy)          # binding 5: the partial sums of a split K, set per chunk below
         out1_row = out2_row = 0
         if stack:                                # the stack's other outputs (a 2-weight stack binds a dummy)
             out1, out2, out1_row, out2_row = stack
@@ -933,16 +930,14 @@ class VulkanOps(Ops):
             k_split = self._k_split(_groups(n, nr), row_groups, w.width) if tiled else 1
             push = push_constants(w.width, vw.nb, a - lo, n, out_col0 + (a - w_row0), x.width, out.width, flags, a,
                                   cap, float(eps), act, up_row_off, out1_row, out2_row, k_split, *rope_push)
-            if k_split > 1:                          # partial sums, then matmul_split_sum adds them into out
-                part = self._scratch_for(k_split * cap * n, "gemm_split")
-                self._dispatch(shader, [buf, *tensors[:-1], part], push, (*self._matmul_groups(n, nr),
-                               row_groups * k_split), [part], spec, what=w.name,
-                               nbytes=rows_read * split_bytes_per_row(w.ggml_type, w.width))
+            # the tiled GEMM's binding 5: a split K's partial sums, which matmul_split_sum then adds into out
+            part = self._scratch_for(k_split * cap * n, "gemm_split") if k_split > 1 else self._dummy
+            self._dispatch(shader, [buf, *tensors, *([part] if tiled else [])], push,
+                           (*self._matmul_groups(n, nr), row_groups * k_split), [part] if k_split > 1 else writes,
+                           spec, what=w.name, nbytes=rows_read * split_bytes_per_row(w.ggml_type, w.width))
+            if k_split > 1:
                 self._dispatch("matmul_split_sum", [part, out.handle, bbuf or self._dummy], push,
                                (_groups(n, WG), self._row_groups(cap)), [out.handle], what=w.name)
-                continue
-            self._dispatch(shader, [buf, *tensors], push, (*self._matmul_groups(n, nr), row_groups), writes, spec,
-                           what=w.name, nbytes=rows_read * split_bytes_per_row(w.ggml_type, w.width))
 
     def _pre_normed(self, x: Tensor, norm: Weight, eps: float) -> Tensor:
         """rms_norm(x) * norm in a scratch buffer, for the kernels that cannot fold the norm in.  The
@@ -1058,10 +1053,7 @@ class VulkanOps(Ops):
         if n_split > 1:
             # one scratch buffer per size, shared by every layer and step (the barriers order its
             # uses), so a k-step decode program reuses the same attention pipelines
-            n = cap * n_head * n_split * (2 + head_dim)
-            if n not in self._partials:
-                self._partials[n] = self.mgr.tensor_t(np.zeros(n, np.float32), kp.TensorTypes.storage)
-            part = self._partials[n]
+            part = self._scratch_for(cap * n_head * n_split * (2 + head_dim), "attention parts")
         buffers = [q.handle, k_cache.handle, v_cache.handle, out.handle,
                    seq_ids.handle if seq_ids is not None else self._dummy, part]
         push = push_constants(n_head, n_kv_head, head_dim, float(scale), int(causal), int(window),
