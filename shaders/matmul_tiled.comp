@@ -148,13 +148,15 @@ void store_out(uint j, uint t, uint n_rows, float value) {
 #define FN (WN / CM_N)
 #define LDH (BK + 8)                 // f16 per shared row: 8 of padding keeps rows 16-byte aligned and
                                      // spreads the rows of a matrix load over the banks
+#define LDU (LDH / 2)                // ... as uints: the slabs are stored as f16 pairs (packHalf2x16), one
+                                     // 32-bit store per two values, and the matrices loaded from the uints
 #define SCOPE 3                      // gl_ScopeSubgroup (its name needs the memory-scope extension)
 #if WM % CM_M != 0 || WN % CM_N != 0 || BK % CM_K != 0 || WARPS_N * WARPS_M * 32 != WG_SIZE
 #error "COOPMAT tile sizes"
 #endif
 
-shared float16_t w_h[BM * LDH];      // [BM][LDH]: W[j0 + r, k0 + k] at w_h[r * LDH + k]      (10 KiB)
-shared float16_t x_h[BN * LDH];      // [BN][LDH]: x[t0 + t, k0 + k] at x_h[t * LDH + k]      (5 KiB)
+shared uint w_h[BM * LDU];           // [BM][LDH] f16: W[j0 + r, k0 + k] is half k % 2 of w_h[r * LDU + k / 2]  (10 KiB)
+shared uint x_h[BN * LDU];           // [BN][LDH] f16: x[t0 + t, k0 + k] likewise                      (5 / 10 KiB)
 shared float c_s[WG_SIZE / 32][CM_M * CM_N];   // per subgroup: one accumulator on its way out, column-major
 
 void main() {
@@ -182,15 +184,16 @@ void main() {
     for (uint k0 = k_lo; k0 < k_hi; k0 += BK) {
         barrier();                              // every subgroup is done reading the previous slabs
         for (uint p = 0; p < W_CHUNKS; p++) {
-            uint o = wr[p] * LDH + 8u * wk[p];
-            for (uint i = 0; i < 4; i++) {
-                w_h[o + i] = float16_t(wa[p][i]);
-                w_h[o + 4u + i] = float16_t(wb[p][i]);
-            }
+            uint o = wr[p] * LDU + 4u * wk[p];
+            w_h[o] = packHalf2x16(wa[p].xy);
+            w_h[o + 1u] = packHalf2x16(wa[p].zw);
+            w_h[o + 2u] = packHalf2x16(wb[p].xy);
+            w_h[o + 3u] = packHalf2x16(wb[p].zw);
         }
         for (uint p = 0; p < X_VECS; p++) {
-            uint o = xt[p] * LDH + 4u * xq[p];
-            for (uint i = 0; i < 4; i++) x_h[o + i] = float16_t(xv[p][i]);
+            uint o = xt[p] * LDU + 2u * xq[p];
+            x_h[o] = packHalf2x16(xv[p].xy);
+            x_h[o + 1u] = packHalf2x16(xv[p].zw);
         }
         barrier();
         if (k0 + BK < k_hi) {                   // issue the next slabs' loads; they land during the products
@@ -200,10 +203,10 @@ void main() {
         for (uint kk = 0; kk < BK; kk += CM_K) {
             fcoopmatNV<16, SCOPE, CM_M, CM_K> a[FM];
             fcoopmatNV<16, SCOPE, CM_K, CM_N> b[FN];
-            for (uint i = 0; i < FM; i++)       // A = W rows (row-major in w_h)
-                coopMatLoadNV(a[i], w_h, (wm * WM + i * CM_M) * LDH + kk, LDH, false);
+            for (uint i = 0; i < FM; i++)       // A = W rows (row-major in w_h; offset and stride in uints)
+                coopMatLoadNV(a[i], w_h, (wm * WM + i * CM_M) * LDU + kk / 2u, LDU, false);
             for (uint u = 0; u < FN; u++)       // B = x rows as columns (column-major in x_h)
-                coopMatLoadNV(b[u], x_h, (wn * WN + u * CM_N) * LDH + kk, LDH, true);
+                coopMatLoadNV(b[u], x_h, (wn * WN + u * CM_N) * LDU + kk / 2u, LDU, true);
             for (uint i = 0; i < FM; i++)
                 for (uint u = 0; u < FN; u++)
                     acc[i * FN + u] = coopMatMulAddNV(a[i], b[u], acc[i * FN + u]);

@@ -416,7 +416,7 @@ def test_sample_workgroup_size_is_checked():
 # The batched (prompt) matmul kernels (GPT4ALL_GEMM): 'rows' (matmul.comp -DBATCH, the default on a CPU device,
 # so what the cases above run on lavapipe), 'tiled' (shaders/matmul_tiled.comp, the default on a GPU without
 # tensor cores) and, on a device with f16 cooperative matrices (an NVIDIA GPU; not lavapipe), 'coopmat'
-# (matmul_tiled.comp -DCOOPMAT, the default there), forced here on both weight layouts: v2's split Q4_0 / Q8_0 /
+# (matmul_tiled.comp -DCOOPMAT, the default there; 'coopmat_wide' its 128 x 128 tiles), forced here on both weight layouts: v2's split Q4_0 / Q8_0 /
 # Q4_K / Q6_K and v1's padded ones.
 BATCH_MATMUL = [c for c in CASES if c.op in ("matmul", "matmul_glu") and " x[1/1," not in f" {c.label}"]
 
@@ -424,7 +424,7 @@ BATCH_MATMUL = [c for c in CASES if c.op in ("matmul", "matmul_glu") and " x[1/1
 def _device_gemms() -> list:
     from engine.backends.vulkan_device import choose
     from engine.backends.vulkan_ops import _coopmat_usable
-    return ["tiled"] + (["coopmat"] if _coopmat_usable(choose("kompute")) else [])
+    return ["tiled"] + (["coopmat", "coopmat_wide"] if _coopmat_usable(choose("kompute")) else [])
 
 
 GEMMS = _device_gemms()
@@ -456,22 +456,23 @@ def test_gemm_choice_picks_the_kernel(monkeypatch):
     from engine.backends.vulkan_device import choose
     from engine.backends.vulkan_ops import VulkanOps, _coopmat_usable
     case = harness.matmul_case(harness.T.Q4_0, 70, 96, 130, cap=80)
-    kernel_of = {"tiled": "tiled_", "coopmat": "tiled_cm_", "rows": "batch_"}
+    kernel_of = {"tiled": "tiled_", "coopmat": "tiled_cm_", "coopmat_wide": "tiled_cmw_", "rows": "batch_"}
     for gemm in GEMMS + ["rows"]:
         b = harness.Backends("kompute", gemm=gemm)
         assert b.check(case).ok
         kernels = {key[0] for key in b.vk._algos if key[0].startswith("matmul_")}
         assert kernels and all(k.startswith("matmul_" + kernel_of[gemm]) for k in kernels), (gemm, kernels)
         if gemm == "tiled":
-            assert not any(k.startswith("matmul_tiled_cm_") for k in kernels)
+            assert not any(k.startswith("matmul_tiled_cm") for k in kernels)
     monkeypatch.delenv("GPT4ALL_GEMM", raising=False)
     info = choose("kompute")
     assert VulkanOps(info).gemm == ("rows" if info.type == "cpu" else "coopmat" if _coopmat_usable(info) else "tiled")
     with pytest.raises(ValueError, match="GPT4ALL_GEMM"):
         VulkanOps(info, gemm="square")
     if not _coopmat_usable(info):
-        with pytest.raises(ValueError, match="GPT4ALL_GEMM=coopmat"):
-            VulkanOps(info, gemm="coopmat")
+        for gemm in ("coopmat", "coopmat_wide"):
+            with pytest.raises(ValueError, match=f"GPT4ALL_GEMM={gemm}"):
+                VulkanOps(info, gemm=gemm)
 
 
 def test_k_split_fills_the_gpu_and_is_recorded_as_two_dispatches(monkeypatch):
@@ -535,3 +536,26 @@ def test_attention_merged_by_its_last_slice(merge_last_backends, case):
     assert merge_last_backends.vk_split.attention_merge == "last"
     r = merge_last_backends.check(case)
     assert r.ok, f"{case.name} (merge in the last slice): error {r.error:.3e} {r.detail}"
+
+
+PROMPT_ATTENTION = [c for c in CASES if c.op == "attention" and c.label.startswith("prompt ")]
+
+
+def test_prompt_attention_choice_picks_the_kernel(monkeypatch):
+    """Query rows > 1 without key slices run the tiled attention_prompt.comp where head_dim allows it (and
+    attention.comp for head_dim % 4 != 0); GPT4ALL_ATTENTION_PROMPT=rows keeps attention.comp, with the same
+    results."""
+    assert len(PROMPT_ATTENTION) >= 5
+    for mode in ("tiled", "rows"):
+        monkeypatch.setenv("GPT4ALL_ATTENTION_PROMPT", mode)
+        b = harness.Backends("kompute")
+        for case in PROMPT_ATTENTION:
+            b.vk._algos.clear()
+            r = b.check(case)
+            assert r.ok, f"{case.name} ({mode}): error {r.error:.3e} {r.detail}"
+            shaders = {key[0].removesuffix("_sg") for key in b.vk._algos}
+            tiled = mode == "tiled" and "head_dim 30" not in case.label
+            assert shaders == ({"attention_prompt"} if tiled else {"attention"}), (case.name, mode, shaders)
+    monkeypatch.setenv("GPT4ALL_ATTENTION_PROMPT", "flash")
+    with pytest.raises(ValueError, match="GPT4ALL_ATTENTION_PROMPT"):
+        harness.Backends("kompute")

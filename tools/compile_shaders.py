@@ -47,6 +47,8 @@ def variants() -> dict[str, tuple[str, list[str]]]:
         v[f"matmul_batch_{t}_sg"] = ("matmul.comp", [d, "BATCH", "USE_SUBGROUP"])
         v[f"matmul_tiled_{t}"] = ("matmul_tiled.comp", [d])             # shared-memory tiled GEMM (batches)
         v[f"matmul_tiled_cm_{t}"] = ("matmul_tiled.comp", [d, "COOPMAT"])  # ... on tensor cores (f16 coopmat)
+        # ... 128 x 128 tiles, 8 subgroups (GPT4ALL_GEMM=coopmat_wide): each weight dequantised once per 128 rows
+        v[f"matmul_tiled_cmw_{t}"] = ("matmul_tiled.comp", [d, "COOPMAT", "BN=128", "WG_SIZE=256"])
         v[f"get_rows_{t}"] = ("get_rows.comp", [d])
         v[f"add_weight_{t}"] = ("add_weight.comp", [d])
         v[f"mul_weight_{t}"] = ("mul_weight.comp", [d])
@@ -62,7 +64,7 @@ def variants() -> dict[str, tuple[str, list[str]]]:
             v[f"matmul_vec_stack_rope_{t}_sg"] = ("matmul_vec.comp", [d, "STACK", "ROPE", "USE_SUBGROUP"])
     for plain in ["rms_norm", "layer_norm", "rope", "store_kv", "attention", "add", "scale", "gelu",
                   "softmax", "copy_rows", "mean_pool", "l2_normalize", "sample", "advance",
-                  "attention_merge", "attention_decode", "matmul_split_sum"]:
+                  "attention_merge", "attention_decode", "attention_prompt", "matmul_split_sum"]:
         if (SHADERS / f"{plain}.comp").exists():
             v[plain] = (f"{plain}.comp", [])
     v["attention_sg"] = ("attention.comp", ["USE_SUBGROUP"])
@@ -92,12 +94,12 @@ def source_hash(source: str, defines: list[str]) -> str:
     return h.hexdigest()
 
 
-def compile_one(name: str, source: str, defines: list[str]) -> None:
+def compile_one(name: str, source: str, defines: list[str], out_dir: Path = SPV_DIR) -> None:
     glslc = shutil.which("glslc")
     if glslc is None:
         sys.exit("glslc not found: install Debian's `glslc` package (or the Vulkan SDK)")
     cmd = [glslc, *GLSLC_FLAGS, "-fshader-stage=compute", f"-I{SHADERS}",
-           *[f"-D{d}" for d in defines], str(SHADERS / source), "-o", str(SPV_DIR / f"{name}.spv")]
+           *[f"-D{d}" for d in defines], str(SHADERS / source), "-o", str(out_dir / f"{name}.spv")]
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
         raise RuntimeError(f"{name}: {' '.join(cmd)}\n{r.stderr}")
@@ -119,7 +121,25 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--check", action="store_true", help="exit 1 if any .spv is out of date")
     ap.add_argument("--only", help="compile only variants whose name contains this")
+    ap.add_argument("--out", type=Path, help="an A/B set: compile every variant into this directory instead "
+                    "(no manifest), for GPT4ALL_SPV_DIR=DIR; engine/spv is left as it is")
+    ap.add_argument("--define", action="append", default=[], metavar="NAME[=VALUE]",
+                    help="with --out: one more -D for every variant (repeatable), e.g. I2F_CONVERT")
     args = ap.parse_args()
+    if args.define and not args.out:
+        ap.error("--define needs --out (engine/spv holds the defaults)")
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+        todo = {k: v for k, v in variants().items() if not args.only or args.only in k}
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            futs = [pool.submit(compile_one, k, s, d + args.define, args.out) for k, (s, d) in todo.items()]
+            errors = [str(f.exception()) for f in futs if f.exception() is not None]
+        if errors:
+            print("\n\n".join(errors), file=sys.stderr)
+            return 1
+        print(f"compiled {len(todo)} variant(s) with {' '.join('-D' + d for d in args.define) or 'no extra defines'} "
+              f"into {args.out}")
+        return 0
     if args.check:
         bad = stale()
         if bad:

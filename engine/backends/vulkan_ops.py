@@ -67,10 +67,12 @@ MATMUL_TILE_GROUPS = 4      # workgroups along the NT-row tiles of the batched m
 GEMM_BM = 64                # weight rows per workgroup tile of the tiled GEMM (shaders/matmul_tiled.comp BM)
 GEMM_BN = 64                # x rows per workgroup tile of the tiled GEMM (BN)
 COOPMAT_BM = 128            # weight rows per workgroup tile of its tensor-core variant (-DCOOPMAT's BM; BN the same)
+COOPMAT_WIDE_BN = 128       # x rows per tile of the wide tensor-core variant (GPT4ALL_GEMM=coopmat_wide, 256 threads)
 COOPMAT_SHAPE = (16, 8, 16)  # the (M, N, K) cooperative matrices it is built for (CM_M, CM_N, CM_K)
 ATTENTION_SPLITS = 16       # key slices per head for a decode step's attention on a GPU
 ATTENTION_MAX_SPLITS = 1024 # shaders/attention_merge.comp MAX_SPLITS (its shared arrays)
 ATTENTION_DECODE_HEADS = 8  # query heads per workgroup of the split path's kernel (GMAX, shaders/attention_decode.comp)
+ATTENTION_PROMPT_MAX_DIM = 256  # largest head_dim of the tiled prompt kernel (shaders/attention_prompt.comp)
 CPU_MATMUL_GROUPS = 64      # matmul workgroups on a CPU Vulkan device (see _matmul_groups)
 MAX_GROUPS_X = 32768        # split large dispatches over x and y (Vulkan guarantees >= 65535)
 DEFAULT_MATVEC = "v2"       # decode mat-vec kernel on a CPU device (see MatvecKernel; docs/vulkan.md)
@@ -407,8 +409,9 @@ class VulkanOps(Ops):
         coopmat = _coopmat_usable(self.info)
         self.gemm = gemm or os.environ.get("GPT4ALL_GEMM") or (
             "rows" if self.info.type == "cpu" else "coopmat" if coopmat else "tiled")
-        if self.gemm not in ("coopmat", "tiled", "rows"):
-            raise ValueError(f"batched matmul kernel {self.gemm!r} (GPT4ALL_GEMM): 'coopmat', 'tiled' or 'rows'")
+        if self.gemm not in ("coopmat", "coopmat_wide", "tiled", "rows"):
+            raise ValueError(f"batched matmul kernel {self.gemm!r} (GPT4ALL_GEMM): 'coopmat', 'coopmat_wide', "
+                             f"'tiled' or 'rows'")
         # split K of the batched GEMM when its tiles are too few to fill the GPU (see _k_split: coopmat only unless
         # asked): 'auto' (default)
         # or a fixed number of parts (1: never), from $GPT4ALL_GEMM_SPLIT
@@ -416,8 +419,8 @@ class VulkanOps(Ops):
         if split != "auto" and not (split.isdigit() and int(split) >= 1):
             raise ValueError(f"GPT4ALL_GEMM_SPLIT={split!r}: 'auto' or a number of parts >= 1")
         self.gemm_split = None if split == "auto" else int(split)
-        if self.gemm == "coopmat" and not coopmat:
-            raise ValueError(f"GPT4ALL_GEMM=coopmat: '{self.info.name}' has no f16 cooperative matrices of shape "
+        if self.gemm.startswith("coopmat") and not coopmat:
+            raise ValueError(f"GPT4ALL_GEMM={self.gemm}: '{self.info.name}' has no f16 cooperative matrices of shape "
                              f"{COOPMAT_SHAPE} with 32-wide subgroups (it offers {self.info.coopmat_shapes or 'none'}, "
                              f"subgroup {self.info.subgroup_size}), or kp lacks tools/kp_patch.py's device features")
         self.matvec_kernel = MatvecKernel.parse(matvec or os.environ.get("GPT4ALL_MATVEC") or (
@@ -454,18 +457,26 @@ class VulkanOps(Ops):
         self.attention_merge = os.environ.get("GPT4ALL_ATTENTION_MERGE", "dispatch")
         if self.attention_merge not in ("dispatch", "last"):
             raise ValueError(f"GPT4ALL_ATTENTION_MERGE={self.attention_merge!r}: 'dispatch' or 'last'")
+        # a batch of query rows (prompts, embeddings): 'tiled' (attention_prompt.comp, blocks of query rows
+        # sharing each key tile) or 'rows' (attention.comp, a workgroup per row and head; the A/B switch)
+        self.attention_prompt = os.environ.get("GPT4ALL_ATTENTION_PROMPT", "tiled")
+        if self.attention_prompt not in ("tiled", "rows"):
+            raise ValueError(f"GPT4ALL_ATTENTION_PROMPT={self.attention_prompt!r}: 'tiled' or 'rows'")
         # decode's rope_qkv done in the epilogue of the q/k/v mat-vec before it (matmul_stack): one dispatch and
         # one barrier fewer per layer (~4.7 us each on an H100); GPT4ALL_ROPE_EPILOGUE=0 keeps the two dispatches
         # (an A/B switch; see matmul_stack and _rope_epilogue_fits)
         self.rope_epilogue = os.environ.get("GPT4ALL_ROPE_EPILOGUE", "1") != "0"
         # GPU timestamps after every recorded op, read by timings() (tools/profile_decode.py)
         self.profile = profile if profile is not None else os.environ.get("GPT4ALL_PROFILE", "0") == "1"
+        # where the SPIR-V comes from: engine/spv, or an A/B set built by `tools/compile_shaders.py --out DIR
+        # --define ...` (a kernel variant timed against the default in one session: tools/gpu_run.sh TUNE_ENV)
+        self.spv_dir = Path(os.environ.get("GPT4ALL_SPV_DIR") or SPV_DIR)
         self.subgroups = self.info.subgroup_arithmetic if subgroups is None else bool(subgroups)
         self._sg = "_sg" if self.subgroups else ""
         self.device_name = self.info.name
         self.max_buffer_bytes = max_buffer_bytes or self.info.max_storage_buffer_range
         # the extensions the coopmat GEMM needs; kp patched by tools/kp_patch.py enables their features
-        self.mgr = kp.Manager(self.info.index, [], list(COOPMAT_EXTENSIONS) if self.gemm == "coopmat" else [])
+        self.mgr = kp.Manager(self.info.index, [], list(COOPMAT_EXTENSIONS) if self.gemm.startswith("coopmat") else [])
         # The per-step buffers: the host writes them through NumPy views of their (host-visible) staging
         # memory; each program starts with a recorded copy to device memory (so a discrete GPU's
         # workgroups do not read host memory over the bus) and ends with a copy back, so the host
@@ -679,7 +690,7 @@ class VulkanOps(Ops):
 
     def _spirv(self, name: str) -> bytes:
         if name not in self._spv:
-            path = SPV_DIR / f"{name}.spv"
+            path = self.spv_dir / f"{name}.spv"
             if not path.exists():
                 raise FileNotFoundError(f"{path} is missing: run `python tools/compile_shaders.py`")
             self._spv[name] = path.read_bytes()
@@ -715,7 +726,7 @@ class VulkanOps(Ops):
         the f32 one (GPT4ALL_GEMM_SPLIT = N fixes it for both, 1 turns it off)."""
         if self.gemm_split is not None:
             return max(1, min(self.gemm_split, -(-K // 32)))
-        if self.gemm != "coopmat":
+        if not self.gemm.startswith("coopmat"):
             return 1            # the f32 tiled GEMM lost with it (H100, 8B prompt: 751 -> 451 tok/s)
         want = -(-GEMM_TARGET_GROUPS // max(1, tiles * row_tiles))
         return max(1, min(want, -(-K // 32) // GEMM_MIN_SPLIT_STEPS))
@@ -890,16 +901,17 @@ class VulkanOps(Ops):
         cap = min(x.rows, out.rows)
         batch = cap > 1
         vec = not batch and vw.layout.split      # the v2 mat-vec (needs a split layout)
-        tiled = batch and self.gemm in ("tiled", "coopmat")   # the tiled GEMM: BM x GEMM_BN tiles, no _sg variant
-        coop = tiled and self.gemm == "coopmat"
-        kernel = ("tiled_cm_" if coop else "tiled_" if tiled else "batch_" if batch else "vec_glu_" if glu else "vec_stack_rope_" if rope
+        tiled = batch and self.gemm != "rows"   # the tiled GEMM: BM x GEMM_BN tiles, no _sg variant
+        coop = tiled and self.gemm.startswith("coopmat")
+        wide = coop and self.gemm == "coopmat_wide"
+        kernel = ("tiled_cmw_" if wide else "tiled_cm_" if coop else "tiled_" if tiled else "batch_" if batch else "vec_glu_" if glu else "vec_stack_rope_" if rope
                   else "vec_stack_" if stack else "vec_" if vec else "")
         shader = f"matmul_{kernel}{vw.layout.shader}{'' if tiled else self._sg}"
         mk = self.matvec_kernel
         nr = (COOPMAT_BM if coop else GEMM_BM) if tiled else MATMUL_NR_BATCH if batch else mk.nr if vec else MATMUL_NR
         # workgroups along the x rows: the tiled GEMM launches one per GEMM_BN rows of the capacity (those
         # past the step's n_tokens exit at once); matmul.comp -DBATCH a few that loop over its NT-row tiles
-        row_groups = (_groups(cap, GEMM_BN) if tiled else min(_groups(cap, MATMUL_NT), MATMUL_TILE_GROUPS)
+        row_groups = (_groups(cap, COOPMAT_WIDE_BN if wide else GEMM_BN) if tiled else min(_groups(cap, MATMUL_NT), MATMUL_TILE_GROUPS)
                       if batch else 1)
         wg = mk.wg
         if vec and vw.layout in TILE_LAYOUTS.values() and self.matvec_fit:
@@ -1075,6 +1087,12 @@ class VulkanOps(Ops):
                                [part, counters, out.handle])
                 return
             self._dispatch("attention_decode", buffers, push, groups, [part])
+        elif n_split == 1 and cap > 1 and self.attention_prompt == "tiled" and head_dim % 4 == 0 \
+                and head_dim <= ATTENTION_PROMPT_MAX_DIM:
+            # attention_prompt.comp: a workgroup per (head, block of query rows); the blocks' rows as its BR
+            block_rows = 16 if head_dim <= 128 else 8
+            groups = (n_head, min(self._row_groups(cap), -(-cap // block_rows)), 1)
+            self._dispatch("attention_prompt", buffers[:5], push, groups, [out.handle])
         else:
             self._dispatch("attention" + self._sg, buffers, push, (n_head, self._row_groups(cap), n_split),
                            [part if n_split > 1 else out.handle])

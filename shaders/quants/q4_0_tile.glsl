@@ -30,8 +30,8 @@ void dequant8v(uint base, uint j, out vec4 a, out vec4 b) {
     uint w0 = data_a[4u + 4u * (32u * tile + t) + (m >> 1u)] >> sh;
     uint w1 = data_a[4u + 4u * (32u * tile + t + 1u) + (m >> 1u)] >> sh;
     float d = unpackHalf2x16(data_a[data_a[0] + 4u * (4u * tile + g) + (m >> 1u)])[m & 1u];
-    a = (vec4((uvec4(w0) >> NIBBLE_SHIFTS) & 0xFu) - 8.0) * d;
-    b = (vec4((uvec4(w1) >> NIBBLE_SHIFTS) & 0xFu) - 8.0) * d;
+    a = small_uint_to_float((uvec4(w0) >> NIBBLE_SHIFTS) & 0xFu, 8.0) * d;
+    b = small_uint_to_float((uvec4(w1) >> NIBBLE_SHIFTS) & 0xFu, 8.0) * d;
 }
 
 #ifdef MATVEC
@@ -42,7 +42,7 @@ float tile_dot(uint tile, uint t, vec4 xv[8], float xs[8]) {
     uvec4 sc = data_a4[(data_a[0] >> 2u) + 4u * tile + (t >> 3u)];
     float s = 0.0;
     [[unroll]] for (uint m = 0; m < 8; m++) {     // unrolled: constant indices keep q, sc, xv in registers
-        vec4 qv = vec4((uvec4(q[m >> 1u] >> (16u * (m & 1u))) >> NIBBLE_SHIFTS) & 0xFu);
+        vec4 qv = small_uint_to_float((uvec4(q[m >> 1u] >> (16u * (m & 1u))) >> NIBBLE_SHIFTS) & 0xFu, 0.0);
         s += unpackHalf2x16(sc[m >> 1u])[m & 1u] * (dot(qv, xv[m]) - 8.0 * xs[m]);
     }
     return s;
