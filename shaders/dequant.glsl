@@ -23,20 +23,6 @@ uint  byte_at(uint base, uint off) { return byte_u(data_a[base + (off >> 2)], of
 // Shift of each byte of a word: (uvec4(w) >> BYTE_SHIFTS) & 0xFF are its four bytes.
 const uvec4 BYTE_SHIFTS = uvec4(0u, 8u, 16u, 24u);
 
-// Small unsigned integers (< 2^23: nibbles, bytes) to float, minus `offset`, without an int -> float
-// conversion: the value ORed into the mantissa of 2^23 (0x4B000000) is the float 2^23 + u, exactly, and one
-// subtraction (2^23 + offset folds into one constant) leaves u - offset.  An I2F instruction runs at a
-// quarter of the FP32 rate on NVIDIA GPUs (16 per clock per SM): one per weight is ~4e12 weights/s on an
-// H100, below what its memory delivers to a Q4_0 mat-vec.  -DI2F_CONVERT compiles the plain conversion (an
-// A/B switch: tools/compile_shaders.py --define I2F_CONVERT --out DIR, then GPT4ALL_SPV_DIR=DIR).
-vec4 small_uint_to_float(uvec4 u, float offset) {
-#ifdef I2F_CONVERT
-    return vec4(u) - offset;
-#else
-    return uintBitsToFloat(u | 0x4B000000u) - (8388608.0 + offset);
-#endif
-}
-
 #if defined(DATA_A_F32)
 #include "quants/f32.glsl"
 #elif defined(DATA_A_F16)

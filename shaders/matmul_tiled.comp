@@ -87,6 +87,22 @@ void fetch_w(uint j0, uint k0, uint p, out uint r, out uint kc, out vec4 a, out 
         dequant8v(((pc.w_row0 + j0 + r) * pc.nb + chunk / CPB) * BW, chunk % CPB, a, b);
 }
 
+#if defined(COOPMAT) && defined(HAS_RAW8) && !defined(GEMM_DEQUANT_AT_LOAD)
+#define RAW_PREFETCH
+// fetch_w's loads only (the type's fetch_raw8): the words of piece p, zeros outside the weight; decode_raw8(raw,
+// base) later gives fetch_w's a, b.  -DGEMM_DEQUANT_AT_LOAD keeps fetch_w in the prefetch (an A/B switch).
+uvec3 fetch_w_raw(uint j0, uint k0, uint p, out uint r, out uint kc, out uint base) {
+    const uint CPB = QK / 8;
+    uint c = gl_LocalInvocationID.x + p * WG_SIZE;
+    r = c / (BK / 8);
+    kc = c % (BK / 8);
+    uint chunk = k0 / 8u + kc;
+    base = ((pc.w_row0 + j0 + r) * pc.nb + chunk / CPB) * BW;
+    if (j0 + r < pc.n_out && chunk < pc.nb * CPB) return fetch_raw8(base, chunk % CPB);
+    return uvec3(0u);
+}
+#endif
+
 // One thread's piece p of the x slab at k0: slab row t, vec4 q (x_stride need not be a multiple of 4:
 // scalar loads, consecutive threads at consecutive addresses).  Zeros past the active rows and past K
 // (odd F32/F16 widths).
@@ -176,13 +192,24 @@ void main() {
     // the next slabs, held in registers while the current ones are multiplied (as f32: rounding them to f16
     // at once made each thread wait for its loads before the products they are meant to overlap; H100,
     // 8B prompt GEMMs ~20% slower)
-    vec4 wa[W_CHUNKS], wb[W_CHUNKS], xv[X_VECS];
+    vec4 xv[X_VECS];
     uint wr[W_CHUNKS], wk[W_CHUNKS], xt[X_VECS], xq[X_VECS];
+#ifdef RAW_PREFETCH
+    uvec3 wraw[W_CHUNKS];                       // W as loaded, dequantised only when stored to w_h
+    uint wbase[W_CHUNKS];
+    for (uint p = 0; p < W_CHUNKS; p++) wraw[p] = fetch_w_raw(j0, k_lo, p, wr[p], wk[p], wbase[p]);
+#else
+    vec4 wa[W_CHUNKS], wb[W_CHUNKS];
     for (uint p = 0; p < W_CHUNKS; p++) fetch_w(j0, k_lo, p, wr[p], wk[p], wa[p], wb[p]);
+#endif
     for (uint p = 0; p < X_VECS; p++) xv[p] = fetch_x(t0, k_lo, n_rows, p, xt[p], xq[p]);
 
     for (uint k0 = k_lo; k0 < k_hi; k0 += BK) {
         barrier();                              // every subgroup is done reading the previous slabs
+#ifdef RAW_PREFETCH
+        vec4 wa[W_CHUNKS], wb[W_CHUNKS];
+        for (uint p = 0; p < W_CHUNKS; p++) decode_raw8(wraw[p], wbase[p], wa[p], wb[p]);
+#endif
         for (uint p = 0; p < W_CHUNKS; p++) {
             uint o = wr[p] * LDU + 4u * wk[p];
             w_h[o] = packHalf2x16(wa[p].xy);
@@ -197,7 +224,11 @@ void main() {
         }
         barrier();
         if (k0 + BK < k_hi) {                   // issue the next slabs' loads; they land during the products
+#ifdef RAW_PREFETCH
+            for (uint p = 0; p < W_CHUNKS; p++) wraw[p] = fetch_w_raw(j0, k0 + BK, p, wr[p], wk[p], wbase[p]);
+#else
             for (uint p = 0; p < W_CHUNKS; p++) fetch_w(j0, k0 + BK, p, wr[p], wk[p], wa[p], wb[p]);
+#endif
             for (uint p = 0; p < X_VECS; p++) xv[p] = fetch_x(t0, k0 + BK, n_rows, p, xt[p], xq[p]);
         }
         for (uint kk = 0; kk < BK; kk += CM_K) {

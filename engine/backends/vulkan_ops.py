@@ -469,7 +469,8 @@ class VulkanOps(Ops):
         # GPU timestamps after every recorded op, read by timings() (tools/profile_decode.py)
         self.profile = profile if profile is not None else os.environ.get("GPT4ALL_PROFILE", "0") == "1"
         # where the SPIR-V comes from: engine/spv, or an A/B set built by `tools/compile_shaders.py --out DIR
-        # --define ...` (a kernel variant timed against the default in one session: tools/gpu_run.sh TUNE_ENV)
+        # --define ... [--only ...]` (a kernel variant timed against the default in one session: tools/gpu_run.sh
+        # TUNE_ENV); variants the set lacks come from engine/spv
         self.spv_dir = Path(os.environ.get("GPT4ALL_SPV_DIR") or SPV_DIR)
         self.subgroups = self.info.subgroup_arithmetic if subgroups is None else bool(subgroups)
         self._sg = "_sg" if self.subgroups else ""
@@ -691,6 +692,8 @@ class VulkanOps(Ops):
     def _spirv(self, name: str) -> bytes:
         if name not in self._spv:
             path = self.spv_dir / f"{name}.spv"
+            if not path.exists():           # an A/B set built with --only holds just its variants
+                path = SPV_DIR / f"{name}.spv"
             if not path.exists():
                 raise FileNotFoundError(f"{path} is missing: run `python tools/compile_shaders.py`")
             self._spv[name] = path.read_bytes()

@@ -8,6 +8,6 @@ void dequant8v(uint base, uint j, out vec4 a, out vec4 b) {
     uint w0 = data_a[base + 1u + (j & 1u) * 2u];
     uint w1 = data_a[base + 2u + (j & 1u) * 2u];
     uvec4 sh = BYTE_SHIFTS + (j >> 1) * 4u;        // low nibbles for j < 2, high for j >= 2
-    a = small_uint_to_float((uvec4(w0) >> sh) & 0xFu, 8.0) * d;
-    b = small_uint_to_float((uvec4(w1) >> sh) & 0xFu, 8.0) * d;
+    a = (vec4((uvec4(w0) >> sh) & 0xFu) - 8.0) * d;
+    b = (vec4((uvec4(w1) >> sh) & 0xFu) - 8.0) * d;
 }

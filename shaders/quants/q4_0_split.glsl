@@ -17,8 +17,8 @@ void dequant8v(uint base, uint j, out vec4 a, out vec4 b) {
     uint w0 = data_a[4u + base + (j & 1u) * 2u];
     uint w1 = data_a[5u + base + (j & 1u) * 2u];
     uvec4 sh = BYTE_SHIFTS + (j >> 1) * 4u;        // low nibbles for j < 2, high for j >= 2
-    a = small_uint_to_float((uvec4(w0) >> sh) & 0xFu, 8.0) * d;
-    b = small_uint_to_float((uvec4(w1) >> sh) & 0xFu, 8.0) * d;
+    a = (vec4((uvec4(w0) >> sh) & 0xFu) - 8.0) * d;
+    b = (vec4((uvec4(w1) >> sh) & 0xFu) - 8.0) * d;
 }
 
 #ifdef MATVEC
@@ -28,8 +28,8 @@ float block_dot(uint blk, vec4 xv[8], float xsum) {
     uvec4 q = data_a4[1u + blk];                   // one 16-byte load: the whole block's quants
     float s = 0.0;
     for (uint m = 0; m < 4; m++) {                 // word m: elements 4m..4m+3 (low), 16+4m.. (high)
-        s += dot(small_uint_to_float((uvec4(q[m]) >> BYTE_SHIFTS) & 0xFu, 0.0), xv[m]);
-        s += dot(small_uint_to_float((uvec4(q[m]) >> (BYTE_SHIFTS + 4u)) & 0xFu, 0.0), xv[4 + m]);
+        s += dot(vec4((uvec4(q[m]) >> BYTE_SHIFTS) & 0xFu), xv[m]);
+        s += dot(vec4((uvec4(q[m]) >> (BYTE_SHIFTS + 4u)) & 0xFu), xv[4 + m]);
     }
     return block_scale(blk) * (s - 8.0 * xsum);
 }
@@ -43,8 +43,7 @@ float block_dot(uint blk, vec4 xv[8], float xsum) {
 #define LANE_XB(l) (4u + (l))
 float lane_dot(uint blk, uint lane, vec4 xa, vec4 xb, float xsum) {
     uint q = data_a[4u + 4u * blk + lane];
-    float s = dot(small_uint_to_float((uvec4(q) >> BYTE_SHIFTS) & 0xFu, 0.0), xa)
-            + dot(small_uint_to_float((uvec4(q) >> (BYTE_SHIFTS + 4u)) & 0xFu, 0.0), xb);
+    float s = dot(vec4((uvec4(q) >> BYTE_SHIFTS) & 0xFu), xa) + dot(vec4((uvec4(q) >> (BYTE_SHIFTS + 4u)) & 0xFu), xb);
     return block_scale(blk) * (s - 8.0 * xsum);
 }
 #endif

@@ -30,8 +30,27 @@ void dequant8v(uint base, uint j, out vec4 a, out vec4 b) {
     uint w0 = data_a[4u + 4u * (32u * tile + t) + (m >> 1u)] >> sh;
     uint w1 = data_a[4u + 4u * (32u * tile + t + 1u) + (m >> 1u)] >> sh;
     float d = unpackHalf2x16(data_a[data_a[0] + 4u * (4u * tile + g) + (m >> 1u)])[m & 1u];
-    a = small_uint_to_float((uvec4(w0) >> NIBBLE_SHIFTS) & 0xFu, 8.0) * d;
-    b = small_uint_to_float((uvec4(w1) >> NIBBLE_SHIFTS) & 0xFu, 8.0) * d;
+    a = (vec4((uvec4(w0) >> NIBBLE_SHIFTS) & 0xFu) - 8.0) * d;
+    b = (vec4((uvec4(w1) >> NIBBLE_SHIFTS) & 0xFu) - 8.0) * d;
+}
+
+// The coopmat GEMM's deferred dequantisation (matmul_tiled.comp -DCOOPMAT): fetch_raw8 issues the three loads
+// of dequant8v(base, j) and returns the words as they are; decode_raw8 turns them into the 8 values later, so
+// the loads of the next slab are in flight while the tensor cores multiply the current one (dequantising at
+// load time made every thread wait for them first).  A zero raw triple decodes to zeros (its scale is 0).
+#define HAS_RAW8
+uvec3 fetch_raw8(uint base, uint j) {
+    uint blk = base / BW, tile = blk >> 5u, bt = blk & 31u;
+    uint g = bt & 3u, m = bt >> 2u;
+    uint t = 8u * g + 2u * j;
+    return uvec3(data_a[4u + 4u * (32u * tile + t) + (m >> 1u)], data_a[4u + 4u * (32u * tile + t + 1u) + (m >> 1u)],
+                 data_a[data_a[0] + 4u * (4u * tile + g) + (m >> 1u)]);
+}
+void decode_raw8(uvec3 raw, uint base, out vec4 a, out vec4 b) {
+    uint m = ((base / BW) & 31u) >> 2u, sh = 16u * (m & 1u);
+    float d = unpackHalf2x16(raw.z)[m & 1u];
+    a = (vec4((uvec4(raw.x >> sh) >> NIBBLE_SHIFTS) & 0xFu) - 8.0) * d;
+    b = (vec4((uvec4(raw.y >> sh) >> NIBBLE_SHIFTS) & 0xFu) - 8.0) * d;
 }
 
 #ifdef MATVEC
@@ -42,7 +61,7 @@ float tile_dot(uint tile, uint t, vec4 xv[8], float xs[8]) {
     uvec4 sc = data_a4[(data_a[0] >> 2u) + 4u * tile + (t >> 3u)];
     float s = 0.0;
     [[unroll]] for (uint m = 0; m < 8; m++) {     // unrolled: constant indices keep q, sc, xv in registers
-        vec4 qv = small_uint_to_float((uvec4(q[m >> 1u] >> (16u * (m & 1u))) >> NIBBLE_SHIFTS) & 0xFu, 0.0);
+        vec4 qv = vec4((uvec4(q[m >> 1u] >> (16u * (m & 1u))) >> NIBBLE_SHIFTS) & 0xFu);
         s += unpackHalf2x16(sc[m >> 1u])[m & 1u] * (dot(qv, xv[m]) - 8.0 * xs[m]);
     }
     return s;
