@@ -39,6 +39,7 @@
 
 layout(std430, binding = 1) readonly buffer A { uint data_a[]; };      // weight chunk, repacked blocks
 layout(std430, binding = 2) readonly buffer X { float x[]; };          // [rows, x_stride]
+layout(std430, binding = 2) readonly buffer X4 { vec4 x4[]; };        // the same, 16 bytes at a time
 layout(std430, binding = 3) buffer O { float out_[]; };                // [rows, out_stride]
 layout(std430, binding = 4) readonly buffer B { float bias[]; };       // [n_rows_of_W] f32 (FLAG_BIAS)
 layout(std430, binding = 5) buffer P { float part[]; };                // [k_split, rows_cap, n_out] (k_split > 1)
@@ -63,8 +64,10 @@ layout(std430, binding = 5) buffer P { float part[]; };                // [k_spl
 #define BN 64
 #endif
 #endif
+#ifndef BK
 #define BK 32                        // weights along K per step: a multiple of 32, so a step holds whole
                                      // Q4_0 / Q8_0 blocks and an eighth of a K-quant block
+#endif
 #define KV (BK / 4)                  // vec4s per slab row
 #if (BM * BK / 8) % WG_SIZE != 0 || (BN * KV) % WG_SIZE != 0
 #error "tile sizes: the slabs must be whole multiples of WG_SIZE chunks"
@@ -103,9 +106,9 @@ uvec3 fetch_w_raw(uint j0, uint k0, uint p, out uint r, out uint kc, out uint ba
 }
 #endif
 
-// One thread's piece p of the x slab at k0: slab row t, vec4 q (x_stride need not be a multiple of 4:
-// scalar loads, consecutive threads at consecutive addresses).  Zeros past the active rows and past K
-// (odd F32/F16 widths).
+// One thread's piece p of the x slab at k0: slab row t, vec4 q, consecutive threads at consecutive addresses:
+// one 16-byte load where x_stride is a multiple of 4 (every real model's), else scalar loads.  Zeros past
+// the active rows and past K (odd F32/F16 widths).
 vec4 fetch_x(uint t0, uint k0, uint n_rows, uint p, out uint t, out uint q) {
     uint c = gl_LocalInvocationID.x + p * WG_SIZE;
     t = c / KV;
@@ -114,7 +117,9 @@ vec4 fetch_x(uint t0, uint k0, uint n_rows, uint p, out uint t, out uint q) {
     uint xo = (t0 + t) * pc.x_stride + k;
     vec4 v = vec4(0.0);
     if (t0 + t < n_rows) {
-        if (k + 4u <= pc.K) {
+        if (k + 4u <= pc.K && (pc.x_stride & 3u) == 0u) {
+            v = x4[xo >> 2];
+        } else if (k + 4u <= pc.K) {
             v = vec4(x[xo], x[xo + 1u], x[xo + 2u], x[xo + 3u]);
         } else {
             for (uint i = 0; i < 4; i++) if (k + i < pc.K) v[i] = x[xo + i];

@@ -466,7 +466,7 @@ def test_gemm_choice_picks_the_kernel(monkeypatch):
             assert not any(k.startswith("matmul_tiled_cm") for k in kernels)
     monkeypatch.delenv("GPT4ALL_GEMM", raising=False)
     info = choose("kompute")
-    assert VulkanOps(info).gemm == ("rows" if info.type == "cpu" else "coopmat" if _coopmat_usable(info) else "tiled")
+    assert VulkanOps(info).gemm == ("rows" if info.type == "cpu" else "coopmat_wide" if _coopmat_usable(info) else "tiled")
     with pytest.raises(ValueError, match="GPT4ALL_GEMM"):
         VulkanOps(info, gemm="square")
     if not _coopmat_usable(info):

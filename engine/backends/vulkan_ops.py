@@ -390,10 +390,12 @@ class VulkanOps(Ops):
         ``add_rms_norm`` fused into one dispatch); default: $GPT4ALL_NORM, else 'v1'.  v2 saves
         2 x n_layer - 1 dispatches and barriers per llama token, yet on the H100 it decoded slower (1B
         396 -> 387 tok/s, 8B 118 -> 108; docs/performance.md), so it stays opt-in until that is understood.
-        ``gemm``: the batched (prompt) matmul kernel, 'coopmat' (matmul_tiled.comp -DCOOPMAT: the tiled GEMM
-        on tensor cores, f16 cooperative matrices; only where _coopmat_usable), 'tiled' (shaders/matmul_tiled.comp:
-        a shared-memory tiled GEMM) or 'rows' (matmul.comp -DBATCH: NR weight rows x NT x rows per workgroup, threads
-        splitting K); default: $GPT4ALL_GEMM, else 'coopmat' where usable, else 'tiled' on a GPU (H100, 512-row prompt matmuls of
+        ``gemm``: the batched (prompt) matmul kernel, 'coopmat_wide' / 'coopmat' (matmul_tiled.comp -DCOOPMAT: the
+        tiled GEMM on tensor cores, f16 cooperative matrices, 128 x 128 tiles over 256 threads / 128 x 64 over 128;
+        only where _coopmat_usable), 'tiled' (shaders/matmul_tiled.comp: a shared-memory tiled GEMM) or 'rows'
+        (matmul.comp -DBATCH: NR weight rows x NT x rows per workgroup, threads splitting K); default:
+        $GPT4ALL_GEMM, else 'coopmat_wide' where usable (H100, 8B pp512 at n_batch 512: 1734 / 1782 tok/s against
+        1634 / 1497 for 'coopmat', two calls), else 'tiled' on a GPU (H100, 512-row prompt matmuls of
         Llama-3-8B's shapes: mostly 14-22 TFLOP/s against 3-6) and 'rows' on a CPU device: on lavapipe a 64-row tile
         costs the same however few of its rows are real, so 'tiled' wins from ~32 rows on (128 x 2048 x 2048
         Q4_0: 233 -> 97 ms) but loses on short batches (5 rows: 36 -> 92 ms).
@@ -408,7 +410,7 @@ class VulkanOps(Ops):
         self.info = info or choose("kompute")
         coopmat = _coopmat_usable(self.info)
         self.gemm = gemm or os.environ.get("GPT4ALL_GEMM") or (
-            "rows" if self.info.type == "cpu" else "coopmat" if coopmat else "tiled")
+            "rows" if self.info.type == "cpu" else "coopmat_wide" if coopmat else "tiled")
         if self.gemm not in ("coopmat", "coopmat_wide", "tiled", "rows"):
             raise ValueError(f"batched matmul kernel {self.gemm!r} (GPT4ALL_GEMM): 'coopmat', 'coopmat_wide', "
                              f"'tiled' or 'rows'")
