@@ -14,7 +14,9 @@
 // CM_M x CM_N x CM_K, vulkan_device.GpuInfo.coopmat_shapes, and a subgroup of 32): the slabs are kept
 // as f16 and each subgroup multiplies its part of the tile with coopMatMulAddNV into f32 accumulators
 // (weights and activations rounded to f16, sums in f32: llama.cpp's f16 mul_mm does the same).  The
-// next slab is read from memory into registers while the current one is multiplied.
+// next slab is read from memory into registers while the current one is multiplied (types with fetch_raw8,
+// Q4_0's tile layout, as raw words dequantised only when stored).  -DBN=128 -DWG_SIZE=256 is the default
+// 'coopmat_wide' (128 x 128 tiles, 8 subgroups), plain -DCOOPMAT 'coopmat' (128 x 64, 4 subgroups).
 //
 // Split K (pc.k_split > 1, when the tiles alone are too few to fill the GPU: a 128-row batch of a
 // 1024-wide projection makes 32 tiles): workgroup z takes row tile z / k_split and the (z % k_split)-th

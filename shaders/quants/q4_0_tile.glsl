@@ -22,27 +22,16 @@
 
 const uvec4 NIBBLE_SHIFTS = uvec4(0u, 4u, 8u, 12u);
 
-void dequant8v(uint base, uint j, out vec4 a, out vec4 b) {
-    uint blk = base / BW, tile = blk >> 5u, bt = blk & 31u;
-    uint g = bt & 3u, m = bt >> 2u;
-    uint t = 8u * g + 2u * j;                    // elements 8j..8j+3 belong to thread t, 8j+4.. to t + 1
-    uint sh = 16u * (m & 1u);
-    uint w0 = data_a[4u + 4u * (32u * tile + t) + (m >> 1u)] >> sh;
-    uint w1 = data_a[4u + 4u * (32u * tile + t + 1u) + (m >> 1u)] >> sh;
-    float d = unpackHalf2x16(data_a[data_a[0] + 4u * (4u * tile + g) + (m >> 1u)])[m & 1u];
-    a = (vec4((uvec4(w0) >> NIBBLE_SHIFTS) & 0xFu) - 8.0) * d;
-    b = (vec4((uvec4(w1) >> NIBBLE_SHIFTS) & 0xFu) - 8.0) * d;
-}
-
-// The coopmat GEMM's deferred dequantisation (matmul_tiled.comp -DCOOPMAT): fetch_raw8 issues the three loads
-// of dequant8v(base, j) and returns the words as they are; decode_raw8 turns them into the 8 values later, so
-// the loads of the next slab are in flight while the tensor cores multiply the current one (dequantising at
-// load time made every thread wait for them first).  A zero raw triple decodes to zeros (its scale is 0).
+// dequant8v in two halves, which the coopmat GEMM (matmul_tiled.comp -DCOOPMAT) calls apart: fetch_raw8 issues
+// the three loads of elements 8j..8j+7 of block base / BW and returns the words as they are; decode_raw8 turns
+// them into the 8 values later, so the loads of the next slab are in flight while the tensor cores multiply
+// the current one (dequantising at load time made every thread wait for them first).  A zero raw triple
+// decodes to zeros (its scale is 0).
 #define HAS_RAW8
 uvec3 fetch_raw8(uint base, uint j) {
     uint blk = base / BW, tile = blk >> 5u, bt = blk & 31u;
     uint g = bt & 3u, m = bt >> 2u;
-    uint t = 8u * g + 2u * j;
+    uint t = 8u * g + 2u * j;                    // elements 8j..8j+3 belong to thread t, 8j+4.. to t + 1
     return uvec3(data_a[4u + 4u * (32u * tile + t) + (m >> 1u)], data_a[4u + 4u * (32u * tile + t + 1u) + (m >> 1u)],
                  data_a[data_a[0] + 4u * (4u * tile + g) + (m >> 1u)]);
 }
@@ -52,6 +41,8 @@ void decode_raw8(uvec3 raw, uint base, out vec4 a, out vec4 b) {
     a = (vec4((uvec4(raw.x >> sh) >> NIBBLE_SHIFTS) & 0xFu) - 8.0) * d;
     b = (vec4((uvec4(raw.y >> sh) >> NIBBLE_SHIFTS) & 0xFu) - 8.0) * d;
 }
+
+void dequant8v(uint base, uint j, out vec4 a, out vec4 b) { decode_raw8(fetch_raw8(base, j), base, a, b); }
 
 #ifdef MATVEC
 // Thread t's part of tile `tile`: sum over m of d_m (q_m . xv[m] - 8 xs[m]), with xv[m] = x vec4 32 m + t
