@@ -77,19 +77,27 @@ layout(std430, binding = 5) buffer P { float part[]; };                // [k_spl
 #define W_CHUNKS (BM * (BK / 8) / WG_SIZE)     // 8-weight chunks of the W slab per thread
 #define X_VECS (BN * KV / WG_SIZE)            // 4-value pieces of the x slab per thread
 
-// One thread's piece p of the W slab at k0: slab row r, chunk kc (8 weights, dequant8v), zeros past
-// n_out and past the row's chunks (F32/F16: the row's zero padding to a multiple of 8).  Neighbouring
-// threads take the 4 chunks of one row's 32 weights (one Q4_0 / Q8_0 block).
-void fetch_w(uint j0, uint k0, uint p, out uint r, out uint kc, out vec4 a, out vec4 b) {
+// One thread's piece p of the W slab at k0: slab row r, chunk kc (8 weights: elements 8 j .. 8 j + 7 of the
+// block whose first word is `base`); false past n_out and past the row's chunks (F32/F16: the row's zero
+// padding to a multiple of 8), where the piece is zeros.  Neighbouring threads take the 4 chunks of one row's
+// 32 weights (one Q4_0 / Q8_0 block).
+bool w_piece(uint j0, uint k0, uint p, out uint r, out uint kc, out uint base, out uint j) {
     const uint CPB = QK / 8;                    // chunks of 8 weights per block
     uint c = gl_LocalInvocationID.x + p * WG_SIZE;
     r = c / (BK / 8);
     kc = c % (BK / 8);
     uint chunk = k0 / 8u + kc;
+    base = ((pc.w_row0 + j0 + r) * pc.nb + chunk / CPB) * BW;
+    j = chunk % CPB;
+    return j0 + r < pc.n_out && chunk < pc.nb * CPB;
+}
+
+// piece p dequantised (dequant8v)
+void fetch_w(uint j0, uint k0, uint p, out uint r, out uint kc, out vec4 a, out vec4 b) {
+    uint base, j;
     a = vec4(0.0);
     b = vec4(0.0);
-    if (j0 + r < pc.n_out && chunk < pc.nb * CPB)
-        dequant8v(((pc.w_row0 + j0 + r) * pc.nb + chunk / CPB) * BW, chunk % CPB, a, b);
+    if (w_piece(j0, k0, p, r, kc, base, j)) dequant8v(base, j, a, b);
 }
 
 #if defined(COOPMAT) && defined(HAS_RAW8) && !defined(GEMM_DEQUANT_AT_LOAD)
@@ -97,14 +105,8 @@ void fetch_w(uint j0, uint k0, uint p, out uint r, out uint kc, out vec4 a, out 
 // fetch_w's loads only (the type's fetch_raw8): the words of piece p, zeros outside the weight; decode_raw8(raw,
 // base) later gives fetch_w's a, b.  -DGEMM_DEQUANT_AT_LOAD keeps fetch_w in the prefetch (an A/B switch).
 uvec3 fetch_w_raw(uint j0, uint k0, uint p, out uint r, out uint kc, out uint base) {
-    const uint CPB = QK / 8;
-    uint c = gl_LocalInvocationID.x + p * WG_SIZE;
-    r = c / (BK / 8);
-    kc = c % (BK / 8);
-    uint chunk = k0 / 8u + kc;
-    base = ((pc.w_row0 + j0 + r) * pc.nb + chunk / CPB) * BW;
-    if (j0 + r < pc.n_out && chunk < pc.nb * CPB) return fetch_raw8(base, chunk % CPB);
-    return uvec3(0u);
+    uint j;
+    return w_piece(j0, k0, p, r, kc, base, j) ? fetch_raw8(base, j) : uvec3(0u);
 }
 #endif
 

@@ -117,6 +117,20 @@ def stale() -> list[str]:
     return out
 
 
+def compile_all(todo: dict, out_dir: Path = SPV_DIR, extra_defines: tuple = ()) -> list[str]:
+    """Compile the variants ``todo`` (name -> (source, defines)) into ``out_dir``, two at a time, each with
+    ``extra_defines`` added; the compiler errors, if any."""
+    errors = []
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        futs = [pool.submit(compile_one, k, s, [*d, *extra_defines], out_dir) for k, (s, d) in todo.items()]
+        for f in futs:
+            try:
+                f.result()
+            except RuntimeError as e:
+                errors.append(str(e))
+    return errors
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--check", action="store_true", help="exit 1 if any .spv is out of date")
@@ -128,18 +142,6 @@ def main() -> int:
     args = ap.parse_args()
     if args.define and not args.out:
         ap.error("--define needs --out (engine/spv holds the defaults)")
-    if args.out:
-        args.out.mkdir(parents=True, exist_ok=True)
-        todo = {k: v for k, v in variants().items() if not args.only or args.only in k}
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            futs = [pool.submit(compile_one, k, s, d + args.define, args.out) for k, (s, d) in todo.items()]
-            errors = [str(f.exception()) for f in futs if f.exception() is not None]
-        if errors:
-            print("\n\n".join(errors), file=sys.stderr)
-            return 1
-        print(f"compiled {len(todo)} variant(s) with {' '.join('-D' + d for d in args.define) or 'no extra defines'} "
-              f"into {args.out}")
-        return 0
     if args.check:
         bad = stale()
         if bad:
@@ -148,19 +150,17 @@ def main() -> int:
             return 1
         print(f"all {len(variants())} SPIR-V files up to date")
         return 0
-    SPV_DIR.mkdir(parents=True, exist_ok=True)
+    out_dir = args.out or SPV_DIR
+    out_dir.mkdir(parents=True, exist_ok=True)
     todo = {k: v for k, v in variants().items() if not args.only or args.only in k}
-    errors = []
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        futs = {pool.submit(compile_one, k, *v): k for k, v in todo.items()}
-        for f, k in futs.items():
-            try:
-                f.result()
-            except RuntimeError as e:
-                errors.append(str(e))
+    errors = compile_all(todo, out_dir, tuple(args.define))
     if errors:
         print("\n\n".join(errors), file=sys.stderr)
         return 1
+    if args.out:                            # an A/B set: no manifest, engine/spv untouched
+        print(f"compiled {len(todo)} variant(s) with {' '.join('-D' + d for d in args.define) or 'no extra defines'} "
+              f"into {args.out}")
+        return 0
     # the manifest only lists variants that exist now; stale .spv files of removed variants go
     known = variants()
     for spv in SPV_DIR.glob("*.spv"):

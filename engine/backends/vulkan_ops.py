@@ -69,6 +69,9 @@ GEMM_BN = 64                # x rows per workgroup tile of the tiled GEMM (BN)
 COOPMAT_BM = 128            # weight rows per workgroup tile of its tensor-core variant (-DCOOPMAT's BM; BN the same)
 COOPMAT_WIDE_BN = 128       # x rows per tile of the wide tensor-core variant (GPT4ALL_GEMM=coopmat_wide, 256 threads)
 COOPMAT_SHAPE = (16, 8, 16)  # the (M, N, K) cooperative matrices it is built for (CM_M, CM_N, CM_K)
+# the tiled GEMMs (GPT4ALL_GEMM, batches on a GPU): shader prefix, weight rows and x rows per workgroup tile
+GEMM_TILES = {"tiled": ("tiled_", GEMM_BM, GEMM_BN), "coopmat": ("tiled_cm_", COOPMAT_BM, GEMM_BN),
+              "coopmat_wide": ("tiled_cmw_", COOPMAT_BM, COOPMAT_WIDE_BN)}
 ATTENTION_SPLITS = 16       # key slices per head for a decode step's attention on a GPU
 ATTENTION_MAX_SPLITS = 1024 # shaders/attention_merge.comp MAX_SPLITS (its shared arrays)
 ATTENTION_DECODE_HEADS = 8  # query heads per workgroup of the split path's kernel (GMAX, shaders/attention_decode.comp)
@@ -411,12 +414,11 @@ class VulkanOps(Ops):
         coopmat = _coopmat_usable(self.info)
         self.gemm = gemm or os.environ.get("GPT4ALL_GEMM") or (
             "rows" if self.info.type == "cpu" else "coopmat_wide" if coopmat else "tiled")
-        if self.gemm not in ("coopmat", "coopmat_wide", "tiled", "rows"):
+        if self.gemm not in (*GEMM_TILES, "rows"):
             raise ValueError(f"batched matmul kernel {self.gemm!r} (GPT4ALL_GEMM): 'coopmat', 'coopmat_wide', "
                              f"'tiled' or 'rows'")
         # split K of the batched GEMM when its tiles are too few to fill the GPU (see _k_split: coopmat only unless
-        # asked): 'auto' (default)
-        # or a fixed number of parts (1: never), from $GPT4ALL_GEMM_SPLIT
+        # asked): 'auto' (default) or a fixed number of parts (1: never), from $GPT4ALL_GEMM_SPLIT
         split = os.environ.get("GPT4ALL_GEMM_SPLIT", "auto")
         if split != "auto" and not (split.isdigit() and int(split) >= 1):
             raise ValueError(f"GPT4ALL_GEMM_SPLIT={split!r}: 'auto' or a number of parts >= 1")
@@ -906,17 +908,18 @@ class VulkanOps(Ops):
         cap = min(x.rows, out.rows)
         batch = cap > 1
         vec = not batch and vw.layout.split      # the v2 mat-vec (needs a split layout)
-        tiled = batch and self.gemm != "rows"   # the tiled GEMM: BM x GEMM_BN tiles, no _sg variant
-        coop = tiled and self.gemm.startswith("coopmat")
-        wide = coop and self.gemm == "coopmat_wide"
-        kernel = ("tiled_cmw_" if wide else "tiled_cm_" if coop else "tiled_" if tiled else "batch_" if batch else "vec_glu_" if glu else "vec_stack_rope_" if rope
-                  else "vec_stack_" if stack else "vec_" if vec else "")
-        shader = f"matmul_{kernel}{vw.layout.shader}{'' if tiled else self._sg}"
+        tiled = batch and self.gemm != "rows"   # a tiled GEMM (GEMM_TILES): bm x bn tiles, no _sg variant
         mk = self.matvec_kernel
-        nr = (COOPMAT_BM if coop else GEMM_BM) if tiled else MATMUL_NR_BATCH if batch else mk.nr if vec else MATMUL_NR
-        # workgroups along the x rows: the tiled GEMM launches one per GEMM_BN rows of the capacity (those
+        if tiled:
+            kernel, nr, bn = GEMM_TILES[self.gemm]
+        else:
+            kernel = ("batch_" if batch else "vec_glu_" if glu else "vec_stack_rope_" if rope
+                      else "vec_stack_" if stack else "vec_" if vec else "")
+            nr = MATMUL_NR_BATCH if batch else mk.nr if vec else MATMUL_NR
+        shader = f"matmul_{kernel}{vw.layout.shader}{'' if tiled else self._sg}"
+        # workgroups along the x rows: the tiled GEMM launches one per bn rows of the capacity (those
         # past the step's n_tokens exit at once); matmul.comp -DBATCH a few that loop over its NT-row tiles
-        row_groups = (_groups(cap, COOPMAT_WIDE_BN if wide else GEMM_BN) if tiled else min(_groups(cap, MATMUL_NT), MATMUL_TILE_GROUPS)
+        row_groups = (_groups(cap, bn) if tiled else min(_groups(cap, MATMUL_NT), MATMUL_TILE_GROUPS)
                       if batch else 1)
         wg = mk.wg
         if vec and vw.layout in TILE_LAYOUTS.values() and self.matvec_fit:
