@@ -29,6 +29,7 @@
 // default there.
 // The tile sizes can be changed with -D for experiments (WG_SIZE, BM, BN, TM, TN below); the host's
 // vulkan_ops.GEMM_BM / GEMM_BN must then match BM / BN.
+#extension GL_EXT_control_flow_attributes : require     // [[unroll]]
 #ifdef COOPMAT
 #extension GL_NV_cooperative_matrix : require
 #extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
@@ -67,8 +68,11 @@ layout(std430, binding = 5) buffer P { float part[]; };                // [k_spl
 #endif
 #endif
 #ifndef BK
+#ifdef COOPMAT
+#define BK 64                        // (H100, Llama-3-8B pp512: 3872 tok/s against 3433 with 32: fewer barriers per product)
+#else
 #define BK 32                        // weights along K per step: a multiple of 32, so a step holds whole
-                                     // Q4_0 / Q8_0 blocks and an eighth of a K-quant block
+#endif                               // Q4_0 / Q8_0 blocks and an eighth of a K-quant block
 #endif
 #define KV (BK / 4)                  // vec4s per slab row
 #if (BM * BK / 8) % WG_SIZE != 0 || (BN * KV) % WG_SIZE != 0
@@ -126,7 +130,7 @@ vec4 fetch_x(uint t0, uint k0, uint n_rows, uint p, out uint t, out uint q) {
         } else if (k + 4u <= pc.K) {
             v = vec4(x[xo], x[xo + 1u], x[xo + 2u], x[xo + 3u]);
         } else {
-            for (uint i = 0; i < 4; i++) if (k + i < pc.K) v[i] = x[xo + i];
+            [[unroll]] for (uint i = 0; i < 4; i++) if (k + i < pc.K) v[i] = x[xo + i];
         }
     }
     return v;
@@ -180,14 +184,87 @@ void store_out(uint j, uint t, uint n_rows, float value) {
 #error "COOPMAT tile sizes"
 #endif
 
-shared uint w_h[BM * LDU];           // [BM][LDH] f16: W[j0 + r, k0 + k] is half k % 2 of w_h[r * LDU + k / 2]  (10 KiB)
-shared uint x_h[BN * LDU];           // [BN][LDH] f16: x[t0 + t, k0 + k] likewise                      (5 / 10 KiB)
+shared uint w_h[BM * LDU];           // [BM][LDH] f16: W[j0 + r, k0 + k] is half k % 2 of w_h[r * LDU + k / 2]  (18 KiB)
+shared uint x_h[BN * LDU];           // [BN][LDH] f16: x[t0 + t, k0 + k] likewise                      (9 / 18 KiB)
 shared float c_s[WG_SIZE / 32][CM_M * CM_N];   // per subgroup: one accumulator on its way out, column-major
+
+// The next slabs, held in registers while the current ones are multiplied (as f32: rounding them to f16 at once
+// made each thread wait for its loads before the products they are meant to overlap; H100, 8B prompt GEMMs ~20%
+// slower).  Piece p of this thread: W slab row wr[p], chunk wk[p]; x slab row xt[p], vec4 xq[p].
+vec4 xv[X_VECS];
+uint wr[W_CHUNKS], wk[W_CHUNKS], xt[X_VECS], xq[X_VECS];
+#ifdef RAW_PREFETCH
+uvec3 wraw[W_CHUNKS];                        // W as loaded, dequantised only when stored to w_h
+uint wbase[W_CHUNKS];
+#else
+vec4 wa[W_CHUNKS], wb[W_CHUNKS];
+#endif
+
+// issue the loads of the slabs at k0 (tile j0 x rows t0..)
+void fetch_slabs(uint j0, uint t0, uint k0, uint n_rows) {
+#ifdef RAW_PREFETCH
+    [[unroll]] for (uint p = 0; p < W_CHUNKS; p++) wraw[p] = fetch_w_raw(j0, k0, p, wr[p], wk[p], wbase[p]);
+#else
+    [[unroll]] for (uint p = 0; p < W_CHUNKS; p++) fetch_w(j0, k0, p, wr[p], wk[p], wa[p], wb[p]);
+#endif
+    [[unroll]] for (uint p = 0; p < X_VECS; p++) xv[p] = fetch_x(t0, k0, n_rows, p, xt[p], xq[p]);
+}
+
+// the fetched slabs as f16 pairs into w_h and x_h
+void store_slabs() {
+#ifdef RAW_PREFETCH
+    vec4 wa[W_CHUNKS], wb[W_CHUNKS];
+    [[unroll]] for (uint p = 0; p < W_CHUNKS; p++) decode_raw8(wraw[p], wbase[p], wa[p], wb[p]);
+#endif
+    [[unroll]] for (uint p = 0; p < W_CHUNKS; p++) {
+        uint o = wr[p] * LDU + 4u * wk[p];
+        w_h[o] = packHalf2x16(wa[p].xy);
+        w_h[o + 1u] = packHalf2x16(wa[p].zw);
+        w_h[o + 2u] = packHalf2x16(wb[p].xy);
+        w_h[o + 3u] = packHalf2x16(wb[p].zw);
+    }
+    [[unroll]] for (uint p = 0; p < X_VECS; p++) {
+        uint o = xt[p] * LDU + 2u * xq[p];
+        x_h[o] = packHalf2x16(xv[p].xy);
+        x_h[o + 1u] = packHalf2x16(xv[p].zw);
+    }
+}
+
+// The accumulators and the A / B fragments are separate variables, not arrays: NVIDIA's driver kept arrays of
+// cooperative matrices in local memory even where every index is a constant (H100, Llama-3-8B prompt GEMMs: 2.7x
+// slower; the products alone 8x).  These macros spell out the FM x FN = 4 x 4 of them: X(i) / X(i, u) for each.
+#if FM != 4 || FN != 4
+#error "COOPMAT: FOR_FM / FOR_FM_FN spell out FM = FN = 4"
+#endif
+#define FOR_FM(X) X(0) X(1) X(2) X(3)
+#define FOR_FM_FN(X) X(0, 0) X(0, 1) X(0, 2) X(0, 3) X(1, 0) X(1, 1) X(1, 2) X(1, 3) \
+                     X(2, 0) X(2, 1) X(2, 2) X(2, 3) X(3, 0) X(3, 1) X(3, 2) X(3, 3)
+#define MAT_A fcoopmatNV<16, SCOPE, CM_M, CM_K>      // CM_M weight rows x CM_K, f16
+#define MAT_B fcoopmatNV<16, SCOPE, CM_K, CM_N>      // CM_K x CM_N x rows, f16
+#define MAT_C fcoopmatNV<32, SCOPE, CM_M, CM_N>      // the f32 accumulator
+#define ZERO_C(i, u) MAT_C acc##i##u = MAT_C(0.0);
+// A = W rows (row-major in w_h), B = x rows as columns (column-major in x_h); offsets and strides in uints
+#define LOAD_A(i) MAT_A a##i; coopMatLoadNV(a##i, w_h, (wm * WM + i * CM_M) * LDU + kk / 2u, LDU, false);
+#define LOAD_B(u) MAT_B b##u; coopMatLoadNV(b##u, x_h, (wn * WN + u * CM_N) * LDU + kk / 2u, LDU, true);
+#define MUL_ADD(i, u) acc##i##u = coopMatMulAddNV(a##i, b##u, acc##i##u);
+#define STORE_C(i, u) store_acc(acc##i##u, wm * WM + i * CM_M, wn * WN + u * CM_N, j0, t0, n_rows);
+
+// Accumulator m (tile rows r0.., x rows c0..) to out: through the subgroup's c_s, so that bias, accumulate and the
+// tile's edges are handled per element; neighbouring lanes, neighbouring j
+void store_acc(MAT_C m, uint r0, uint c0, uint j0, uint t0, uint n_rows) {
+    uint warp = gl_SubgroupID;
+    coopMatStoreNV(m, c_s[warp], 0, CM_M, true);
+    subgroupMemoryBarrierShared();
+    subgroupBarrier();
+    for (uint e = gl_SubgroupInvocationID; e < CM_M * CM_N; e += 32u)
+        store_out(j0 + r0 + e % CM_M, t0 + c0 + e / CM_M, n_rows, c_s[warp][e]);
+    subgroupBarrier();                          // c_s is read before the next accumulator overwrites it
+}
 
 void main() {
     uint n_rows = active_rows(pc.rows_cap);     // the step's n_tokens: read at run time
     split_work();
-    uint warp = gl_SubgroupID, lane = gl_SubgroupInvocationID;
+    uint warp = gl_SubgroupID;
     uint wm = warp % WARPS_M, wn = warp / WARPS_M;
     uint n_tiles = (pc.n_out + BM - 1) / BM;
     uint n_wg = gl_NumWorkGroups.x * gl_NumWorkGroups.y;
@@ -195,76 +272,25 @@ void main() {
     uint j0 = tile * BM;
     for (uint t0 = t_first; t0 < n_rows; t0 += t_step) {
 
-    fcoopmatNV<32, SCOPE, CM_M, CM_N> acc[FM * FN];
-    for (uint i = 0; i < FM * FN; i++) acc[i] = fcoopmatNV<32, SCOPE, CM_M, CM_N>(0.0);
+    FOR_FM_FN(ZERO_C)
 
-    // the next slabs, held in registers while the current ones are multiplied (as f32: rounding them to f16
-    // at once made each thread wait for its loads before the products they are meant to overlap; H100,
-    // 8B prompt GEMMs ~20% slower)
-    vec4 xv[X_VECS];
-    uint wr[W_CHUNKS], wk[W_CHUNKS], xt[X_VECS], xq[X_VECS];
-#ifdef RAW_PREFETCH
-    uvec3 wraw[W_CHUNKS];                       // W as loaded, dequantised only when stored to w_h
-    uint wbase[W_CHUNKS];
-    for (uint p = 0; p < W_CHUNKS; p++) wraw[p] = fetch_w_raw(j0, k_lo, p, wr[p], wk[p], wbase[p]);
-#else
-    vec4 wa[W_CHUNKS], wb[W_CHUNKS];
-    for (uint p = 0; p < W_CHUNKS; p++) fetch_w(j0, k_lo, p, wr[p], wk[p], wa[p], wb[p]);
-#endif
-    for (uint p = 0; p < X_VECS; p++) xv[p] = fetch_x(t0, k_lo, n_rows, p, xt[p], xq[p]);
-
+    fetch_slabs(j0, t0, k_lo, n_rows);
+    store_slabs();                              // (the previous tile's last step ended with a barrier)
+    barrier();
     for (uint k0 = k_lo; k0 < k_hi; k0 += BK) {
-        barrier();                              // every subgroup is done reading the previous slabs
-#ifdef RAW_PREFETCH
-        vec4 wa[W_CHUNKS], wb[W_CHUNKS];
-        for (uint p = 0; p < W_CHUNKS; p++) decode_raw8(wraw[p], wbase[p], wa[p], wb[p]);
-#endif
-        for (uint p = 0; p < W_CHUNKS; p++) {
-            uint o = wr[p] * LDU + 4u * wk[p];
-            w_h[o] = packHalf2x16(wa[p].xy);
-            w_h[o + 1u] = packHalf2x16(wa[p].zw);
-            w_h[o + 2u] = packHalf2x16(wb[p].xy);
-            w_h[o + 3u] = packHalf2x16(wb[p].zw);
+        bool more = k0 + BK < k_hi;             // uniform
+        if (more) fetch_slabs(j0, t0, k0 + BK, n_rows);   // the loads land during the products
+        [[unroll]] for (uint kk = 0; kk < BK; kk += CM_K) {
+            FOR_FM(LOAD_A)
+            FOR_FM(LOAD_B)
+            FOR_FM_FN(MUL_ADD)
         }
-        for (uint p = 0; p < X_VECS; p++) {
-            uint o = xt[p] * LDU + 2u * xq[p];
-            x_h[o] = packHalf2x16(xv[p].xy);
-            x_h[o + 1u] = packHalf2x16(xv[p].zw);
-        }
+        barrier();                              // every subgroup is done reading the slabs
+        if (more) store_slabs();
         barrier();
-        if (k0 + BK < k_hi) {                   // issue the next slabs' loads; they land during the products
-#ifdef RAW_PREFETCH
-            for (uint p = 0; p < W_CHUNKS; p++) wraw[p] = fetch_w_raw(j0, k0 + BK, p, wr[p], wk[p], wbase[p]);
-#else
-            for (uint p = 0; p < W_CHUNKS; p++) fetch_w(j0, k0 + BK, p, wr[p], wk[p], wa[p], wb[p]);
-#endif
-            for (uint p = 0; p < X_VECS; p++) xv[p] = fetch_x(t0, k0 + BK, n_rows, p, xt[p], xq[p]);
-        }
-        for (uint kk = 0; kk < BK; kk += CM_K) {
-            fcoopmatNV<16, SCOPE, CM_M, CM_K> a[FM];
-            fcoopmatNV<16, SCOPE, CM_K, CM_N> b[FN];
-            for (uint i = 0; i < FM; i++)       // A = W rows (row-major in w_h; offset and stride in uints)
-                coopMatLoadNV(a[i], w_h, (wm * WM + i * CM_M) * LDU + kk / 2u, LDU, false);
-            for (uint u = 0; u < FN; u++)       // B = x rows as columns (column-major in x_h)
-                coopMatLoadNV(b[u], x_h, (wn * WN + u * CM_N) * LDU + kk / 2u, LDU, true);
-            for (uint i = 0; i < FM; i++)
-                for (uint u = 0; u < FN; u++)
-                    acc[i * FN + u] = coopMatMulAddNV(a[i], b[u], acc[i * FN + u]);
-        }
     }
 
-    // epilogue: each accumulator (CM_M weight rows x CM_N x rows) goes through the subgroup's c_s so that
-    // bias, accumulate and the tile's edges are handled per element; neighbouring lanes, neighbouring j
-    for (uint i = 0; i < FM; i++)
-        for (uint u = 0; u < FN; u++) {
-            coopMatStoreNV(acc[i * FN + u], c_s[warp], 0, CM_M, true);
-            subgroupMemoryBarrierShared();
-            subgroupBarrier();
-            for (uint e = lane; e < CM_M * CM_N; e += 32u)
-                store_out(j0 + wm * WM + i * CM_M + e % CM_M, t0 + wn * WN + u * CM_N + e / CM_M, n_rows,
-                          c_s[warp][e]);
-            subgroupBarrier();                  // c_s is read before the next accumulator overwrites it
-        }
+    FOR_FM_FN(STORE_C)
     }
     }
 }
@@ -307,31 +333,31 @@ void main() {
     for (uint t0 = t_first; t0 < n_rows; t0 += t_step) {
 
     float acc[TM][TN];
-    for (uint i = 0; i < TM; i++)
-        for (uint u = 0; u < TN; u++) acc[i][u] = 0.0;
+    [[unroll]] for (uint i = 0; i < TM; i++)
+        [[unroll]] for (uint u = 0; u < TN; u++) acc[i][u] = 0.0;
 
     for (uint k0 = k_lo; k0 < k_hi; k0 += BK) {
         barrier();                              // every thread is done reading the previous slabs
-        for (uint p = 0; p < W_CHUNKS; p++) {
+        [[unroll]] for (uint p = 0; p < W_CHUNKS; p++) {
             uint r, kc;
             vec4 a, b;
             fetch_w(j0, k0, p, r, kc, a, b);
             w_s[r * LDS + 2u * kc] = a;
             w_s[r * LDS + 2u * kc + 1u] = b;
         }
-        for (uint p = 0; p < X_VECS; p++) {
+        [[unroll]] for (uint p = 0; p < X_VECS; p++) {
             uint t, q;
             vec4 v = fetch_x(t0, k0, n_rows, p, t, q);
             x_s[t * LDS + q] = v;
         }
         barrier();
         // the register tile: per 4 weights along K, TM + TN shared vec4 loads for TM x TN x 4 multiply-adds
-        for (uint q = 0; q < KV; q++) {
+        [[unroll]] for (uint q = 0; q < KV; q++) {
             vec4 a[TM], b[TN];
-            for (uint i = 0; i < TM; i++) a[i] = w_s[(tx + i * TX) * LDS + q];
-            for (uint u = 0; u < TN; u++) b[u] = x_s[(ty + u * TY) * LDS + q];
-            for (uint i = 0; i < TM; i++)
-                for (uint u = 0; u < TN; u++) {
+            [[unroll]] for (uint i = 0; i < TM; i++) a[i] = w_s[(tx + i * TX) * LDS + q];
+            [[unroll]] for (uint u = 0; u < TN; u++) b[u] = x_s[(ty + u * TY) * LDS + q];
+            [[unroll]] for (uint i = 0; i < TM; i++)
+                [[unroll]] for (uint u = 0; u < TN; u++) {
                     float s = acc[i][u];                      // four fused multiply-adds, no separate dot
                     s = fma(a[i].x, b[u].x, s);
                     s = fma(a[i].y, b[u].y, s);
@@ -342,8 +368,8 @@ void main() {
     }
 
     // epilogue: neighbouring threads write neighbouring output columns
-    for (uint i = 0; i < TM; i++)
-        for (uint u = 0; u < TN; u++)
+    [[unroll]] for (uint i = 0; i < TM; i++)
+        [[unroll]] for (uint u = 0; u < TN; u++)
             store_out(j0 + tx + i * TX, t0 + ty + u * TY, n_rows, acc[i][u]);
     }
     }

@@ -123,15 +123,15 @@ void store_pass(uint j0, uint nr, float xsq, bool norm) {
     uint tid = gl_LocalInvocationID.x;
     barrier();                                   // part[] of the previous pass is consumed
 #ifdef USE_SUBGROUP
-    for (uint r = 0; r < NS; r++) acc[r] = subgroupAdd(acc[r]);
+    [[unroll]] for (uint r = 0; r < NS; r++) acc[r] = subgroupAdd(acc[r]);
     xsq = subgroupAdd(xsq);
     if (subgroupElect()) {
-        for (uint r = 0; r < NS; r++) part[r][gl_SubgroupID] = acc[r];
+        [[unroll]] for (uint r = 0; r < NS; r++) part[r][gl_SubgroupID] = acc[r];
         part[NS][gl_SubgroupID] = xsq;
     }
     uint n_part = gl_NumSubgroups;
 #else
-    for (uint r = 0; r < NS; r++) part[r][tid] = acc[r];
+    [[unroll]] for (uint r = 0; r < NS; r++) part[r][tid] = acc[r];
     part[NS][tid] = xsq;
     uint n_part = WG_SIZE;
 #endif
@@ -180,7 +180,7 @@ void main() {
     for (uint j0 = (gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x) * NR; j0 < pc.n_out; j0 += n_wg * NR) {
     uint nr = min(NR, pc.n_out - j0);
     bool norm = (pc.flags & FLAG_NORM) != 0u;
-    for (uint r = 0; r < NS; r++) acc[r] = 0.0;
+    [[unroll]] for (uint r = 0; r < NS; r++) acc[r] = 0.0;
     float xsq = 0.0;
 #ifdef TILE_LAYOUT
     // tile layouts (GPT4ALL_MATVEC=v3): TILE_THREADS threads share each 1024-weight tile of a row; thread
@@ -215,7 +215,7 @@ void main() {
     for (uint u = tid / LANES; u < upr; u += WG_SIZE / LANES) {
         vec4 xa = input4(u * 8u + LANE_XA(lane), norm, xsq), xb = input4(u * 8u + LANE_XB(lane), norm, xsq);
         float xsum = dot(xa + xb, vec4(1.0));
-        for (uint r = 0; r < NR; r++) {
+        [[unroll]] for (uint r = 0; r < NR; r++) {
             if (r < nr) {
                 acc[r] += lane_dot(row_u0 + r * upr + u, lane, xa, xb, xsum);
 #ifdef GLU
@@ -231,7 +231,7 @@ void main() {
         for (uint m = 0; m < 8; m++) xv[m] = input4(u * 8u + m, norm, xsq);
         vec4 s4 = xv[0] + xv[1] + xv[2] + xv[3] + xv[4] + xv[5] + xv[6] + xv[7];
         float xsum = s4.x + s4.y + s4.z + s4.w;
-        for (uint r = 0; r < NR; r++) {
+        [[unroll]] for (uint r = 0; r < NR; r++) {
             if (r < nr) {
                 acc[r] += block_dot(row_u0 + r * upr + u, xv, xsum);
 #ifdef GLU
