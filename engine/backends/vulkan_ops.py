@@ -398,7 +398,7 @@ class VulkanOps(Ops):
         only where _coopmat_usable), 'tiled' (shaders/matmul_tiled.comp: a shared-memory tiled GEMM) or 'rows'
         (matmul.comp -DBATCH: NR weight rows x NT x rows per workgroup, threads splitting K); default:
         $GPT4ALL_GEMM, else 'coopmat_wide' where usable (H100, 8B pp512 at n_batch 512: 1734 / 1782 tok/s against
-        1634 / 1497 for 'coopmat', two calls), else 'tiled' on a GPU (H100, 512-row prompt matmuls of
+        1634 / 1497 for 'coopmat', two calls, before its accumulators left local memory; 4150 tok/s since), else 'tiled' on a GPU (H100, 512-row prompt matmuls of
         Llama-3-8B's shapes: mostly 14-22 TFLOP/s against 3-6) and 'rows' on a CPU device: on lavapipe a 64-row tile
         costs the same however few of its rows are real, so 'tiled' wins from ~32 rows on (128 x 2048 x 2048
         Q4_0: 233 -> 97 ms) but loses on short batches (5 rows: 36 -> 92 ms).
