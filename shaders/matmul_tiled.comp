@@ -275,7 +275,7 @@ void main() {
     FOR_FM_FN(ZERO_C)
 
     fetch_slabs(j0, t0, k_lo, n_rows);
-    store_slabs();                              // (the previous tile's last step ended with a barrier)
+    store_slabs();                              // (the previous tile's K loop, if any, ended with a barrier)
     barrier();
     for (uint k0 = k_lo; k0 < k_hi; k0 += BK) {
         bool more = k0 + BK < k_hi;             // uniform
