@@ -28,6 +28,28 @@ def test_profile_covers_every_dispatch_of_a_decode_step(tmp_path, monkeypatch):
     assert abs(sum(r["us_per_token"] for r in prof["rows"]) - prof["gpu_us_per_token"]) < 1e-6 * prof["gpu_us_per_token"] + 1e-3
 
 
+def test_every_timed_decode_run_starts_at_the_same_depth(tmp_path, monkeypatch):
+    """The decode program advances the step buffer on the device; the tool puts it back before each run, so
+    warm-up and timed runs all decode at --depth + --tokens (they once decoded on, ~1500 rows deeper)."""
+    from engine.backends.vulkan_ops import VulkanOps
+    from engine.ops import STEP_POS
+
+    path = tmp_path / "random-tiny-Q4_0.gguf"
+    write_random_gguf(path, "tiny", "Q4_0")
+    starts = []                                     # (program, position in the step buffer) at each run
+    real_run = VulkanOps.run
+
+    def spy(self, program):
+        starts.append((id(program), int(self.step[STEP_POS])))
+        real_run(self, program)
+    monkeypatch.setattr(VulkanOps, "run", spy)
+    assert profile_decode.main([str(path), "--depth", "8", "--tokens", "4", "--repeats", "2", "--warmup-s", "0.2",
+                                "--json", str(tmp_path / "p.json")]) == 0
+    profiled = starts[-1][0]
+    timed = [pos for prog, pos in starts if prog == profiled]
+    assert len(timed) >= 4 and set(timed[-4:]) == {timed[-1]} and timed[-1] <= 8 + 4
+
+
 def test_timings_need_a_profiling_backend():
     import numpy as np
     import pytest

@@ -27,8 +27,9 @@
 #               in SPLITS ("16 64").
 #   PART=profile tools/profile_decode.py (GPU time of every decode dispatch) for each GPT4ALL_MATVEC in
 #               PROFILE_MATVEC ("default"), then tools/bench_kernels.py on the Q4_0 mat-vecs (PROFILE_KERNELS=""
-#               skips it; PROFILE_KERNEL_MATVEC picks the kernels, default the backend's); PROFILE_PROMPT_ENV="VAR=val ..."
-#               also profiles the prompt program (N_BATCH rows) under each setting.
+#               skips it; PROFILE_KERNEL_MATVEC picks the kernels, default the backend's); PROFILE_ENV="VAR=val ..."
+#               profiles decode again under each setting, PROFILE_PROMPT_ENV="VAR=val ..." the prompt program
+#               (N_BATCH rows).  CHECK_CAP: seconds for each of PART=check's runs (45).
 # PART may name several parts ("main splits"): they run in order in one call (one machine start, one kp build).
 # Files under $OUT: run.log (everything printed, with timestamps, appended across parts), bench_{1b,8b}.json,
 # ctx_{1b,8b}.json, bench.md (the markdown tables of the part), raw-$PART.tar.gz (every other result:
@@ -209,7 +210,7 @@ part_check() {
     have_pytest tests && step "tests/test_ops_harness.py ${HARNESS_K-}" "${HARNESS_CAP:-60}" python3 -m pytest -q -x -p no:cacheprovider \
         tests/test_ops_harness.py ${HARNESS_K:+-k "$HARNESS_K"}
     for m in $MODELS; do
-        ours_step "ours, ${SHAPE[$m]}" 45 "check_$m" "$m" --anatomy
+        ours_step "ours, ${SHAPE[$m]}" "${CHECK_CAP:-45}" "check_$m" "$m" --anatomy
     done
 }
 
@@ -255,6 +256,13 @@ part_profile() {
             [ "$mv" != default ] && env=(GPT4ALL_MATVEC="$mv")
             step "profile ${SHAPE[$m]} matvec=$mv" "${PROFILE_CAP:-60}" env "${env[@]}" python3 tools/profile_decode.py "${SHAPE[$m]}-q4_0" \
                 --cache-dir "$BENCH_CACHE" --depth "$PROMPT_TOKENS" --json "$RAW/profile_${m}_$tag.json"
+        done
+        # PROFILE_ENV="VAR=val VAR=val,VAR2=val ...": the decode profile again under each setting (commas join
+        # several variables into one setting), e.g. an A/B SPIR-V set: GPT4ALL_SPV_DIR=ab-spv/x
+        for kv in ${PROFILE_ENV-}; do
+            # shellcheck disable=SC2086  # ${kv//,/ } splits a setting into its assignments
+            step "profile ${SHAPE[$m]} $kv" "${PROFILE_CAP:-60}" env ${kv//,/ } python3 tools/profile_decode.py "${SHAPE[$m]}-q4_0" \
+                --cache-dir "$BENCH_CACHE" --depth "$PROMPT_TOKENS" --json "$RAW/profile_${m}_${kv//[=:\/,]/_}.json"
         done
         # PROFILE_PROMPT_ENV="VAR=val VAR=val,VAR2=val ...": the prompt program (a batch of N_BATCH rows) under each
         # setting (commas join several variables into one setting)

@@ -54,16 +54,12 @@ def summarise(timings: list[dict], steps: int) -> list[dict]:
     return out
 
 
-WARMUP_TOKENS = 2048        # cache rows kept free for the decode warm-up (it decodes on)
 
 
-def warm_up(run, seconds: float, max_runs: int = 1 << 30) -> None:
-    """Call ``run`` until ``seconds`` have passed (at most ``max_runs`` times), so the GPU's clocks are up
-    before anything is timed."""
+def warm_up(run, seconds: float) -> None:
+    """Call ``run`` until ``seconds`` have passed, so the GPU's clocks are up before anything is timed."""
     end = time.perf_counter() + seconds
-    for _ in range(max_runs):
-        if time.perf_counter() >= end:
-            break
+    while time.perf_counter() < end:
         run()
 
 
@@ -95,7 +91,7 @@ def main(argv=None) -> int:
     path, _ = resolve_model(args.model, Path(args.cache_dir))
     nb = args.prompt_batch
     llm = engine.load(str(path), device=args.device, n_batch=nb or 128,
-                      n_ctx=args.depth + args.tokens + 16 * (args.repeats + 1) + 8 + nb + WARMUP_TOKENS * (not nb))
+                      n_ctx=args.depth + args.tokens + 64 + nb)
     ops = llm.ops
     ops.profile = True          # programs are recorded on first use, below: theirs latch timestamps (VulkanOps.record)
     rng = np.random.default_rng(0)
@@ -109,18 +105,21 @@ def main(argv=None) -> int:
 
         def run_once():
             llm.model.eval_batch(prompt[args.depth:], args.depth, nb)
-        max_warmup_runs = 1 << 30
     else:
         n = sum(1 for _ in llm.generate(prompt, SamplingParams(**SAMPLING["greedy"]), args.tokens))
-        # the last decode program that ran: the largest chunk size (engine/llm.py runs chunks of powers of two);
-        # each run goes on decoding where the last stopped (the step buffer is advanced on the device)
+        # the last decode program that ran: the largest chunk size (engine/llm.py runs chunks of powers of two).
+        # A run goes on decoding where the last stopped (the device advances the step buffer, which the program
+        # copies back), so each run first puts back the step buffer as the generation left it: every run decodes
+        # the same positions, and attention sees the cache depth asked for (warm-up runs decoding on had put the
+        # 1B shape's attention ~1500 rows deeper than --depth)
         (cap, steps), (prog, _) = max(((k, v) for k, v in llm.model._programs.items() if k[1]),
                                       key=lambda kv: kv[0][1])
+        step_after_generation = ops.step.copy()
 
         def run_once():
+            ops.step[:] = step_after_generation
             ops.run(prog)
-        max_warmup_runs = WARMUP_TOKENS // steps       # decodes on: n_ctx has room for this many
-    warm_up(run_once, args.warmup_s, max_warmup_runs)
+    warm_up(run_once, args.warmup_s)
     # each op's median time over the runs: single runs of a few-microsecond op are noisy
     runs = []
     for _ in range(args.repeats + 1):
