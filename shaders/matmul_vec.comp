@@ -184,22 +184,18 @@ void main() {
     float xsq = 0.0;
 #ifdef TILE_LAYOUT
     // tile layouts (GPT4ALL_MATVEC=v3): TILE_THREADS threads share each 1024-weight tile of a row; thread
-    // tl loads x vec4s 32 m + tl (m < 8: contiguous across threads) once for the NR rows, and one uvec4 of
-    // quants and one of scales per row (tile_dot in the type's file).  WG_SIZE is a multiple of TILE_THREADS.
+    // tl loads x vec4s 32 m + tl (m < 8: contiguous across threads) once for the NR rows (as tile_x prepares
+    // them), and one uvec4 of quants and one of scales per row (tile_dot in the type's file).  WG_SIZE is a multiple of TILE_THREADS.
     uint tiles = pc.nb * QK / 1024u, tl = tid % TILE_THREADS;
     uint row_t0 = (pc.w_row0 + j0) * tiles;      // the group's first row's first tile
     for (uint ti = tid / TILE_THREADS; ti < tiles; ti += WG_SIZE / TILE_THREADS) {
         vec4 xv[8];
-        float xs[8];
-        [[unroll]] for (uint m = 0; m < 8; m++) {
-            xv[m] = input4(ti * 256u + 32u * m + tl, norm, xsq);
-            xs[m] = dot(xv[m], vec4(1.0));
-        }
+        [[unroll]] for (uint m = 0; m < 8; m++) xv[m] = tile_x(m, input4(ti * 256u + 32u * m + tl, norm, xsq));
         [[unroll]] for (uint r = 0; r < NR; r++) {
             if (r < nr) {
-                acc[r] += tile_dot(row_t0 + r * tiles + ti, tl, xv, xs);
+                acc[r] += tile_dot(row_t0 + r * tiles + ti, tl, xv);
 #ifdef GLU
-                acc[NR + r] += tile_dot(row_t0 + (pc.up_row_off + r) * tiles + ti, tl, xv, xs);
+                acc[NR + r] += tile_dot(row_t0 + (pc.up_row_off + r) * tiles + ti, tl, xv);
 #endif
             }
         }

@@ -515,29 +515,6 @@ def test_coopmat_needs_shape_subgroup_and_patched_kp(monkeypatch):
     assert not vulkan_ops._coopmat_usable(base)
 
 
-# GPT4ALL_ATTENTION_MERGE=last: the split decode attention merges its slices in the last workgroup to finish
-# (attention_decode_merge) instead of a second dispatch; the cases run the same program at several
-# positions and layers, so a counter left non-zero would show
-ATTENTION_CASES = [c for c in CASES if c.op == "attention"]
-
-
-@pytest.fixture(scope="module")
-def merge_last_backends():
-    mp = pytest.MonkeyPatch()
-    mp.setenv("GPT4ALL_ATTENTION_MERGE", "last")
-    try:
-        yield harness.Backends("kompute")
-    finally:
-        mp.undo()
-
-
-@pytest.mark.parametrize("case", ATTENTION_CASES, ids=[c.name for c in ATTENTION_CASES])
-def test_attention_merged_by_its_last_slice(merge_last_backends, case):
-    assert merge_last_backends.vk_split.attention_merge == "last"
-    r = merge_last_backends.check(case)
-    assert r.ok, f"{case.name} (merge in the last slice): error {r.error:.3e} {r.detail}"
-
-
 PROMPT_ATTENTION = [c for c in CASES if c.op == "attention" and c.label.startswith("prompt ")]
 
 

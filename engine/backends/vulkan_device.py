@@ -38,6 +38,7 @@ class GpuInfo:
     max_shared_memory: int = 32768
     max_workgroup_invocations: int = 128
     subgroup_arithmetic: bool = False   # subgroupAdd/Max usable in compute shaders (the *_sg variants)
+    subgroup_shuffle: bool = False      # subgroupShuffleXor usable in compute shaders (attention_decode_sg)
     timestamp_period: float = 1.0   # nanoseconds per GPU timestamp tick (VulkanOps.timings)
     # (M, N, K) shapes of the device's f16 x f16 + f32 subgroup cooperative matrices (VK_NV_cooperative_matrix
     # with VK_KHR_shader_float16_int8; tensor cores on NVIDIA): the tiled GEMM's -DCOOPMAT variant uses them
@@ -82,7 +83,10 @@ def list_gpus() -> tuple[GpuInfo, ...]:
                                subgroup_arithmetic=bool(
                                    sub.supportedStages & vk.VK_SHADER_STAGE_COMPUTE_BIT
                                    and sub.supportedOperations & vk.VK_SUBGROUP_FEATURE_ARITHMETIC_BIT
-                                   and sub.supportedOperations & vk.VK_SUBGROUP_FEATURE_BASIC_BIT)))
+                                   and sub.supportedOperations & vk.VK_SUBGROUP_FEATURE_BASIC_BIT),
+                               subgroup_shuffle=bool(
+                                   sub.supportedStages & vk.VK_SHADER_STAGE_COMPUTE_BIT
+                                   and sub.supportedOperations & vk.VK_SUBGROUP_FEATURE_SHUFFLE_BIT)))
     finally:
         vk.vkDestroyInstance(inst, None)
     return tuple(out)

@@ -75,6 +75,7 @@ GEMM_TILES = {"tiled": ("tiled_", GEMM_BM, GEMM_BN), "coopmat": ("tiled_cm_", CO
 ATTENTION_SPLITS = 16       # key slices per head for a decode step's attention on a GPU
 ATTENTION_MAX_SPLITS = 1024 # shaders/attention_merge.comp MAX_SPLITS (its shared arrays)
 ATTENTION_DECODE_HEADS = 8  # query heads per workgroup of the split path's kernel (GMAX, shaders/attention_decode.comp)
+ATTENTION_DECODE_MAX_DIM = 256  # largest head_dim of that kernel (4 * LK * 8 vec4s per lane)
 ATTENTION_PROMPT_MAX_DIM = 256  # largest head_dim of the tiled prompt kernel (shaders/attention_prompt.comp)
 CPU_MATMUL_GROUPS = 64      # matmul workgroups on a CPU Vulkan device (see _matmul_groups)
 MAX_GROUPS_X = 32768        # split large dispatches over x and y (Vulkan guarantees >= 65535)
@@ -83,6 +84,8 @@ DEFAULT_MATVEC = "v2"       # decode mat-vec kernel on a CPU device (see MatvecK
 # threads per workgroup: on an H100, Llama-3-8B shape 244.6 tok/s against 235.3 (v3:2x128) and 225.4
 # (v2:2x128, the previous default); 1B shape 711.5 / 736.0 / 681.7 (docs/performance.md, PART=tune)
 DEFAULT_MATVEC_GPU = "v3:4x128"
+# a mat-vec of fewer rows than this many workgroups x NR takes NR / 2 rows per workgroup (VulkanOps._matvec_nr)
+MATVEC_MIN_GROUPS = 1024
 
 
 @dataclass(frozen=True)
@@ -433,7 +436,8 @@ class VulkanOps(Ops):
         # Q4_0 / Q8_0 mat-vec: 4 threads per 32-weight block (coalesced x loads) unless GPT4ALL_MATVEC_LANES=0
         self.matvec_lanes = os.environ.get("GPT4ALL_MATVEC_LANES", "1") != "0" and self.matvec_kernel.wg % 4 == 0
         # v3, tile layouts: a workgroup has at most one 32-thread team per tile of a row (a 2048-wide row has 2
-        # tiles, so 4x128 would leave half its threads idle); GPT4ALL_MATVEC_FIT=0 keeps WG threads (an A/B switch)
+        # tiles, so 4x128 would leave half its threads idle); and small matrices take half the rows per workgroup
+        # (_matvec_nr); GPT4ALL_MATVEC_FIT=0 keeps WG threads and NR rows everywhere (an A/B switch)
         self.matvec_fit = os.environ.get("GPT4ALL_MATVEC_FIT", "1") != "0"
         if self.matvec_kernel.wg > self.info.max_workgroup_invocations:
             raise ValueError(f"matvec kernel {self.matvec_kernel}: {self.matvec_kernel.wg} threads per workgroup, "
@@ -455,12 +459,6 @@ class VulkanOps(Ops):
         if self.sample_kernel.wg > self.info.max_workgroup_invocations:
             raise ValueError(f"sample kernel {self.sample_kernel}: {self.sample_kernel.wg} threads per slice, more "
                              f"than '{self.info.name}' allows ({self.info.max_workgroup_invocations})")
-        # split decode attention's merge: a second dispatch ('dispatch', the default) or done by the last
-        # slice to finish ('last', GPT4ALL_ATTENTION_MERGE=last: one dispatch fewer per layer, yet slower on
-        # the H100: 1B 24.9 vs 10.6 + 7.3 us per layer, docs/vulkan.md)
-        self.attention_merge = os.environ.get("GPT4ALL_ATTENTION_MERGE", "dispatch")
-        if self.attention_merge not in ("dispatch", "last"):
-            raise ValueError(f"GPT4ALL_ATTENTION_MERGE={self.attention_merge!r}: 'dispatch' or 'last'")
         # a batch of query rows (prompts, embeddings): 'tiled' (attention_prompt.comp, blocks of query rows
         # sharing each key tile) or 'rows' (attention.comp, a workgroup per row and head; the A/B switch)
         self.attention_prompt = os.environ.get("GPT4ALL_ATTENTION_PROMPT", "tiled")
@@ -499,7 +497,6 @@ class VulkanOps(Ops):
         self._dummy = self.mgr.tensor_t(np.zeros(8, np.float32))       # for absent optional buffers
         self._spv: dict[str, bytes] = {}
         self._scratch: dict[tuple, "kp.Tensor"] = {}              # see _scratch_for()
-        self._counters: dict[int, "kp.Tensor"] = {}             # attention_decode.comp's arrival counters (0 between uses)
         self._normed: Optional[tuple] = None                    # see _pre_normed()
         self._stacks: dict[tuple, Weight] = {}                  # see _stack()
         self._algos: dict[tuple, tuple] = {}                    # see _algorithm()
@@ -890,7 +887,7 @@ class VulkanOps(Ops):
         if held is None or held[1] != (id(q.handle), id(k.handle), id(v.handle)):
             return False
         qw, kw = n_head * head_dim, n_kv_head * head_dim
-        return (not neox and self.matvec_kernel.nr % 2 == 0 and head_dim % 2 == 0 and n_rot % 2 == 0
+        return (not neox and self._matvec_nr(held[2][2]) % 2 == 0 and head_dim % 2 == 0 and n_rot % 2 == 0
                 and 0 < n_rot <= head_dim and held[2] == (qw, qw + kw, qw + 2 * kw)
                 and (q.width, k.width, v.width, k_cache.width, v_cache.width) == (qw, kw, kw, kw, kw))
 
@@ -915,7 +912,7 @@ class VulkanOps(Ops):
         else:
             kernel = ("batch_" if batch else "vec_glu_" if glu else "vec_stack_rope_" if rope
                       else "vec_stack_" if stack else "vec_" if vec else "")
-            nr = MATMUL_NR_BATCH if batch else mk.nr if vec else MATMUL_NR
+            nr = MATMUL_NR_BATCH if batch else self._matvec_nr(n_out) if vec else MATMUL_NR
         shader = f"matmul_{kernel}{vw.layout.shader}{'' if tiled else self._sg}"
         # workgroups along the x rows: the tiled GEMM launches one per bn rows of the capacity (those
         # past the step's n_tokens exit at once); matmul.comp -DBATCH a few that loop over its NT-row tiles
@@ -924,7 +921,7 @@ class VulkanOps(Ops):
         wg = mk.wg
         if vec and vw.layout in TILE_LAYOUTS.values() and self.matvec_fit:
             wg = min(wg, TILE_THREADS * (w.width // TILE_WEIGHTS))     # no team of threads without a tile to take
-        spec = (wg, mk.nr, int(self.matvec_lanes)) if vec else ()      # matmul_vec.comp's specialization constants
+        spec = (wg, nr, int(self.matvec_lanes)) if vec else ()         # matmul_vec.comp's specialization constants
         flags = (1 if bbuf is not None else 0) | (2 if accumulate else 0) | (4 if gbuf is not None else 0)
         act, up_row_off = ({"silu": 0, "gelu": 1}[glu[0]], glu[1]) if glu else (0, 0)
         tensors = [x.handle, out.handle, bbuf or self._dummy] + ([gbuf or self._dummy] if vec else [])
@@ -1003,6 +1000,17 @@ class VulkanOps(Ops):
         self._stacks[key] = stacked
         return stacked
 
+    def _matvec_nr(self, n_out: int) -> int:
+        """Weight rows per workgroup pass of the mat-vec (matmul_vec.comp's NR) for a matrix of n_out rows: the
+        kernel's NR, halved (kept even, as the rope epilogue needs) when that leaves fewer than MATVEC_MIN_GROUPS
+        workgroups, so that a small matrix still spreads over the GPU.  On the H100 (v3:4x128) halving made the
+        1B shape's o, down and q/k/v mat-vecs (512-768 workgroups at NR 4) 10-20% faster and every larger one
+        slower; GPT4ALL_MATVEC_FIT=0 turns it off."""
+        nr = self.matvec_kernel.nr
+        if self.matvec_fit and nr % 4 == 0 and n_out < MATVEC_MIN_GROUPS * nr:
+            nr //= 2
+        return nr
+
     def _matmul_groups(self, n_out: int, nr: int) -> tuple[int, int]:
         """Workgroups (x, y) for n_out weight rows, NR per group.  A GPU gets one workgroup per
         group; a CPU Vulkan device runs workgroups as functions on a few cores, where each costs
@@ -1078,23 +1086,18 @@ class VulkanOps(Ops):
                    seq_ids.handle if seq_ids is not None else self._dummy, part]
         push = push_constants(n_head, n_kv_head, head_dim, float(scale), int(causal), int(window),
                               float(softcap), int(seq_ids is not None), cap, n_split)
-        if n_split > 1 and head_dim % 4 == 0:
+        if n_split > 1 and head_dim % 4 == 0 and head_dim <= ATTENTION_DECODE_MAX_DIM:
             # attention_decode.comp: one workgroup per (KV head, block of <= ATTENTION_DECODE_HEADS of its
-            # query heads, slice), so K and V are read once for the block; same buffers, push constants, part
+            # query heads, slice), so K and V are read once for the block; same buffers, push constants, part.
+            # Its key rows are split over 8 lanes, summed by subgroup shuffles where subgroups hold 8 lanes
             blocks = -(-(n_head // n_kv_head) // ATTENTION_DECODE_HEADS)
             groups = (n_kv_head * blocks, self._row_groups(cap), n_split)
-            if self.attention_merge == "last":
-                # the last slice of each (row, head block) to finish merges the slices into out, counting
-                # arrivals in a uint per (row, head block) that it resets to 0: zeroed once here, shared
-                # like part by every layer and step (the barriers between them order its uses)
-                n = cap * n_kv_head * blocks
-                if n not in self._counters:
-                    self._counters[n] = self._upload(np.zeros(n, np.uint32))
-                counters = self._counters[n]
-                self._dispatch("attention_decode_merge", buffers + [counters], push, groups,
-                               [part, counters, out.handle])
-                return
-            self._dispatch("attention_decode", buffers, push, groups, [part])
+            sg = "_sg" if self.subgroups and self.info.subgroup_shuffle and self.info.subgroup_size >= 8 else ""
+            vec4s_per_lane = -(-head_dim // 32)
+            # 256 threads where the device allows (twice the keys in flight per step), 128 for head_dim > 128
+            # (its shared arrays: vec4s_per_lane x threads vec4s)
+            wg = 256 if vec4s_per_lane <= 4 and self.info.max_workgroup_invocations >= 256 else 128
+            self._dispatch("attention_decode" + sg, buffers, push, groups, [part], spec=(wg, vec4s_per_lane))
         elif n_split == 1 and cap > 1 and self.attention_prompt == "tiled" and head_dim % 4 == 0 \
                 and head_dim <= ATTENTION_PROMPT_MAX_DIM:
             # attention_prompt.comp: a workgroup per (head, block of query rows); the blocks' rows as its BR

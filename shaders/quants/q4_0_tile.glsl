@@ -45,15 +45,33 @@ void decode_raw8(uvec3 raw, uint base, out vec4 a, out vec4 b) {
 void dequant8v(uint base, uint j, out vec4 a, out vec4 b) { decode_raw8(fetch_raw8(base, j), base, a, b); }
 
 #ifdef MATVEC
-// Thread t's part of tile `tile`: sum over m of d_m (q_m . xv[m] - 8 xs[m]), with xv[m] = x vec4 32 m + t
-// of the tile and xs[m] its sum (the -8 costs one multiply per four weights).  Two 16-byte loads.
-float tile_dot(uint tile, uint t, vec4 xv[8], float xs[8]) {
+// Nibbles become floats without an int-to-float conversion (those run on a narrow pipe: on NVIDIA GPUs
+// 16 a clock per multiprocessor against 128 FP32 operations, and the mat-vec made 32 of them per 32
+// weights and row, enough to bound it below memory bandwidth).  The bits 0x4B000000 | (n << s) are the
+// float 2^23 + n 2^s for s + 4 <= 23 (2^23's exponent, n 2^s in the mantissa), so one AND-OR and one
+// subtraction of 2^23 + 8 2^s give (n - 8) 2^s exactly; x comes in divided by 2^s (tile_x, once per x
+// value for all the rows it meets), so the product is (n - 8) x, as before.  Sub-tile m takes half m % 2
+// of quant word m / 2: nibbles at bits 0, 4, 8, 12 for even m; for odd m the word shifted right by 12
+// puts bits 16..31 at 4..19, inside the mantissa.
+const uint MAGIC_2_23 = 0x4B000000u;
+const uvec4 MASK_EVEN = uvec4(0xFu, 0xF0u, 0xF00u, 0xF000u), MASK_ODD = MASK_EVEN << 4u;
+const vec4 POW_EVEN = vec4(1.0, 16.0, 256.0, 4096.0), POW_ODD = 16.0 * POW_EVEN;   // 2^s per nibble
+
+// x vec4 32 m + t of a tile as tile_dot wants it: divided by its nibbles' 2^s (exact: powers of two)
+vec4 tile_x(uint m, vec4 x) { return x * (1.0 / ((m & 1u) == 0u ? POW_EVEN : POW_ODD)); }
+
+// Thread t's part of tile `tile`: sum over m of d_m (q_m - 8) . x_m, with xv[m] = tile_x(m, x vec4 32 m + t
+// of the tile).  Two 16-byte loads.
+float tile_dot(uint tile, uint t, vec4 xv[8]) {
     uvec4 q = data_a4[1u + 32u * tile + t];
     uvec4 sc = data_a4[(data_a[0] >> 2u) + 4u * tile + (t >> 3u)];
     float s = 0.0;
     [[unroll]] for (uint m = 0; m < 8; m++) {     // unrolled: constant indices keep q, sc, xv in registers
-        vec4 qv = vec4((uvec4(q[m >> 1u] >> (16u * (m & 1u))) >> NIBBLE_SHIFTS) & 0xFu);
-        s += unpackHalf2x16(sc[m >> 1u])[m & 1u] * (dot(qv, xv[m]) - 8.0 * xs[m]);
+        bool odd = (m & 1u) != 0u;
+        uvec4 w = uvec4(odd ? q[m >> 1u] >> 12u : q[m >> 1u]);
+        vec4 qv = uintBitsToFloat((w & (odd ? MASK_ODD : MASK_EVEN)) | MAGIC_2_23)
+                - (8388608.0 + 8.0 * (odd ? POW_ODD : POW_EVEN));          // (n - 8) 2^s, exact
+        s += unpackHalf2x16(sc[m >> 1u])[m & 1u] * dot(qv, xv[m]);
     }
     return s;
 }
