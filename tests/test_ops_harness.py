@@ -515,6 +515,25 @@ def test_coopmat_needs_shape_subgroup_and_patched_kp(monkeypatch):
     assert not vulkan_ops._coopmat_usable(base)
 
 
+# The split decode attention with more key slices than the harness's 3: 16 (the GPU default, ATTENTION_SPLITS) and
+# 20, more than attention_merge.comp loads ahead (PRE = 16), so its loop over the remaining slices runs too
+SPLIT_ATTENTION = [c for c in CASES if c.op == "attention" and c.split]
+
+
+@pytest.fixture(scope="module", params=[16, 20], ids=["16-slices", "20-slices"])
+def many_slices(request):
+    from engine.backends.vulkan_device import choose
+    from engine.backends.vulkan_ops import VulkanOps
+    return VulkanOps(choose("kompute"), attention_splits=request.param)
+
+
+@pytest.mark.parametrize("case", SPLIT_ATTENTION, ids=[c.name for c in SPLIT_ATTENTION])
+def test_split_attention_with_many_slices(many_slices, case):
+    from engine.backends.numpy_ops import NumpyOps
+    r = harness.check(case, many_slices, NumpyOps())
+    assert r.ok, f"{case.name} ({many_slices.attention_splits} slices): error {r.error:.3e} {r.detail}"
+
+
 PROMPT_ATTENTION = [c for c in CASES if c.op == "attention" and c.label.startswith("prompt ")]
 
 
