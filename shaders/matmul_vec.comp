@@ -185,7 +185,8 @@ void main() {
 #ifdef TILE_LAYOUT
     // tile layouts (GPT4ALL_MATVEC=v3): TILE_THREADS threads share each 1024-weight tile of a row; thread
     // tl loads x vec4s 32 m + tl (m < 8: contiguous across threads) once for the NR rows (as tile_x prepares
-    // them), and one uvec4 of quants and one of scales per row (tile_dot in the type's file).  WG_SIZE is a multiple of TILE_THREADS.
+    // them), and one uvec4 of quants and one of scales per row (tile_dot in the type's file).  WG_SIZE is a
+    // multiple of TILE_THREADS.
     uint tiles = pc.nb * QK / 1024u, tl = tid % TILE_THREADS;
     uint row_t0 = (pc.w_row0 + j0) * tiles;      // the group's first row's first tile
     for (uint ti = tid / TILE_THREADS; ti < tiles; ti += WG_SIZE / TILE_THREADS) {
