@@ -18,7 +18,8 @@
 // 16-byte quant vectors (coalesced, no padding).  A workgroup takes NR weight rows at a time and
 // each thread loads its unit's 32 x values (8 vec4) once for all NR rows.
 // NR and the workgroup size WG_SIZE are specialization constants (1 and 0), set by the host when it
-// builds the pipeline (vulkan_ops.MatvecKernel, GPT4ALL_MATVEC=v2:NRxWG), so they are tuned per device
+// builds the pipeline (vulkan_ops.MatvecKernel, GPT4ALL_MATVEC=v2:NRxWG; per matrix, small ones get NR / 2 and
+// tile rows no more threads than tiles: VulkanOps._matvec_nr, matvec_fit), so they are tuned per device
 // without recompiling; the driver sees them as constants (loops over NR unroll).  The NR
 // partial sums are reduced with subgroupAdd inside each subgroup (whatever size the device has) and one
 // shared slot per subgroup (USE_SUBGROUP), or through shared memory (portable build).
