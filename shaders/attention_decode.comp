@@ -37,7 +37,7 @@
 #endif
 
 #define GMAX 8                     // query heads per workgroup (vulkan_ops.ATTENTION_DECODE_HEADS)
-#define LK 8u                      // threads per key row (a power of two <= the subgroup size, USE_SUBGROUP)
+#define LK 8u                      // threads per key row (vulkan_ops.ATTENTION_DECODE_LANES; <= the subgroup size)
 #define NEG_INF (-1.0 / 0.0)
 
 layout(std430, binding = 1) readonly buffer Q { vec4 q4[]; };     // [rows, n_head * head_dim]

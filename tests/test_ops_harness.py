@@ -522,16 +522,17 @@ SPLIT_ATTENTION = [c for c in CASES if c.op == "attention" and c.split]
 
 @pytest.fixture(scope="module", params=[16, 20], ids=["16-slices", "20-slices"])
 def many_slices(request):
+    from engine.backends.numpy_ops import NumpyOps
     from engine.backends.vulkan_device import choose
     from engine.backends.vulkan_ops import VulkanOps
-    return VulkanOps(choose("kompute"), attention_splits=request.param)
+    return VulkanOps(choose("kompute"), attention_splits=request.param), NumpyOps()
 
 
 @pytest.mark.parametrize("case", SPLIT_ATTENTION, ids=[c.name for c in SPLIT_ATTENTION])
 def test_split_attention_with_many_slices(many_slices, case):
-    from engine.backends.numpy_ops import NumpyOps
-    r = harness.check(case, many_slices, NumpyOps())
-    assert r.ok, f"{case.name} ({many_slices.attention_splits} slices): error {r.error:.3e} {r.detail}"
+    vk, ref = many_slices
+    r = harness.check(case, vk, ref)
+    assert r.ok, f"{case.name} ({vk.attention_splits} slices): error {r.error:.3e} {r.detail}"
 
 
 PROMPT_ATTENTION = [c for c in CASES if c.op == "attention" and c.label.startswith("prompt ")]

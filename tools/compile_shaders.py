@@ -71,7 +71,7 @@ def variants() -> dict[str, tuple[str, list[str]]]:
     v["rms_norm_sg"] = ("rms_norm.comp", ["USE_SUBGROUP"])
     v["add_rms_norm"] = ("rms_norm.comp", ["ADD"])                    # x += d, then the norm: one dispatch
     v["add_rms_norm_sg"] = ("rms_norm.comp", ["ADD", "USE_SUBGROUP"])
-    v["attention_decode_sg"] = ("attention_decode.comp", ["USE_SUBGROUP"])   # clustered subgroup adds
+    v["attention_decode_sg"] = ("attention_decode.comp", ["USE_SUBGROUP"])   # key-row sums by subgroup shuffles
     # Ops.sample v2 (the default; 'sample' is v1): the vocabulary in slices over many workgroups, then one
     # workgroup finishes from their arg-maxes / top-k candidates
     v["sample_partial"] = ("sample_partial.comp", [])

@@ -54,8 +54,6 @@ def summarise(timings: list[dict], steps: int) -> list[dict]:
     return out
 
 
-
-
 def warm_up(run, seconds: float) -> None:
     """Call ``run`` until ``seconds`` have passed, so the GPU's clocks are up before anything is timed."""
     end = time.perf_counter() + seconds
@@ -91,6 +89,8 @@ def main(argv=None) -> int:
     path, _ = resolve_model(args.model, Path(args.cache_dir))
     nb = args.prompt_batch
     llm = engine.load(str(path), device=args.device, n_batch=nb or 128,
+                      # the prompt, the generated tokens and one decode chunk (<= 16 steps; every timed run
+                      # replays it at the same positions), with room to spare
                       n_ctx=args.depth + args.tokens + 64 + nb)
     ops = llm.ops
     ops.profile = True          # programs are recorded on first use, below: theirs latch timestamps (VulkanOps.record)

@@ -75,7 +75,8 @@ GEMM_TILES = {"tiled": ("tiled_", GEMM_BM, GEMM_BN), "coopmat": ("tiled_cm_", CO
 ATTENTION_SPLITS = 16       # key slices per head for a decode step's attention on a GPU
 ATTENTION_MAX_SPLITS = 1024 # shaders/attention_merge.comp MAX_SPLITS (its shared arrays)
 ATTENTION_DECODE_HEADS = 8  # query heads per workgroup of the split path's kernel (GMAX, shaders/attention_decode.comp)
-ATTENTION_DECODE_MAX_DIM = 256  # largest head_dim of that kernel (4 * LK * 8 vec4s per lane)
+ATTENTION_DECODE_LANES = 8  # threads per key row in that kernel (its LK): subgroups of fewer take its portable build
+ATTENTION_DECODE_MAX_DIM = 256  # largest head_dim of that kernel (8 vec4s per lane)
 ATTENTION_PROMPT_MAX_DIM = 256  # largest head_dim of the tiled prompt kernel (shaders/attention_prompt.comp)
 CPU_MATMUL_GROUPS = 64      # matmul workgroups on a CPU Vulkan device (see _matmul_groups)
 MAX_GROUPS_X = 32768        # split large dispatches over x and y (Vulkan guarantees >= 65535)
@@ -1089,11 +1090,13 @@ class VulkanOps(Ops):
         if n_split > 1 and head_dim % 4 == 0 and head_dim <= ATTENTION_DECODE_MAX_DIM:
             # attention_decode.comp: one workgroup per (KV head, block of <= ATTENTION_DECODE_HEADS of its
             # query heads, slice), so K and V are read once for the block; same buffers, push constants, part.
-            # Its key rows are split over 8 lanes, summed by subgroup shuffles where subgroups hold 8 lanes
+            # Its key rows are split over ATTENTION_DECODE_LANES lanes, summed by subgroup shuffles where
+            # subgroups hold that many
             blocks = -(-(n_head // n_kv_head) // ATTENTION_DECODE_HEADS)
             groups = (n_kv_head * blocks, self._row_groups(cap), n_split)
-            sg = "_sg" if self.subgroups and self.info.subgroup_shuffle and self.info.subgroup_size >= 8 else ""
-            vec4s_per_lane = -(-head_dim // 32)
+            lanes = ATTENTION_DECODE_LANES
+            sg = "_sg" if self.subgroups and self.info.subgroup_shuffle and self.info.subgroup_size >= lanes else ""
+            vec4s_per_lane = -(-head_dim // (4 * lanes))
             # 256 threads where the device allows (twice the keys in flight per step), 128 for head_dim > 128
             # (its shared arrays: vec4s_per_lane x threads vec4s)
             wg = 256 if vec4s_per_lane <= 4 and self.info.max_workgroup_invocations >= 256 else 128
