@@ -321,6 +321,15 @@ def _rms_norm_rows(out: np.ndarray, x: np.ndarray, wv: Optional[np.ndarray], gro
     """out = x scaled to unit RMS per contiguous group of ``group`` values (times wv, if given), for the
     rows x holds; out may be x itself.  Shared by rms_norm and add_rms_norm."""
     n = x.shape[0]
+    if n == 1 and group == x.shape[1]:
+        # a decode step's one row: the same arithmetic in four NumPy calls instead of seven (it runs twice a layer
+        # every token, and at this size a call's fixed cost is most of the work: 6.3 -> 2.1 us)
+        v, o1 = x[0], out[0]
+        inv_rms1 = np.float32(1.0) / np.sqrt(np.dot(v, v) / np.float32(group) + eps32)
+        np.multiply(v, inv_rms1, out=o1)
+        if wv is not None:
+            o1 *= wv
+        return
     v = x.reshape(n, -1, group)                                         # [n, groups, group]
     o = out.reshape(n, -1, group)                                       # may be v itself
     # mean of squares as a dot product of each group with itself: no [n, width] temporary
