@@ -176,3 +176,31 @@ def test_sweep_only_runs_and_report():
     assert "| prompt tok |" not in text                     # no main table without main runs
     rows = [line for line in text.splitlines() if line.startswith("| ours")]
     assert [r.split("|")[3].strip() for r in rows] == ["256", "1024"]    # sweep rows sorted by depth
+
+
+def test_bench_cpu_rounds_report_every_ratio_and_the_median(monkeypatch, capsys):
+    """--rounds N: N single comparisons (each with the same settings and its own JSON, no floor), then each
+    round's decode ratio and their median.  tools/bench.py is replaced by a stand-in that writes the report a
+    real run would, with speeds the test chooses."""
+    import json
+
+    import bench_cpu
+    speeds = iter([(80.0, 160.0), (60.0, 150.0), (90.0, 150.0)])      # ours, upstream per round
+    seen = []
+
+    def fake_main(argv):
+        seen.append(argv)
+        ours, up = next(speeds)
+        Path(argv[argv.index("--json") + 1]).write_text(json.dumps({"results": [
+            {"engine": "ours", "runs": {"main": {"gen_tok_s": ours}}},
+            {"engine": "upstream 2.8.2", "runs": {"main": {"gen_tok_s": up}}}]}))
+        return 0
+
+    monkeypatch.setattr(bench, "main", fake_main)
+    assert bench_cpu.main(["--rounds", "3", "--model", "m.gguf", "--gen-tokens", "16"]) == 0
+    out = capsys.readouterr().out
+    assert len(seen) == 3 and len({a[a.index("--json") + 1] for a in seen}) == 3
+    for argv in seen:
+        assert argv[argv.index("--model") + 1] == "m.gguf" and argv[argv.index("--gen-tokens") + 1] == "16"
+        assert "--rounds" not in argv and "--floor" not in argv and "--upstream" in argv
+    assert "decode ratio ours / upstream: 0.500, 0.400, 0.600; median 0.500x" in out

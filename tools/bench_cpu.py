@@ -1,6 +1,6 @@
 """CPU: the NumPy engine beside upstream gpt4all 2.8.2, same file, same run, 2 threads each.
 
-    .venv/bin/python tools/bench_cpu.py [--threads 2] [--prompt-tokens 128] [--gen-tokens 64] [--floor]
+    .venv/bin/python tools/bench_cpu.py [--threads 2] [--prompt-tokens 128] [--gen-tokens 64] [--floor] [--rounds N]
 
 A fixed configuration of tools/bench.py (which holds the timing method, the upstream runner and
 the 'smollm' -> 'starcoder' pre-tokenizer copy that upstream needs): SmolLM2-135M-Instruct Q4_0,
@@ -15,6 +15,11 @@ plus the LM head: output.weight, or token_embd.weight when tied; q/k/v and gate/
 product each, as the engine runs them), on the same BLAS threads, best of several passes.  No decode
 can be faster than one such pass, so 1 / (pass time) is the highest tok/s the NumPy engine could
 reach on this machine, printed beside half of upstream's speed measured in the same run.
+
+--rounds N runs the comparison N times back to back (ours, then upstream, each round) and ends with every
+round's decode ratio and their median.  Upstream reads 7x fewer bytes per token than the NumPy engine, so
+the ratio follows the machine's memory bandwidth of the moment (a shared VM's varies by ~30% within minutes):
+one round is one sample of it, the median of several is the figure to quote.
 """
 from __future__ import annotations
 
@@ -86,7 +91,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--markdown", default=None)
     p.add_argument("--floor", action="store_true",
                    help="also time one pass of f32 matrix-vector products over all weights: the NumPy ceiling")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="run the comparison this many times; print each round's decode ratio and the median")
     a = p.parse_args(argv)
+    if a.rounds > 1:
+        return rounds(a)
     import bench  # tools/bench.py
     args = ["--model", a.model, "--device", "cpu", "--upstream", "--threads", str(a.threads),
             "--prompt-tokens", str(a.prompt_tokens), "--gen-tokens", str(a.gen_tokens),
@@ -101,11 +110,8 @@ def main(argv: list[str] | None = None) -> int:
         args += ["--markdown", a.markdown]
     rc = bench.main(args)
     if a.floor:
-        import json
         f = f32_floor(a.model, a.threads)
-        runs = json.loads(Path(json_path).read_text())["results"]
-        gen = {r["engine"]: r["runs"]["main"]["gen_tok_s"] for r in runs
-               if r.get("runs", {}).get("main", {}).get("gen_tok_s")}
+        gen = decode_speeds(json_path)
         print(f"\nf32 floor: {f['products']} products over the weights, {f['f32_bytes'] / 1e6:.0f} MB as float32; one "
               f"matrix-vector pass over them takes {f['pass_s'] * 1e3:.2f} ms ({f['gb_per_s']:.1f} GB/s) on "
               f"{a.threads} BLAS threads -> NumPy decode can reach at most {f['max_tok_s']:.1f} tok/s here.")
@@ -115,6 +121,42 @@ def main(argv: list[str] | None = None) -> int:
             half = f"; half of upstream = {up / 2:.1f} tok/s" if up else ""
             print(f"same run: {line}{half}")
     return rc
+
+
+def decode_speeds(json_path: str) -> dict:
+    """engine -> generation tok/s of the main run, from a tools/bench.py JSON report."""
+    import json
+    runs = json.loads(Path(json_path).read_text())["results"]
+    return {r["engine"]: r["runs"]["main"]["gen_tok_s"] for r in runs
+            if r.get("runs", {}).get("main", {}).get("gen_tok_s")}
+
+
+def rounds(a: argparse.Namespace) -> int:
+    """--rounds: the single comparison a.rounds times, then the decode ratios and their median."""
+    import statistics
+    import tempfile
+    tmp = tempfile.mkdtemp()
+    one = ["--model", a.model, "--threads", str(a.threads), "--prompt-tokens", str(a.prompt_tokens),
+           "--gen-tokens", str(a.gen_tokens), "--n-batch", str(a.n_batch)]        # a round: no floor, its own JSON
+    ratios = []
+    for i in range(a.rounds):
+        path = os.path.join(tmp, f"round{i + 1}.json")
+        rc = main([*one, "--json", path])
+        if rc:
+            return rc
+        gen = decode_speeds(path)
+        ours, up = gen.get("ours"), next((v for k, v in gen.items() if k != "ours"), None)
+        if ours and up:
+            ratios.append(ours / up)
+            print(f"round {i + 1}: ours {ours:.2f} tok/s, upstream {up:.2f} tok/s, decode ratio {ours / up:.3f}x ({path})")
+    if ratios:
+        print(f"\n{a.rounds} rounds, decode ratio ours / upstream: " + ", ".join(f"{r:.3f}" for r in ratios)
+              + f"; median {statistics.median(ratios):.3f}x (goal: 0.5x)")
+    if a.floor:
+        f = f32_floor(a.model, a.threads)
+        print(f"f32 floor after the rounds: one pass {f['pass_s'] * 1e3:.2f} ms ({f['gb_per_s']:.1f} GB/s) -> at most "
+              f"{f['max_tok_s']:.1f} tok/s")
+    return 0
 
 
 if __name__ == "__main__":
