@@ -97,9 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.rounds > 1:
         return rounds(a)
     import bench  # tools/bench.py
-    args = ["--model", a.model, "--device", "cpu", "--upstream", "--threads", str(a.threads),
-            "--prompt-tokens", str(a.prompt_tokens), "--gen-tokens", str(a.gen_tokens),
-            "--n-batch", str(a.n_batch)]
+    args = bench_args(a)
     json_path = a.json
     if a.floor and not json_path:       # the floor line compares with upstream's number from this run
         import tempfile
@@ -123,6 +121,12 @@ def main(argv: list[str] | None = None) -> int:
     return rc
 
 
+def bench_args(a: argparse.Namespace) -> list[str]:
+    """tools/bench.py's arguments for one comparison with these settings (no --json / --markdown)."""
+    return ["--model", a.model, "--device", "cpu", "--upstream", "--threads", str(a.threads),
+            "--prompt-tokens", str(a.prompt_tokens), "--gen-tokens", str(a.gen_tokens), "--n-batch", str(a.n_batch)]
+
+
 def decode_speeds(json_path: str) -> dict:
     """engine -> generation tok/s of the main run, from a tools/bench.py JSON report."""
     import json
@@ -135,13 +139,13 @@ def rounds(a: argparse.Namespace) -> int:
     """--rounds: the single comparison a.rounds times, then the decode ratios and their median."""
     import statistics
     import tempfile
+
+    import bench  # tools/bench.py
     tmp = tempfile.mkdtemp()
-    one = ["--model", a.model, "--threads", str(a.threads), "--prompt-tokens", str(a.prompt_tokens),
-           "--gen-tokens", str(a.gen_tokens), "--n-batch", str(a.n_batch)]        # a round: no floor, its own JSON
     ratios = []
     for i in range(a.rounds):
-        path = os.path.join(tmp, f"round{i + 1}.json")
-        rc = main([*one, "--json", path])
+        path = os.path.join(tmp, f"round{i + 1}.json")       # a round: its own JSON, no floor
+        rc = bench.main([*bench_args(a), "--json", path])
         if rc:
             return rc
         gen = decode_speeds(path)
