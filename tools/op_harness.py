@@ -425,13 +425,12 @@ def sample_case(label: str, n_vocab: int, temp: float, top_k: int, top_p: float,
     return Case("sample", label, prepare, tol=0.0)
 
 
-def advance_case(n_vocab=300, steps=3, seed=7, hist_cap=6, n_history=4) -> Case:
+def advance_case(n_vocab=300, steps=3, seed=7, hist_cap=6, history=(5, 9, 2, 7)) -> Case:
     """k decode steps recorded once: sample(slot i) then advance(slot i) feeds the token back.  A history
     longer than advance.comp's workgroup (64) makes its shift move several chunks."""
     rng = np.random.default_rng(seed)
     logits = (rng.standard_normal(n_vocab) * 3).astype(np.float32)
-    history = (np.array([5, 9, 2, 7], np.int32) if n_history == 4
-               else rng.integers(0, n_vocab, n_history).astype(np.int32))
+    history = np.asarray(history, np.int32)
 
     def prepare(ops: Ops) -> Prepared:
         lt = _tensor(ops, logits[None, :])
@@ -657,7 +656,8 @@ def build_cases() -> list[Case]:
               sample_case("min-p 0.05, top-p 1", 2000, 1.0, 100, 1.0, 0.05, 1.0, us),
               sample_case("top-k off, top-p 0.5", 5000, 1.2, 0, 0.5, 0.0, 1.1, us),
               sample_case("top-k 1000 > 512 candidates, top-p 0.3", 4000, 0.9, 1000, 0.3, 0.0, 1.0, us),
-              advance_case(), advance_case(steps=4, hist_cap=150, n_history=148)]
+              advance_case(),
+              advance_case(steps=4, hist_cap=150, history=np.random.default_rng(8).integers(0, 300, 148))]
     # sampling at the edges of Vulkan's v2 slices (sample_partial.comp: a workgroup per slice of the vocabulary;
     # tests/test_ops_harness.py runs these with small slices and candidate budgets too): vocabularies that are
     # no multiple of a slice, the maximum at the last id, equal maxima in different slices (every logit equal:
