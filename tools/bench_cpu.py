@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{a.threads} BLAS threads -> NumPy decode can reach at most {f['max_tok_s']:.1f} tok/s here.")
         if gen:
             line = ", ".join(f"{k} {v:.1f} tok/s" for k, v in gen.items())
-            up = next((v for k, v in gen.items() if k != "ours"), None)
+            up = upstream_speed(gen)
             half = f"; half of upstream = {up / 2:.1f} tok/s" if up else ""
             print(f"same run: {line}{half}")
     return rc
@@ -135,6 +135,11 @@ def decode_speeds(json_path: str) -> dict:
             if r.get("runs", {}).get("main", {}).get("gen_tok_s")}
 
 
+def upstream_speed(gen: dict) -> float | None:
+    """Upstream's tok/s in decode_speeds' dict: the engine that is not ours (None if it did not run)."""
+    return next((v for k, v in gen.items() if k != "ours"), None)
+
+
 def rounds(a: argparse.Namespace) -> int:
     """--rounds: the single comparison a.rounds times, then the decode ratios and their median."""
     import statistics
@@ -149,7 +154,7 @@ def rounds(a: argparse.Namespace) -> int:
         if rc:
             return rc
         gen = decode_speeds(path)
-        ours, up = gen.get("ours"), next((v for k, v in gen.items() if k != "ours"), None)
+        ours, up = gen.get("ours"), upstream_speed(gen)
         if ours and up:
             ratios.append(ours / up)
             print(f"round {i + 1}: ours {ours:.2f} tok/s, upstream {up:.2f} tok/s, decode ratio {ours / up:.3f}x ({path})")
