@@ -23,6 +23,8 @@
 #   PART=check  the op harness (HARNESS_K: a pytest -k filter) and ours alone on each model (--anatomy): a short call.
 #   PART=embed  tools/bench_embed.py: Embed4All vs upstream's on MiniLM F16 and on nomic-embed-text-v1.5's
 #               shape, 2048-row passes; tools/op_harness.py --perf.
+#   PART=stats  tools/shader_stats.py: registers, shared memory etc. of every decode pipeline (STATS_SHADERS adds
+#               "shader:spec" variants).
 #   PART=splits ours alone, generation at depths SPLITS_SWEEP ("512,4096") for each GPT4ALL_ATTENTION_SPLITS
 #               in SPLITS ("16 64").
 #   PART=profile tools/profile_decode.py (GPU time of every decode dispatch) for each GPT4ALL_MATVEC in
@@ -249,6 +251,18 @@ part_splits() {
 # PART=profile: where each decode step's GPU time goes (tools/profile_decode.py: GPU timestamps around every
 # dispatch, folded over layers, GB/s per matmul), for each GPT4ALL_MATVEC in PROFILE_MATVEC (default: the
 # backend's default only; "default" names it), then the Q4_0 mat-vec kernels alone (tools/bench_kernels.py).
+# PART=stats: tools/shader_stats.py, what the driver made of every pipeline of each model's decode step (registers,
+# shared memory, ...), then of each "shader:spec" in STATS_SHADERS (e.g. "matmul_vec_q4_0_tile_sg:128,8,1").
+part_stats() {
+    for m in $MODELS; do
+        step "shader stats ${SHAPE[$m]}" 120 python3 tools/shader_stats.py --model "${SHAPE[$m]}-q4_0" \
+            --cache-dir "$BENCH_CACHE" --device kompute
+    done
+    for s in ${STATS_SHADERS:-}; do
+        step "shader stats $s" 30 python3 tools/shader_stats.py "${s%%:*}" --spec "${s#*:}"
+    done
+}
+
 part_profile() {
     for m in $MODELS; do
         for mv in ${PROFILE_MATVEC-default}; do  # PROFILE_MATVEC="": no decode profile
@@ -298,7 +312,8 @@ main() {
             check) write_models; part_check ;;
             splits) write_models; part_splits ;;
             profile) write_models; part_profile ;;
-            *) say "unknown part $part of PART=$PART (main, speed, embed, tune, check, splits, profile)"; return 2 ;;
+            stats) write_models; part_stats ;;
+            *) say "unknown part $part of PART=$PART (main, speed, embed, tune, check, splits, profile, stats)"; return 2 ;;
         esac
     done
     [ -n "$clock_pid" ] && kill "$clock_pid" 2>/dev/null
