@@ -248,9 +248,6 @@ part_splits() {
     done
 }
 
-# PART=profile: where each decode step's GPU time goes (tools/profile_decode.py: GPU timestamps around every
-# dispatch, folded over layers, GB/s per matmul), for each GPT4ALL_MATVEC in PROFILE_MATVEC (default: the
-# backend's default only; "default" names it), then the Q4_0 mat-vec kernels alone (tools/bench_kernels.py).
 # PART=stats: tools/shader_stats.py, what the driver made of every pipeline of each model's decode step (registers,
 # shared memory, ...), then of each "shader:spec" in STATS_SHADERS (e.g. "matmul_vec_q4_0_tile_sg:128,8,1").
 part_stats() {
@@ -263,6 +260,9 @@ part_stats() {
     done
 }
 
+# PART=profile: where each decode step's GPU time goes (tools/profile_decode.py: GPU timestamps around every
+# dispatch, folded over layers, GB/s per matmul), for each GPT4ALL_MATVEC in PROFILE_MATVEC (default: the
+# backend's default only; "default" names it), then the Q4_0 mat-vec kernels alone (tools/bench_kernels.py).
 part_profile() {
     for m in $MODELS; do
         for mv in ${PROFILE_MATVEC-default}; do  # PROFILE_MATVEC="": no decode profile

@@ -110,7 +110,6 @@ class StatsDevice:
             vk.vkDestroyPipeline(self.dev, pipe, None)
             vk.vkDestroyShaderModule(self.dev, module, None)
 
-
     def _enumerate(self, fn, info, ctype: str, stype: int) -> list:
         """Vulkan's two-call enumeration (count, then the array) with every output struct's sType set."""
         ffi = self.vk.ffi
