@@ -204,3 +204,18 @@ def test_bench_cpu_rounds_report_every_ratio_and_the_median(monkeypatch, capsys)
         assert argv[argv.index("--model") + 1] == "m.gguf" and argv[argv.index("--gen-tokens") + 1] == "16"
         assert "--rounds" not in argv and "--floor" not in argv and "--upstream" in argv
     assert "decode ratio ours / upstream: 0.500, 0.400, 0.600; median 0.500x" in out
+
+
+def test_bench_cpu_rounds_refuses_a_single_report_path(capsys):
+    """--rounds writes a report per round: a --json or --markdown path it would not honour is an error, as is
+    --rounds 0."""
+    import pytest
+
+    import bench_cpu
+    for extra in (["--json", "r.json"], ["--markdown", "r.md"]):
+        with pytest.raises(SystemExit) as e:
+            bench_cpu.main(["--rounds", "3", *extra])
+        assert e.value.code == 2
+    with pytest.raises(SystemExit):
+        bench_cpu.main(["--rounds", "0"])
+    assert "--rounds writes one JSON report per round" in capsys.readouterr().err

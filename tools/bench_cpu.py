@@ -94,7 +94,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=1,
                    help="run the comparison this many times; print each round's decode ratio and the median")
     a = p.parse_args(argv)
+    if a.rounds < 1:
+        p.error(f"--rounds {a.rounds}: at least 1")
     if a.rounds > 1:
+        if a.json or a.markdown:
+            p.error("--rounds writes one JSON report per round (their paths are printed): no --json / --markdown")
         return rounds(a)
     import bench  # tools/bench.py
     args = bench_args(a)

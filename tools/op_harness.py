@@ -431,6 +431,8 @@ def advance_case(n_vocab=300, steps=3, seed=7, hist_cap=6, history=(5, 9, 2, 7))
     rng = np.random.default_rng(seed)
     logits = (rng.standard_normal(n_vocab) * 3).astype(np.float32)
     history = np.asarray(history, np.int32)
+    # one uniform per step: the first four fixed (the existing cases' inputs), any further ones from the rng
+    uniforms = [0.3, 0.6, 0.9, 0.45][:steps] + [float(u) for u in rng.uniform(0.0, 1.0, max(0, steps - 4))]
 
     def prepare(ops: Ops) -> Prepared:
         lt = _tensor(ops, logits[None, :])
@@ -445,7 +447,7 @@ def advance_case(n_vocab=300, steps=3, seed=7, hist_cap=6, history=(5, 9, 2, 7))
         def before():
             ops.write(ht, history.reshape(-1, 1))
             ops.set_step(4, 10)
-            ops.set_sampling(0.8, 40, 0.95, 0.0, 1.5, 64, [0.3, 0.6, 0.9, 0.45][:steps], len(history))
+            ops.set_sampling(0.8, 40, 0.95, 0.0, 1.5, 64, uniforms, len(history))
         return Prepared(prog, before, [(tok, steps), (ids, 1), (ht, hist_cap)],
                         extra=lambda: np.concatenate([np.asarray(ops.step[:3], np.float64),
                                                       np.asarray(ops.sampling[6:7], np.float64)]))
