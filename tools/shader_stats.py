@@ -19,6 +19,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from engine.backends.vulkan_device import COOPMAT_EXTENSIONS  # noqa: E402
 
 PUSH_BYTES = 128            # a push-constant range at least as large as any of our shaders' blocks
 MAX_BINDINGS = 16           # storage buffers 0..15: more than any shader binds (a layout may declare unused ones)
@@ -45,14 +46,21 @@ class StatsDevice:
         ext = "VK_KHR_pipeline_executable_properties"
         have = {e.extensionName for e in vk.vkEnumerateDeviceExtensionProperties(self.phys, None)}
         self.has_stats = ext in have
-        feat = vk.VkPhysicalDevicePipelineExecutablePropertiesFeaturesKHR(
-            sType=vk.VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PIPELINE_EXECUTABLE_PROPERTIES_FEATURES_KHR,
-            pipelineExecutableInfo=vk.VK_TRUE)
+        chain = vk.ffi.NULL
+        if self.has_stats:
+            chain = vk.VkPhysicalDevicePipelineExecutablePropertiesFeaturesKHR(
+                sType=vk.VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PIPELINE_EXECUTABLE_PROPERTIES_FEATURES_KHR,
+                pipelineExecutableInfo=vk.VK_TRUE)
+        # the extensions the tensor-core GEMM needs (as VulkanOps asks kp for them), with the features the device
+        # has of them, so that its pipelines (matmul_tiled_cm*) can be built and inspected too
+        coopmat = [e for e in COOPMAT_EXTENSIONS if e in have] if "VK_NV_cooperative_matrix" in have else []
+        if coopmat:
+            chain = self._supported_features(chain)
         queue = vk.VkDeviceQueueCreateInfo(sType=vk.VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO, queueFamilyIndex=0,
                                            queueCount=1, pQueuePriorities=[1.0])
-        exts = [ext] if self.has_stats else []
+        exts = ([ext] if self.has_stats else []) + coopmat
         self.dev = vk.vkCreateDevice(self.phys, vk.VkDeviceCreateInfo(
-            sType=vk.VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO, pNext=feat if self.has_stats else vk.ffi.NULL,
+            sType=vk.VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO, pNext=chain,
             queueCreateInfoCount=1, pQueueCreateInfos=[queue], enabledExtensionCount=len(exts),
             ppEnabledExtensionNames=exts), None)
         # the raw entry points: pyvulkan's wrappers leave the output structs' sType at 0, which the spec forbids
@@ -70,6 +78,22 @@ class StatsDevice:
         self.layout = vk.vkCreatePipelineLayout(self.dev, vk.VkPipelineLayoutCreateInfo(
             sType=vk.VK_STRUCTURE_TYPE_PIPELINE_LAYOUT_CREATE_INFO, setLayoutCount=1, pSetLayouts=[self.set_layout],
             pushConstantRangeCount=1, pPushConstantRanges=[push]), None)
+
+    def _supported_features(self, chain):
+        """``chain`` preceded by the cooperative-matrix, float16 and memory-model feature structs, each filled with
+        what the device supports (as tools/kp_patch.py's Manager does), kept alive on self."""
+        vk = self.vk
+        self._features = [
+            vk.VkPhysicalDeviceCooperativeMatrixFeaturesNV(
+                sType=vk.VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV, pNext=chain),
+        ]
+        self._features.append(vk.VkPhysicalDeviceShaderFloat16Int8Features(
+            sType=vk.VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_FLOAT16_INT8_FEATURES, pNext=self._features[-1]))
+        self._features.append(vk.VkPhysicalDeviceVulkanMemoryModelFeatures(
+            sType=vk.VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_MEMORY_MODEL_FEATURES, pNext=self._features[-1]))
+        vk.vkGetPhysicalDeviceFeatures2(self.phys, vk.VkPhysicalDeviceFeatures2(
+            sType=vk.VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2, pNext=self._features[-1]))
+        return self._features[-1]
 
     def stats(self, spirv: bytes, spec: tuple = ()) -> dict:
         """{statistic name: value} of the compute pipeline of ``spirv`` with specialization constants
