@@ -18,6 +18,11 @@
 // Q4_0's tile layout, as raw words dequantised only when stored).  -DBN=128 -DWG_SIZE=256 is the default
 // 'coopmat_wide' (128 x 128 tiles, 8 subgroups), plain -DCOOPMAT 'coopmat' (128 x 64, 4 subgroups).
 //
+// -DGLU (with COOPMAT; Ops.matmul_glu of a batch, VulkanOps on the 'coopmat_wide' GEMM): W holds the gate rows
+// and, up_row_off rows further on, the up rows (the stack the decode mat-vec's GLU reads); a tile's slab takes
+// BM / 2 gate rows and the same up rows, so the upper subgroups' sums are the lower ones' up values, and the tile
+// writes act(gate) * up for BM / 2 output columns: one GEMM instead of two GEMMs and a glu dispatch.
+//
 // Split K (pc.k_split > 1, when the tiles alone are too few to fill the GPU: a 128-row batch of a
 // 1024-wide projection makes 32 tiles): workgroup z takes row tile z / k_split and the (z % k_split)-th
 // part of K, and writes its unscaled partial sums to `part`; matmul_split_sum.comp adds them up, with
@@ -50,6 +55,12 @@ layout(std430, binding = 5) buffer P { float part[]; };                // [k_spl
 #include "matmul_pc.glsl"
 
 #include "dequant.glsl"
+#ifdef GLU
+#if !defined(COOPMAT)
+#error "-DGLU is built for the COOPMAT kernel only"
+#endif
+#include "gelu.glsl"
+#endif
 
 // Tile sizes (BM, BN: vulkan_ops.GEMM_BM / GEMM_BN, or COOPMAT_BM / COOPMAT_BN, with which the host sizes the grid)
 #ifdef COOPMAT
@@ -74,6 +85,11 @@ layout(std430, binding = 5) buffer P { float part[]; };                // [k_spl
 #define BK 32                        // weights along K per step: a multiple of 32, so a step holds whole
 #endif                               // Q4_0 / Q8_0 blocks and an eighth of a K-quant block
 #endif
+#ifdef GLU
+#define TILE_COLS (BM / 2)           // -DGLU: a tile's BM slab rows are BM / 2 gate rows and their up rows
+#else
+#define TILE_COLS BM                 // output columns per tile
+#endif
 #define KV (BK / 4)                  // vec4s per slab row
 #if (BM * BK / 8) % WG_SIZE != 0 || (BN * KV) % WG_SIZE != 0
 #error "tile sizes: the slabs must be whole multiples of WG_SIZE chunks"
@@ -91,9 +107,16 @@ bool w_piece(uint j0, uint k0, uint p, out uint r, out uint kc, out uint base, o
     r = c / (BK / 8);
     kc = c % (BK / 8);
     uint chunk = k0 / 8u + kc;
-    base = ((pc.w_row0 + j0 + r) * pc.nb + chunk / CPB) * BW;
+#ifdef GLU
+    // -DGLU: slab rows 0 .. BM / 2 - 1 are gate rows j0 .., rows BM / 2 .. their up rows, up_row_off further on
+    uint col = j0 + r % (BM / 2u);              // the output column the row serves
+    uint row = r < BM / 2u ? col : pc.up_row_off + col;
+#else
+    uint col = j0 + r, row = col;
+#endif
+    base = ((pc.w_row0 + row) * pc.nb + chunk / CPB) * BW;
     j = chunk % CPB;
-    return j0 + r < pc.n_out && chunk < pc.nb * CPB;
+    return col < pc.n_out && chunk < pc.nb * CPB;
 }
 
 // piece p dequantised (dequant8v)
@@ -188,10 +211,12 @@ shared uint w_h[BM * LDU];           // [BM][LDH] f16: W[j0 + r, k0 + k] is half
 shared uint x_h[BN * LDU];           // [BN][LDH] f16: x[t0 + t, k0 + k] likewise                      (9 / 18 KiB)
 shared float c_s[WG_SIZE / 32][CM_M * CM_N];   // per subgroup: one accumulator on its way out, column-major
 
-// The next slabs, held in registers while the current ones are multiplied (as f32: rounding them to f16 at once
-// made each thread wait for its loads before the products they are meant to overlap; H100, 8B prompt GEMMs ~20%
-// slower).  Piece p of this thread: W slab row wr[p], chunk wk[p]; x slab row xt[p], vec4 xq[p].
-vec4 xv[X_VECS];
+// The next slabs, held in registers while the current ones are multiplied: x as f16 pairs, rounded as soon as
+// they are loaded (the same values store_slabs stored before; H100, 8B pp512: 4334 tok/s against 4263 and 4171 with
+// the f32 values held until then), W as loaded.  Rounding W to f16 at once made each thread wait for its loads
+// before the products they are meant to overlap (8B prompt GEMMs ~20% slower).  Piece p of this thread: W slab row
+// wr[p], chunk wk[p]; x slab row xt[p], vec4 xq[p].
+uvec2 xv[X_VECS];
 uint wr[W_CHUNKS], wk[W_CHUNKS], xt[X_VECS], xq[X_VECS];
 #ifdef RAW_PREFETCH
 uvec3 wraw[W_CHUNKS];                        // W as loaded, dequantised only when stored to w_h
@@ -207,7 +232,10 @@ void fetch_slabs(uint j0, uint t0, uint k0, uint n_rows) {
 #else
     [[unroll]] for (uint p = 0; p < W_CHUNKS; p++) fetch_w(j0, k0, p, wr[p], wk[p], wa[p], wb[p]);
 #endif
-    [[unroll]] for (uint p = 0; p < X_VECS; p++) xv[p] = fetch_x(t0, k0, n_rows, p, xt[p], xq[p]);
+    [[unroll]] for (uint p = 0; p < X_VECS; p++) {
+        vec4 v = fetch_x(t0, k0, n_rows, p, xt[p], xq[p]);
+        xv[p] = uvec2(packHalf2x16(v.xy), packHalf2x16(v.zw));
+    }
 }
 
 // the fetched slabs as f16 pairs into w_h and x_h
@@ -225,8 +253,8 @@ void store_slabs() {
     }
     [[unroll]] for (uint p = 0; p < X_VECS; p++) {
         uint o = xt[p] * LDU + 2u * xq[p];
-        x_h[o] = packHalf2x16(xv[p].xy);
-        x_h[o + 1u] = packHalf2x16(xv[p].zw);
+        x_h[o] = xv[p].x;
+        x_h[o + 1u] = xv[p].y;
     }
 }
 
@@ -249,6 +277,37 @@ void store_slabs() {
 #define MUL_ADD(i, u) acc##i##u = coopMatMulAddNV(a##i, b##u, acc##i##u);
 #define STORE_C(i, u) store_acc(acc##i##u, wm * WM + i * CM_M, wn * WN + u * CM_N, j0, t0, n_rows);
 
+#ifdef GLU
+// GLU: the up subgroup wn's sums, [WN][BM / 2] f32 column-major (x row-major), in w_h for wn < 2 and x_h for the
+// others (each holds two: 2 x 64 x 32 floats <= BM * LDU).  up_sums(wn, col, row) reads one back.
+#if 2 * WN * (BM / 2) > BM * LDU || WARPS_N != 4 || WARPS_M != 2
+#error "COOPMAT GLU: the up sums must fit the slab arrays, 2 x 4 subgroups"
+#endif
+#define UP_AT(wn, col, row) (((wn) & 1u) * WN * (BM / 2) + (col) * (BM / 2) + (row))
+#define PUT_UP(i, u) if (wn < 2u) coopMatStoreNV(acc##i##u, w_h, UP_AT(wn, u * CM_N, i * CM_M), BM / 2, true); \
+                     else coopMatStoreNV(acc##i##u, x_h, UP_AT(wn, u * CM_N, i * CM_M), BM / 2, true);
+#define STORE_GLU(i, u) store_glu(acc##i##u, i * CM_M, wn, u * CM_N, j0, t0, n_rows);
+
+// Gate accumulator m (gate rows r0.. of the tile, x rows c0.. of subgroup column wn) with the matching up sums:
+// out[t, j] = act(gate) * up (the GLU host passes no bias, no accumulate and no split K)
+void store_glu(MAT_C m, uint r0, uint wn, uint c0, uint j0, uint t0, uint n_rows) {
+    uint warp = gl_SubgroupID;
+    coopMatStoreNV(m, c_s[warp], 0, CM_M, true);
+    subgroupMemoryBarrierShared();
+    subgroupBarrier();
+    for (uint e = gl_SubgroupInvocationID; e < CM_M * CM_N; e += 32u) {
+        uint r = r0 + e % CM_M, c = c0 + e / CM_M;
+        uint at = UP_AT(wn, c, r);
+        float up = uintBitsToFloat(wn < 2u ? w_h[at] : x_h[at]);
+        float g = c_s[warp][e];
+        float a = pc.act == 0u ? g / (1.0 + exp(-g)) : gelu_tanh(g);
+        uint j = j0 + r, t = t0 + wn * WN + c;
+        if (j < pc.n_out && t < n_rows) out_[t * pc.out_stride + pc.out_col0 + j] = a * up;
+    }
+    subgroupBarrier();                          // c_s is read before the next accumulator overwrites it
+}
+#endif
+
 // Accumulator m (tile rows r0.., x rows c0..) to out: through the subgroup's c_s, so that bias, accumulate and the
 // tile's edges are handled per element; neighbouring lanes, neighbouring j
 void store_acc(MAT_C m, uint r0, uint c0, uint j0, uint t0, uint n_rows) {
@@ -266,10 +325,10 @@ void main() {
     split_work();
     uint warp = gl_SubgroupID;
     uint wm = warp % WARPS_M, wn = warp / WARPS_M;
-    uint n_tiles = (pc.n_out + BM - 1) / BM;
+    uint n_tiles = (pc.n_out + TILE_COLS - 1) / TILE_COLS;
     uint n_wg = gl_NumWorkGroups.x * gl_NumWorkGroups.y;
     for (uint tile = gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x; tile < n_tiles; tile += n_wg) {
-    uint j0 = tile * BM;
+    uint j0 = tile * TILE_COLS;
     for (uint t0 = t_first; t0 < n_rows; t0 += t_step) {
 
     FOR_FM_FN(ZERO_C)
@@ -290,7 +349,16 @@ void main() {
         barrier();
     }
 
+#ifdef GLU
+    // the up subgroups (wm = 1) hand their sums to the gate subgroups (wm = 0, same wn) through the slab arrays,
+    // which the K loop's last barrier freed; those then store act(gate) * up
+    if (wm == 1u) { FOR_FM_FN(PUT_UP) }
+    barrier();
+    if (wm == 0u) { FOR_FM_FN(STORE_GLU) }
+    barrier();                                  // the slab arrays are read before the next tile's slabs
+#else
     FOR_FM_FN(STORE_C)
+#endif
     }
     }
 }

@@ -475,6 +475,25 @@ def test_gemm_choice_picks_the_kernel(monkeypatch):
                 VulkanOps(info, gemm=gemm)
 
 
+@pytest.mark.parametrize("gemm", GEMMS)
+def test_batch_glu_takes_one_gemm_where_built(gemm, monkeypatch):
+    """A batch's matmul_glu over stackable weights is one dispatch of matmul_tiled_cmw_glu_<type> on the GEMMs with a
+    -DGLU build (GLU_GEMMS: on a device with cooperative matrices), with no separate glu dispatch and no split K;
+    on the other GEMMs, and with GPT4ALL_GEMM_GLU=0, two GEMMs and the glu op.  The result matches NumPy either way."""
+    from engine.backends.vulkan_ops import GLU_GEMMS
+    case = harness.matmul_glu_case(harness.T.Q4_0, 70, 256, 100, cap=80)
+    for flag in ("1", "0"):
+        monkeypatch.setenv("GPT4ALL_GEMM_GLU", flag)
+        b = harness.Backends("kompute", gemm=gemm)
+        b.vk.gemm_split = b.vk_split.gemm_split = 3                     # a split is asked for: GLU must not take it
+        r = b.check(case)
+        assert r.ok, (gemm, flag, r.error, r.detail)
+        shaders = [key[0] for key in b.vk._algos]
+        one = gemm in GLU_GEMMS and flag == "1"
+        assert any(s.startswith("matmul_tiled_cmw_glu_") for s in shaders) == one, (gemm, flag, shaders)
+        assert (("glu_silu" in shaders) and ("matmul_split_sum" in shaders)) == (not one), (gemm, flag, shaders)
+
+
 def test_k_split_fills_the_gpu_and_is_recorded_as_two_dispatches(monkeypatch):
     """The coopmat GEMM splits K when its tiles are few (a 128-row batch of a 1024-wide, 4096-long projection:
     32 tiles -> 16 parts of 8 steps), not when they are many, never below GEMM_MIN_SPLIT_STEPS steps a part;

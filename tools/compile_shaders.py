@@ -53,6 +53,8 @@ def variants() -> dict[str, tuple[str, list[str]]]:
         v[f"add_weight_{t}"] = ("add_weight.comp", [d])
         v[f"mul_weight_{t}"] = ("mul_weight.comp", [d])
         if t in SPLIT_TYPES:
+            # ... Ops.matmul_glu of a batch over the stacked gate / up weight (stacks hold split layouts only)
+            v[f"matmul_tiled_cmw_glu_{t}"] = ("matmul_tiled.comp", [d, "COOPMAT", "BN=128", "WG_SIZE=256", "GLU"])
             v[f"matmul_vec_{t}"] = ("matmul_vec.comp", [d])
             v[f"matmul_vec_{t}_sg"] = ("matmul_vec.comp", [d, "USE_SUBGROUP"])
             v[f"matmul_vec_glu_{t}"] = ("matmul_vec.comp", [d, "GLU"])      # Ops.matmul_glu in one pass

@@ -70,6 +70,8 @@ COOPMAT_BM = 128            # weight rows per workgroup tile of its tensor-core 
 COOPMAT_WIDE_BN = 128       # x rows per tile of the wide tensor-core variant (GPT4ALL_GEMM=coopmat_wide, 256 threads)
 COOPMAT_SHAPE = (16, 8, 16)  # the (M, N, K) cooperative matrices it is built for (CM_M, CM_N, CM_K)
 # the tiled GEMMs (GPT4ALL_GEMM, batches on a GPU): shader prefix, weight rows and x rows per workgroup tile
+# the GEMMs with a -DGLU build (Ops.matmul_glu of a batch in one dispatch over the stacked gate / up weight)
+GLU_GEMMS = ("coopmat_wide",)
 GEMM_TILES = {"tiled": ("tiled_", GEMM_BM, GEMM_BN), "coopmat": ("tiled_cm_", COOPMAT_BM, GEMM_BN),
               "coopmat_wide": ("tiled_cmw_", COOPMAT_BM, COOPMAT_WIDE_BN)}
 ATTENTION_SPLITS = 16       # key slices per head for a decode step's attention on a GPU
@@ -469,6 +471,9 @@ class VulkanOps(Ops):
         # one barrier fewer per layer (~4.7 us each on an H100); GPT4ALL_ROPE_EPILOGUE=0 keeps the two dispatches
         # (an A/B switch; see matmul_stack and _rope_epilogue_fits)
         self.rope_epilogue = os.environ.get("GPT4ALL_ROPE_EPILOGUE", "1") != "0"
+        # a batch's matmul_glu as one GEMM over the stacked gate / up weight on the GEMMs built for it (GLU_GEMMS):
+        # no separate gate and up GEMMs, split sums or glu dispatch; GPT4ALL_GEMM_GLU=0 keeps the three ops
+        self.gemm_glu = self.gemm in GLU_GEMMS and os.environ.get("GPT4ALL_GEMM_GLU", "1") != "0"
         # GPU timestamps after every recorded op, read by timings() (tools/profile_decode.py)
         self.profile = profile if profile is not None else os.environ.get("GPT4ALL_PROFILE", "0") == "1"
         # where the SPIR-V comes from: engine/spv, or an A/B set built by `tools/compile_shaders.py --out DIR
@@ -840,8 +845,13 @@ class VulkanOps(Ops):
         if stacked is not None and min(x.rows, out.rows) == 1:   # decode: both dot products of a row in one workgroup
             self._matmul(out, stacked, x, None, 0, 0, w_gate.rows, norm, eps, False, glu=(kind, w_gate.rows))
             return
-        # batches, or weights that cannot be stacked: the default's three ops (once stacked, w_gate and
-        # w_up are row windows of the stack, so these read it too)
+        if stacked is not None and self.gemm_glu:      # batches: one tensor-core GEMM over the stack
+            if norm is not None:
+                x = self._pre_normed(x, norm, eps)
+            self._matmul(out, stacked, x, None, 0, 0, w_gate.rows, None, eps, False, glu=(kind, w_gate.rows))
+            return
+        # batches on the other GEMMs, or weights that cannot be stacked: the default's three ops (once stacked,
+        # w_gate and w_up are row windows of the stack, so these read it too)
         super().matmul_glu(out, w_gate, w_up, x, kind, norm=norm, eps=eps)
 
     def matmul_stack(self, outs: Sequence[Tensor], weights: Sequence[Weight], x: Tensor,
@@ -910,6 +920,8 @@ class VulkanOps(Ops):
         mk = self.matvec_kernel
         if tiled:
             kernel, nr, bn = GEMM_TILES[self.gemm]
+            if glu:                              # matmul_tiled.comp -DGLU: half a tile's slab rows are up rows
+                kernel, nr = kernel + "glu_", nr // 2
         else:
             kernel = ("batch_" if batch else "vec_glu_" if glu else "vec_stack_rope_" if rope
                       else "vec_stack_" if stack else "vec_" if vec else "")
@@ -945,7 +957,7 @@ class VulkanOps(Ops):
                 continue
             n = b - a
             rows_read = 2 * n if glu else n          # the GLU kernel reads the up rows too
-            k_split = self._k_split(_groups(n, nr), row_groups, w.width) if tiled else 1
+            k_split = self._k_split(_groups(n, nr), row_groups, w.width) if tiled and not glu else 1
             push = push_constants(w.width, vw.nb, a - lo, n, out_col0 + (a - w_row0), x.width, out.width, flags, a,
                                   cap, float(eps), act, up_row_off, out1_row, out2_row, k_split, *rope_push)
             # the tiled GEMM's binding 5: a split K's partial sums, which matmul_split_sum then adds into out
