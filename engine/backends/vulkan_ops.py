@@ -70,10 +70,10 @@ COOPMAT_BM = 128            # weight rows per workgroup tile of its tensor-core 
 COOPMAT_WIDE_BN = 128       # x rows per tile of the wide tensor-core variant (GPT4ALL_GEMM=coopmat_wide, 256 threads)
 COOPMAT_SHAPE = (16, 8, 16)  # the (M, N, K) cooperative matrices it is built for (CM_M, CM_N, CM_K)
 # the tiled GEMMs (GPT4ALL_GEMM, batches on a GPU): shader prefix, weight rows and x rows per workgroup tile
-# the GEMMs with a -DGLU build (Ops.matmul_glu of a batch in one dispatch over the stacked gate / up weight)
-GLU_GEMMS = ("coopmat_wide",)
 GEMM_TILES = {"tiled": ("tiled_", GEMM_BM, GEMM_BN), "coopmat": ("tiled_cm_", COOPMAT_BM, GEMM_BN),
               "coopmat_wide": ("tiled_cmw_", COOPMAT_BM, COOPMAT_WIDE_BN)}
+# the GEMMs with a -DGLU build (Ops.matmul_glu of a batch in one dispatch over the stacked gate / up weight)
+GLU_GEMMS = ("coopmat_wide",)
 ATTENTION_SPLITS = 16       # key slices per head for a decode step's attention on a GPU
 ATTENTION_MAX_SPLITS = 1024 # shaders/attention_merge.comp MAX_SPLITS (its shared arrays)
 ATTENTION_DECODE_HEADS = 8  # query heads per workgroup of the split path's kernel (GMAX, shaders/attention_decode.comp)
