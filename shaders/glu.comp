@@ -16,7 +16,7 @@ void main() {
     uint i = t * pc.width + k;
     float g = gate[i];
 #ifdef GLU_SILU
-    float act = g / (1.0 + exp(-g));
+    float act = silu(g);
 #else
     float act = gelu_tanh(g);
 #endif

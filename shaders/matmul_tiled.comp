@@ -278,45 +278,33 @@ void store_slabs() {
 #define STORE_C(i, u) store_acc(acc##i##u, wm * WM + i * CM_M, wn * WN + u * CM_N, j0, t0, n_rows);
 
 #ifdef GLU
-// GLU: the up subgroup wn's sums, [WN][BM / 2] f32 column-major (x row-major), in w_h for wn < 2 and x_h for the
-// others (each holds two: 2 x 64 x 32 floats <= BM * LDU).  up_sums(wn, col, row) reads one back.
+// GLU: the up subgroup wn's sums (tile rows BM / 2 + row, its x rows wn * WN + col) at UP_AT(wn, col, row) of
+// w_h (wn < 2) or x_h (the others), each array holding two subgroups' WN x BM / 2 floats, column-major
 #if 2 * WN * (BM / 2) > BM * LDU || WARPS_N != 4 || WARPS_M != 2
 #error "COOPMAT GLU: the up sums must fit the slab arrays, 2 x 4 subgroups"
 #endif
 #define UP_AT(wn, col, row) (((wn) & 1u) * WN * (BM / 2) + (col) * (BM / 2) + (row))
 #define PUT_UP(i, u) if (wn < 2u) coopMatStoreNV(acc##i##u, w_h, UP_AT(wn, u * CM_N, i * CM_M), BM / 2, true); \
                      else coopMatStoreNV(acc##i##u, x_h, UP_AT(wn, u * CM_N, i * CM_M), BM / 2, true);
-#define STORE_GLU(i, u) store_glu(acc##i##u, i * CM_M, wn, u * CM_N, j0, t0, n_rows);
+#endif
 
-// Gate accumulator m (gate rows r0.. of the tile, x rows c0.. of subgroup column wn) with the matching up sums:
-// out[t, j] = act(gate) * up (the GLU host passes no bias, no accumulate and no split K)
-void store_glu(MAT_C m, uint r0, uint wn, uint c0, uint j0, uint t0, uint n_rows) {
+// Accumulator m (tile rows r0.., x rows c0..) to out: through the subgroup's c_s, so that bias, accumulate and the
+// tile's edges are handled per element; neighbouring lanes, neighbouring j.  -DGLU: m holds gate sums (r0 < BM / 2)
+// and out gets act(gate) * the matching up sum (the host passes no bias, no accumulate and no split K there).
+void store_acc(MAT_C m, uint r0, uint c0, uint j0, uint t0, uint n_rows) {
     uint warp = gl_SubgroupID;
     coopMatStoreNV(m, c_s[warp], 0, CM_M, true);
     subgroupMemoryBarrierShared();
     subgroupBarrier();
     for (uint e = gl_SubgroupInvocationID; e < CM_M * CM_N; e += 32u) {
         uint r = r0 + e % CM_M, c = c0 + e / CM_M;
-        uint at = UP_AT(wn, c, r);
-        float up = uintBitsToFloat(wn < 2u ? w_h[at] : x_h[at]);
-        float g = c_s[warp][e];
-        float a = pc.act == 0u ? g / (1.0 + exp(-g)) : gelu_tanh(g);
-        uint j = j0 + r, t = t0 + wn * WN + c;
-        if (j < pc.n_out && t < n_rows) out_[t * pc.out_stride + pc.out_col0 + j] = a * up;
-    }
-    subgroupBarrier();                          // c_s is read before the next accumulator overwrites it
-}
+        float v = c_s[warp][e];
+#ifdef GLU
+        uint wn = warp / WARPS_M, at = UP_AT(wn, c - wn * WN, r);
+        v = glu_act(v, pc.act) * uintBitsToFloat(wn < 2u ? w_h[at] : x_h[at]);
 #endif
-
-// Accumulator m (tile rows r0.., x rows c0..) to out: through the subgroup's c_s, so that bias, accumulate and the
-// tile's edges are handled per element; neighbouring lanes, neighbouring j
-void store_acc(MAT_C m, uint r0, uint c0, uint j0, uint t0, uint n_rows) {
-    uint warp = gl_SubgroupID;
-    coopMatStoreNV(m, c_s[warp], 0, CM_M, true);
-    subgroupMemoryBarrierShared();
-    subgroupBarrier();
-    for (uint e = gl_SubgroupInvocationID; e < CM_M * CM_N; e += 32u)
-        store_out(j0 + r0 + e % CM_M, t0 + c0 + e / CM_M, n_rows, c_s[warp][e]);
+        store_out(j0 + r, t0 + c, n_rows, v);
+    }
     subgroupBarrier();                          // c_s is read before the next accumulator overwrites it
 }
 
@@ -354,7 +342,7 @@ void main() {
     // which the K loop's last barrier freed; those then store act(gate) * up
     if (wm == 1u) { FOR_FM_FN(PUT_UP) }
     barrier();
-    if (wm == 0u) { FOR_FM_FN(STORE_GLU) }
+    if (wm == 0u) { FOR_FM_FN(STORE_C) }
     barrier();                                  // the slab arrays are read before the next tile's slabs
 #else
     FOR_FM_FN(STORE_C)

@@ -150,7 +150,7 @@ void store_pass(uint j0, uint nr, float xsq, bool norm) {
 #ifdef GLU
         float up = 0.0;
         for (uint i = 0; i < n_part; i++) up += part[NR + r][i];
-        total = (pc.act == 0u ? total / (1.0 + exp(-total)) : gelu_tanh(total)) * up * rinv;
+        total = glu_act(total, pc.act) * up * rinv;
 #endif
         if ((pc.flags & FLAG_BIAS) != 0u) total += bias[pc.bias_row0 + j0 + r];
 #if defined(ROPE)

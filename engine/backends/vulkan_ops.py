@@ -842,13 +842,13 @@ class VulkanOps(Ops):
         if kind not in ("silu", "gelu"):
             raise ValueError(f"glu kind must be 'silu' or 'gelu', not {kind!r}")
         stacked = self._stack([w_gate, w_up]) if w_gate.rows == w_up.rows else None
-        if stacked is not None and min(x.rows, out.rows) == 1:   # decode: both dot products of a row in one workgroup
+        one_row = min(x.rows, out.rows) == 1
+        # decode: both dot products of a row in one workgroup (the mat-vec folds the norm in); batches on the GEMMs
+        # built for it: one tensor-core GEMM over the stack, of a normed copy of x
+        if stacked is not None and (one_row or self.gemm_glu):
+            if norm is not None and not one_row:
+                x, norm = self._pre_normed(x, norm, eps), None
             self._matmul(out, stacked, x, None, 0, 0, w_gate.rows, norm, eps, False, glu=(kind, w_gate.rows))
-            return
-        if stacked is not None and self.gemm_glu:      # batches: one tensor-core GEMM over the stack
-            if norm is not None:
-                x = self._pre_normed(x, norm, eps)
-            self._matmul(out, stacked, x, None, 0, 0, w_gate.rows, None, eps, False, glu=(kind, w_gate.rows))
             return
         # batches on the other GEMMs, or weights that cannot be stacked: the default's three ops (once stacked,
         # w_gate and w_up are row windows of the stack, so these read it too)
