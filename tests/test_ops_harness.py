@@ -266,6 +266,25 @@ def test_rope_epilogue_keeps_the_order_of_other_ops(monkeypatch):
                                                                  f"matmul_vec_stack_rope_q4_0_split{vk._sg}"]
 
 
+def test_stacked_weights_keep_their_keys_ids():
+    """VulkanOps._stack caches a stack under its weights' ids: those weights must stay alive with the entry, or new
+    weights allocated where they were would find the old stack under their ids and multiply by its rows (on the
+    H100 the decode-tuning cases above failed that way now and then: a GLU case got another case's stack, 1e6
+    errors).  Checked directly, as an id is reused only when the allocator happens to pick the same address."""
+    import gc
+    import weakref
+    vk = harness.Backends("kompute", matvec="v2:4x64").vk
+    rng = np.random.default_rng(0)
+    w = [vk.weight(n, harness.T.Q4_0, (64, 8), harness.random_weight(rng, harness.T.Q4_0, 8, 64)) for n in "gu"]
+    x, out = vk.tensor(1, 64), vk.tensor(1, 8)
+    with vk.record():
+        vk.matmul_glu(out, w[0], w[1], x, "silu")            # one row: the stacked gate-up mat-vec
+    handles = [weakref.ref(wi.handle) for wi in w]
+    del w
+    gc.collect()
+    assert all(h() is not None for h in handles)
+
+
 # Both sampling kernels (GPT4ALL_SAMPLE): v1 (sample.comp, one workgroup) and v2 (the default, what the cases
 # above run: sample_partial.comp over slices of the vocabulary, then sample.comp -DSLICES in one workgroup).
 # sample.comp's workgroup size is a specialization constant: 128 on CPU devices, up to 1024 on GPUs; both ends

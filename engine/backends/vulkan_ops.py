@@ -504,7 +504,7 @@ class VulkanOps(Ops):
         self._spv: dict[str, bytes] = {}
         self._scratch: dict[tuple, "kp.Tensor"] = {}              # see _scratch_for()
         self._normed: Optional[tuple] = None                    # see _pre_normed()
-        self._stacks: dict[tuple, Weight] = {}                  # see _stack()
+        self._stacks: dict[tuple, tuple] = {}                   # see _stack()
         self._algos: dict[tuple, tuple] = {}                    # see _algorithm()
         self._mirror: dict[int, "kp.Tensor"] = {}               # i32 tensors, see write()
         self._stale: set[int] = set()                           # see write()
@@ -988,7 +988,7 @@ class VulkanOps(Ops):
         dispatch still binds it: memory does not grow."""
         key = tuple(id(w.handle) for w in weights)
         if key in self._stacks:
-            return self._stacks[key]
+            return self._stacks[key][0]
         first, vws = weights[0], [w.handle for w in weights]
         if not (all(vw.layout.split and vw.layout == vws[0].layout and vw.raw is not None and len(vw.chunks) == 1
                     for vw in vws)
@@ -1010,7 +1010,10 @@ class VulkanOps(Ops):
                 old.destroy()
                 self.bytes_allocated -= vw.raw.nbytes
         self.bytes_allocated += raw.nbytes
-        self._stacks[key] = stacked
+        # the entry holds the weights' handles too: while it exists their ids cannot be reused by new weights,
+        # which would otherwise find this stack under their key (an op harness case on the H100 got another
+        # case's stacked weights that way, intermittently: 1e6 errors)
+        self._stacks[key] = (stacked, vws)
         return stacked
 
     def _matvec_nr(self, n_out: int) -> int:
