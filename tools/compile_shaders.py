@@ -79,6 +79,7 @@ def variants() -> dict[str, tuple[str, list[str]]]:
     v["sample_partial"] = ("sample_partial.comp", [])
     v["sample_merge"] = ("sample.comp", ["SLICES"])
     v["tile_repack"] = ("tile_repack.comp", [])                     # upload: split -> tile layout (v3)
+    v["upload_words"] = ("upload_words.comp", [])                   # upload: host -> device-local, a copy
     v["rope_qkv"] = ("rope.comp", ["QKV"])                          # Ops.rope_qkv: q, k and v in one dispatch
     v["glu_silu"] = ("glu.comp", ["GLU_SILU"])
     v["glu_gelu"] = ("glu.comp", ["GLU_GELU"])

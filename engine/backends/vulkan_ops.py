@@ -595,25 +595,31 @@ class VulkanOps(Ops):
         src = self._upload(words)
         if lay not in TILE_LAYOUTS.values():
             return src
-        n_blocks = rows * (width // lay.qk)
-        dst = self.mgr.tensor_t(np.zeros(words.size, np.uint32), kp.TensorTypes.storage)
-        groups = _groups(36 * n_blocks // 32, 64)            # a thread per output uvec4: 32 quants + 4 scales per tile
-        algo = self.mgr.algorithm([src, dst], self._spirv("tile_repack"),
-                                  [min(groups, MAX_GROUPS_X), _groups(groups, MAX_GROUPS_X), 1], [],
-                                  push_constants(n_blocks))
-        self.mgr.sequence().eval(kp.OpAlgoDispatch(algo))
-        algo.destroy()
+        n_blocks = rows * (width // lay.qk)         # a thread per output uvec4: 32 quants + 4 scales per tile
+        dst = self._written_by("tile_repack", src, words.size, push_constants(n_blocks), 36 * n_blocks // 32)
         src.destroy()
         return dst
 
     def _upload(self, words: np.ndarray) -> "kp.Tensor":
-        """A device-local buffer holding ``words``, filled by a GPU copy from a temporary host buffer."""
+        """A device-local buffer holding ``words``, copied by the GPU from a temporary host buffer."""
         flat = np.ascontiguousarray(words).reshape(-1)
         staging = self.mgr.tensor_t(flat, kp.TensorTypes.host)
-        dev = self.mgr.tensor_t(np.zeros(flat.size, np.uint32), kp.TensorTypes.storage)
-        self.mgr.sequence().eval(kp.OpTensorCopy([staging, dev]))
+        dev = self._written_by("upload_words", staging, flat.size, push_constants(flat.size), -(-flat.size // 4))
         staging.destroy()
         return dev
+
+    def _written_by(self, shader: str, src: "kp.Tensor", n_words: int, push: np.ndarray, threads: int) -> "kp.Tensor":
+        """A new device-local buffer of ``n_words`` words, written from ``src`` by ``shader`` (an upload pass, not
+        an op: bindings src, dst; 64 threads a workgroup, ``threads`` in all) run at once.  A shader, not
+        kp.OpTensorCopy: kp makes device-local ('storage') tensors without the transfer usage flags a copy needs
+        (the validation layer reports such copies as invalid usage), see shaders/upload_words.comp."""
+        dst = self.mgr.tensor_t(np.zeros(n_words, np.uint32), kp.TensorTypes.storage)
+        groups = _groups(threads, 64)
+        algo = self.mgr.algorithm([src, dst], self._spirv(shader),
+                                  [min(groups, MAX_GROUPS_X), _groups(groups, MAX_GROUPS_X), 1], [], push)
+        self.mgr.sequence().eval(kp.OpAlgoDispatch(algo))
+        algo.destroy()
+        return dst
 
     # Host copies.  Every kp tensor of type 'device' has a host-visible staging copy (t.handle.data()).
     # * Mirrored tensors (all i32 ones: token ids, sampled tokens, the penalty history, sequence
