@@ -13,7 +13,10 @@
 // different key ranges; a block walks the union of its rows' ranges.  Keys padded to a stride of
 // D4 + 1 vec4s in kv_sh, so the 8 keys a warp's row reads at one step fall into different banks.
 // head_dim % 4 == 0 and head_dim <= 256 (vulkan_ops.attention falls back to attention.comp otherwise).
-// Workgroup (x, y): x = query head, y = block group (blocks y, y + groups, ... of the active rows).
+// GQA: the BR query slots of a block are pc.grp query heads of one KV group (grp divides BR and the group
+// size; 1 otherwise) x BR / grp rows, slot r = head h0 + r % grp of row t0 + r / grp, so each K / V tile
+// loaded serves grp heads (the heads of a group read the same K and V rows).
+// Workgroup (x, y): x = group of grp query heads, y = block group (blocks y, y + groups, ... of the active rows).
 #extension GL_EXT_control_flow_attributes : require
 #define WG_SIZE 128
 #include "common.glsl"
@@ -35,6 +38,7 @@ layout(std430, binding = 5) readonly buffer S { int seq[]; };     // [rows, 1] (
 layout(push_constant) uniform PC {
     uint n_head; uint n_kv_head; uint head_dim; float scale;
     uint causal; uint window; float softcap; uint has_seq; uint rows_cap; uint n_split;
+    uint grp;                                   // query heads per block (see above)
 } pc;
 
 shared vec4 q_sh[Q_FLOATS / 4];                 // [BR][D4]
@@ -49,12 +53,14 @@ void main() {
     uint BC = min(uint(MAX_BC), KV_FLOATS / pc.head_dim);
     uint TPR = WG_SIZE / BR;                    // threads per query row: 8 or 16
     uint r = tid / TPR, c = tid % TPR;
-    uint h = gl_WorkGroupID.x, kvh = h / (pc.n_head / pc.n_kv_head);
+    uint RB = BR / pc.grp;                      // query rows per block
+    uint h0 = gl_WorkGroupID.x * pc.grp, kvh = h0 / (pc.n_head / pc.n_kv_head);
+    uint h = h0 + r % pc.grp;                   // this thread's slot: head h of row t0 + r / grp
     uint qw4 = pc.n_head * D4, kvw4 = pc.n_kv_head * D4;
     uint n = active_rows(pc.rows_cap);
 
-    for (uint t0 = gl_WorkGroupID.y * BR; t0 < n; t0 += gl_NumWorkGroups.y * BR) {
-    uint t = t0 + r, t_last = min(t0 + BR, n) - 1u;
+    for (uint t0 = gl_WorkGroupID.y * RB; t0 < n; t0 += gl_NumWorkGroups.y * RB) {
+    uint t = t0 + r / pc.grp, t_last = min(t0 + RB, n) - 1u;
     bool row_ok = t < n;
     // this row's visible keys [j_lo, j_hi) (empty past the active rows) and the block's union [b_lo, b_hi)
     uint j_lo = 0u, j_hi = 0u, b_lo = 0u, b_hi;
@@ -74,8 +80,8 @@ void main() {
 
     barrier();                                  // the previous block's readers of q_sh are done
     for (uint i = tid; i < BR * D4; i += WG_SIZE) {
-        uint rr = i / D4;
-        q_sh[i] = t0 + rr < n ? q4[(t0 + rr) * qw4 + h * D4 + i % D4] : vec4(0.0);
+        uint rr = i / D4, tr = t0 + rr / pc.grp;
+        q_sh[i] = tr < n ? q4[tr * qw4 + (h0 + rr % pc.grp) * D4 + i % D4] : vec4(0.0);
     }
     float m = NEG_INF, l = 0.0;
     vec4 o[VPT];

@@ -600,8 +600,11 @@ def build_cases() -> list[Case]:
               # the tiled prompt kernel (shaders/attention_prompt.comp, rows > 1 without key slices): blocks
               # of 16 query rows (8 for head_dim > 128) over key tiles of 32 (x128), 16 (x256), 64 (x64, x32)
               # keys; rows past the last full block, tiles where some rows see no key, a window that
-              # starts mid-tile, a head_dim that is not a multiple of 32 (x96: 3 vec4s per thread, some idle)
+              # starts mid-tile, a head_dim that is not a multiple of 32 (x96: 3 vec4s per thread, some idle);
+              # a block's slots are gcd(slots, group size) heads of a KV group x rows: 4 heads x 4 rows (32/8),
+              # 2 x 4 (4/2 x256), 2 x 8 (6/3), 1 x 16 (5/1, 12/12), 16 heads x 1 row (MQA 16/1)
               attention_case("prompt 37 rows at pos 50, GQA 32/8 x128", 37, 50, 32, 8, 128, n_ctx=96),
+              attention_case("prompt 21 rows at pos 7, MQA 16/1 x64", 21, 7, 16, 1, 64, n_ctx=40),
               attention_case("prompt 20 rows at pos 0, 4/2 x256, softcap", 20, 0, 4, 2, 256, softcap=30.0),
               attention_case("prompt 70 rows at pos 10, window 45, 6/3 x64", 70, 10, 6, 3, 64, window=45,
                              n_ctx=96),

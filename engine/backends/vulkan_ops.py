@@ -39,6 +39,7 @@ typed kernel reads it through the same dequant8v interface (shaders/quants/<type
 """
 from __future__ import annotations
 
+import math
 import os
 import time
 from contextlib import contextmanager
@@ -465,6 +466,8 @@ class VulkanOps(Ops):
         # a batch of query rows (prompts, embeddings): 'tiled' (attention_prompt.comp, blocks of query rows
         # sharing each key tile) or 'rows' (attention.comp, a workgroup per row and head; the A/B switch)
         self.attention_prompt = os.environ.get("GPT4ALL_ATTENTION_PROMPT", "tiled")
+        # the tiled kernel's blocks hold several query heads of a KV group (0: one head, an A/B switch)
+        self.attention_prompt_gqa = os.environ.get("GPT4ALL_ATTENTION_PROMPT_GQA", "1") != "0"
         if self.attention_prompt not in ("tiled", "rows"):
             raise ValueError(f"GPT4ALL_ATTENTION_PROMPT={self.attention_prompt!r}: 'tiled' or 'rows'")
         # decode's rope_qkv done in the epilogue of the q/k/v mat-vec before it (matmul_stack): one dispatch and
@@ -1124,10 +1127,13 @@ class VulkanOps(Ops):
             self._dispatch("attention_decode" + sg, buffers, push, groups, [part], spec=(wg, vec4s_per_lane))
         elif n_split == 1 and cap > 1 and self.attention_prompt == "tiled" and head_dim % 4 == 0 \
                 and head_dim <= ATTENTION_PROMPT_MAX_DIM:
-            # attention_prompt.comp: a workgroup per (head, block of query rows); the blocks' rows as its BR
-            block_rows = 16 if head_dim <= 128 else 8
-            groups = (n_head, min(self._row_groups(cap), -(-cap // block_rows)), 1)
-            self._dispatch("attention_prompt", buffers[:5], push, groups, [out.handle])
+            # attention_prompt.comp: a workgroup per (grp query heads of one KV group, block of query rows), its
+            # BR query slots those heads x BR / grp rows, so each K / V tile it loads serves grp heads
+            slots = 16 if head_dim <= 128 else 8
+            grp = math.gcd(slots, n_head // n_kv_head) if self.attention_prompt_gqa else 1
+            groups = (n_head // grp, min(self._row_groups(cap), -(-cap // (slots // grp))), 1)
+            self._dispatch("attention_prompt", buffers[:5], np.concatenate([push, push_constants(grp)]), groups,
+                           [out.handle])
         else:
             self._dispatch("attention" + self._sg, buffers, push, (n_head, self._row_groups(cap), n_split),
                            [part if n_split > 1 else out.handle])
