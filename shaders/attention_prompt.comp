@@ -1,9 +1,9 @@
 #version 450
 // Ops.attention for a batch of query rows (a prompt, or an embedding model's whole input), the tiled
 // (flash-attention) kernel: softmax(q k^T * scale [softcap] + mask) v, exactly what attention.comp
-// computes, but a workgroup takes a block of BR query rows of one head and walks the visible keys in
-// tiles of BC, so each K and V row is loaded from memory once per block (BR rows) instead of once per
-// query row, and the products come from shared memory:
+// computes, but a workgroup takes a block of BR query slots (rows of one head, or of a few heads: GQA
+// below) and walks the visible keys in tiles of BC, so each K and V row is loaded from memory once per
+// block (BR slots) instead of once per query row, and the products come from shared memory:
 //   1. the block's q rows -> q_sh (once per block);
 //   2. per key tile: K rows -> kv_sh; scores S = q k^T for the BR x BC pairs (thread (r, c): row r,
 //      keys c, c + TPR, ...; the q vec4 loaded once for all its keys); an online softmax per row (running
@@ -49,7 +49,7 @@ shared float row_red[WG_SIZE];                  // [BR][TPR]: per-thread max, th
 void main() {
     uint tid = gl_LocalInvocationID.x;
     uint D4 = pc.head_dim / 4u, KS = D4 + 1u;   // vec4s per row; kv_sh row stride
-    uint BR = pc.head_dim <= 128u ? 16u : 8u;   // vulkan_ops.attention_prompt_rows
+    uint BR = pc.head_dim <= 128u ? 16u : 8u;   // query slots per block (VulkanOps.attention's `slots`)
     uint BC = min(uint(MAX_BC), KV_FLOATS / pc.head_dim);
     uint TPR = WG_SIZE / BR;                    // threads per query row: 8 or 16
     uint r = tid / TPR, c = tid % TPR;
