@@ -199,8 +199,10 @@ part_tune() {
         done
         [ -n "${TUNE_NO_LANES:-}" ] && GPT4ALL_MATVEC_LANES=0 ours_step "ours with GPT4ALL_MATVEC_LANES=0, ${SHAPE[$m]}" 45 \
             "tune_no_lanes_$m" "$m"
-        for kv in ${TUNE_ENV:-}; do          # A/B switches, e.g. TUNE_ENV="GPT4ALL_ROPE_EPILOGUE=0 GPT4ALL_SAMPLE=v1"
-            (export "$kv"; ours_step "ours with $kv, ${SHAPE[$m]}" "${TUNE_CAP:-45}" "tune_${kv//[=:\/]/_}_$m" "$m")
+        # A/B switches, e.g. TUNE_ENV="GPT4ALL_ROPE_EPILOGUE=0 GPT4ALL_SAMPLE=v1" (commas join variables into one setting)
+        for kv in ${TUNE_ENV:-}; do
+            # shellcheck disable=SC2086  # ${kv//,/ } splits a setting into its assignments
+            (export ${kv//,/ }; ours_step "ours with $kv, ${SHAPE[$m]}" "${TUNE_CAP:-45}" "tune_${kv//[=:\/,]/_}_$m" "$m")
         done
     done
 }
@@ -287,9 +289,16 @@ part_profile() {
                 --json "$RAW/profile_prompt_${m}_${kv//[=:\/,]/_}.json"
         done
     done
+    # PROFILE_KERNEL_ENV="VAR=val VAR=val,VAR2=val ...": the kernels again under each setting (commas join variables)
     [ -n "${PROFILE_KERNELS-1}" ] && for m in $MODELS; do
-        step "bench_kernels q4_0 ${SHAPE[$m]}" "${PROFILE_KERNEL_CAP:-100}" python3 tools/bench_kernels.py --device nvidia --shape "${SHAPE[$m]}" \
-            --reps 50 --ops "${PROFILE_KERNEL_OPS:-matmul_q4_0,dispatch,attention}" --matvec "${PROFILE_KERNEL_MATVEC:-}" --json "$RAW/kernels-q4_0-$m.json"
+        for kv in default ${PROFILE_KERNEL_ENV-}; do
+            local kenv=() ktag=""
+            # shellcheck disable=SC2206  # ${kv//,/ } splits a setting into its assignments
+            [ "$kv" != default ] && kenv=(${kv//,/ }) && ktag="-${kv//[=:\/,]/_}"
+            step "bench_kernels q4_0 ${SHAPE[$m]} $kv" "${PROFILE_KERNEL_CAP:-100}" env "${kenv[@]}" python3 tools/bench_kernels.py \
+                --device nvidia --shape "${SHAPE[$m]}" --reps 50 --ops "${PROFILE_KERNEL_OPS:-matmul_q4_0,dispatch,attention}" \
+                --matvec "${PROFILE_KERNEL_MATVEC:-}" --json "$RAW/kernels-q4_0-$m$ktag.json"
+        done
     done
 }
 
