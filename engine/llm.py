@@ -10,13 +10,14 @@ module only moves token ids and sampling parameters in and token ids / logits ou
 """
 from __future__ import annotations
 
-from typing import Iterator, Optional, Sequence
+from dataclasses import dataclass
+from typing import Any, Iterator, Optional, Sequence
 
 import numpy as np
 
 from .gguf_file import GGUFFile
 from .models import EMBEDDING_ARCHITECTURES, model_class
-from .ops import Ops
+from .ops import MAX_DECODE_STEPS, Ops, Program
 from .sampling import SamplingParams, Sampler, sample_token
 
 
@@ -53,6 +54,18 @@ def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
         n += 1
     return n
 
+@dataclass
+class _Chunk:
+    """A decode chunk that was started: its program and buffers, its slots, and where it leaves the generation
+    if every id it samples is handed out (ids handed out, tokens cached)."""
+    prog: Program
+    b: Any
+    first: int                  # slots first .. first + steps - 1 (rows of b.tokens)
+    steps: int
+    produced: int
+    cached: int
+
+
 class LLM:
     def __init__(self, path, *, device: Optional[str] = None, n_ctx: int = 2048,
                  n_threads: Optional[int] = None, n_batch: int = 128, verbose: bool = False):
@@ -83,6 +96,7 @@ class LLM:
 
         self.tokens: list[int] = []
         self._logits: Optional[np.ndarray] = None
+        self._pending: Optional[_Chunk] = None      # a decode chunk started ahead (_decode)
         self._sampler: Optional[Sampler] = None
         self._sampler_seed: Optional[int] = None
         meta_eog = [self.metadata.get(k) for k in ("tokenizer.ggml.eos_token_id", "tokenizer.ggml.eot_token_id")]
@@ -119,6 +133,7 @@ class LLM:
     def eval(self, tokens: Sequence[int], n_batch: Optional[int] = None) -> np.ndarray:
         """Append ``tokens`` to the cache in batches; the logits of the last one, f32 [n_vocab]."""
         self._check_decoder("eval")
+        self._settle()
         tokens = [int(t) for t in tokens]
         if not tokens:
             raise ValueError("eval needs at least one token")
@@ -160,6 +175,7 @@ class LLM:
                  max_tokens: int) -> Iterator[int]:
         """Reuse the cached prefix, eval the rest of the prompt, then yield sampled ids (see module doc)."""
         self._check_decoder("generate")
+        self._settle()
         prompt = [int(t) for t in prompt_tokens]
         if not prompt:
             raise ValueError("generate needs at least one prompt token")
@@ -173,41 +189,89 @@ class LLM:
         return self._decode(prompt[-1], params, max_tokens, Sampler(params.seed))
 
     def _decode(self, cur: int, params: SamplingParams, max_tokens: int, sampler: Sampler) -> Iterator[int]:
+        """Sampled ids, decoded in chunks of up to decode_steps tokens per program (sample and advance run on the
+        device, which feeds each token back itself).  The first chunk starts from the host's state (self.tokens,
+        cur, the penalty's history); on a backend whose programs overlap (a GPU), each later chunk is a
+        ``resume`` program started before the host waits for the one before it, so the device goes straight on
+        from chunk to chunk while the host hands out tokens; elsewhere every chunk starts from the host's state."""
         ops = self.ops
-        produced = 0
         self._logits = None
         last_n = self._repeat_window(params)
-        while produced < max_tokens and len(self.tokens) < self.n_ctx:
-            steps = min(self.decode_steps, max_tokens - produced, self.n_ctx - len(self.tokens))
-            # a power of two, so a run uses at most log2(decode_steps) + 1 recorded programs (one per k)
-            steps = 1 << (steps.bit_length() - 1)
-            prog, b = self.model.program(1, decode_steps=steps)
-            # the penalty looks at the newest repeat_last_n ids: the cache's tokens plus the input
-            history = (self.tokens + [cur])[-max(last_n, 1):]
-            ops.write(b.history, np.asarray(history, dtype=np.int32).reshape(-1, 1))
-            ops.set_sampling(params.temp, params.top_k, params.top_p, params.min_p,
-                             params.repeat_penalty, last_n,
-                             uniforms=sampler.uniforms(steps), n_history=len(history))
-            ops.write(b.ids, np.array([[cur]], dtype=np.int32))
-            ops.set_step(1, len(self.tokens))
-            # on Vulkan the three writes above touch host memory only and the run copies them to the
-            # device and b.tokens back: one submission per chunk, and the read below submits nothing
-            ops.run(prog)
-            sampled = ops.read(b.tokens, steps)[:, 0]
-            # stopping early (end of generation, max_tokens, the caller closing this generator) leaves
-            # self.tokens holding exactly the ids consumed: the K/V rows of discarded later steps lie
-            # past len(self.tokens) and are overwritten by the next eval, and the next chunk rewrites
-            # the history and step buffers from self.tokens
-            for t in sampled:
-                t = int(t)
-                self.tokens.append(cur)         # cur's K/V are in the cache now
-                cur = t
-                if self.is_eog(t):
-                    return
-                produced += 1
-                yield t
-                if produced >= max_tokens:
-                    return
+        produced = 0                            # ids handed out
+        chunk = self._start_chunk(cur, params, last_n, sampler, max_tokens, produced)
+        try:
+            while chunk is not None:
+                # the next chunk, before this one ends: it assumes this one hands out all of its ids (an end of
+                # generation makes it wasted work, waited for in _settle and discarded)
+                if ops.overlaps_programs:
+                    self._pending = self._resume_chunk(chunk, sampler, max_tokens)
+                ops.finish(chunk.prog)
+                sampled = ops.read(chunk.b.tokens)[chunk.first:chunk.first + chunk.steps, 0]
+                # stopping early (end of generation, max_tokens, the caller closing this generator) leaves
+                # self.tokens holding exactly the ids consumed: the K/V rows of discarded later steps (and of a
+                # chunk started ahead) lie past len(self.tokens) and are overwritten by the next eval, and the
+                # next chunk from the host's state rewrites the history and step buffers from self.tokens
+                for t in sampled:
+                    t = int(t)
+                    self.tokens.append(cur)         # cur's K/V are in the cache now
+                    cur = t
+                    if self.is_eog(t):
+                        return
+                    produced += 1
+                    yield t
+                    if produced >= max_tokens:
+                        return
+                if ops.overlaps_programs:
+                    chunk, self._pending = self._pending, None
+                else:
+                    chunk = self._start_chunk(cur, params, last_n, sampler, max_tokens, produced)
+        finally:
+            self._settle()
+
+    def _chunk_steps(self, max_tokens: int, produced: int, cached: int) -> int:
+        """Decode steps of the next chunk (0: none is due): at most decode_steps, what max_tokens and n_ctx leave,
+        and a power of two, so a run uses at most log2(decode_steps) + 1 recorded programs of each kind."""
+        steps = min(self.decode_steps, max_tokens - produced, self.n_ctx - cached)
+        return 1 << (steps.bit_length() - 1) if steps > 0 else 0
+
+    def _start_chunk(self, cur: int, params: SamplingParams, last_n: int, sampler: Sampler, max_tokens: int,
+                     produced: int) -> Optional["_Chunk"]:
+        """Start a chunk from the host's state (None if none is due)."""
+        ops = self.ops
+        steps = self._chunk_steps(max_tokens, produced, len(self.tokens))
+        if not steps:
+            return None
+        prog, b = self.model.program(1, decode_steps=steps)
+        # the penalty looks at the newest repeat_last_n ids: the cache's tokens plus the input
+        history = (self.tokens + [cur])[-max(last_n, 1):]
+        ops.write(b.history, np.asarray(history, dtype=np.int32).reshape(-1, 1))
+        ops.set_sampling(params.temp, params.top_k, params.top_p, params.min_p, params.repeat_penalty, last_n,
+                         uniforms=sampler.uniforms(steps), n_history=len(history))
+        ops.write(b.ids, np.array([[cur]], dtype=np.int32))
+        ops.set_step(1, len(self.tokens))
+        # on Vulkan the writes above touch host memory only and the run copies them to the device and
+        # b.tokens back: one submission per chunk, and reading b.tokens submits nothing
+        ops.start(prog)
+        return _Chunk(prog, b, 0, steps, produced + steps, len(self.tokens) + steps)
+
+    def _resume_chunk(self, prev: "_Chunk", sampler: Sampler, max_tokens: int) -> Optional["_Chunk"]:
+        """Start the chunk after ``prev``, which may still run, from the state it leaves on the device (None if
+        none is due).  Its slots are the other set (MAX_DECODE_STEPS.. after 0.., and back), so the host writes
+        its uniforms while ``prev`` may still read its own."""
+        steps = self._chunk_steps(max_tokens, prev.produced, prev.cached)
+        if not steps:
+            return None
+        first = MAX_DECODE_STEPS if prev.first == 0 else 0
+        prog, b = self.model.program(1, decode_steps=steps, first_slot=first, resume=True)
+        self.ops.set_uniforms(sampler.uniforms(steps), first)
+        self.ops.start(prog)
+        return _Chunk(prog, b, first, steps, prev.produced + steps, prev.cached + steps)
+
+    def _settle(self) -> None:
+        """Wait for a chunk started ahead that nobody will read (after a stop, or a generator left open)."""
+        if self._pending is not None:
+            self.ops.finish(self._pending.prog)
+            self._pending = None
 
     # ---------------------------------------------------------------- embeddings
     def embed(self, batch: list[list[int]]) -> np.ndarray:
@@ -216,6 +280,8 @@ class LLM:
         return self.model.embed(batch)
 
     def close(self) -> None:
+        if self.ops is not None:
+            self._settle()
         if self._thread_limit is not None:
             self._thread_limit.restore_original_limits()
             self._thread_limit = None

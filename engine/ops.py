@@ -49,6 +49,7 @@ import numpy as np
 STEP_N_TOKENS = 0   # rows of this batch that are real (<= the program's capacity)
 STEP_POS = 1        # absolute position of row 0 in the sequence (= tokens already in the KV cache)
 STEP_N_KV = 2       # pos + n_tokens: KV entries visible to the last row
+STEP_N_HISTORY = 3  # decode: valid entries in the penalty's history buffer (newest last); advance moves it on
 STEP_SIZE = 8
 
 # Layout of the float32 sampling buffer written by Ops.set_sampling.
@@ -58,10 +59,12 @@ SAMPLE_TOP_P = 2
 SAMPLE_MIN_P = 3
 SAMPLE_REPEAT_PENALTY = 4
 SAMPLE_REPEAT_LAST_N = 5    # how many of the newest history entries the penalty looks at
-SAMPLE_N_HISTORY = 6        # valid entries in the history buffer (newest last)
 SAMPLE_UNIFORMS = 8         # then one random number in [0, 1) per decode slot: slot i draws with [8 + i]
-MAX_DECODE_STEPS = 32       # most decode steps one program may record (the number of uniforms)
-SAMPLE_SIZE = SAMPLE_UNIFORMS + MAX_DECODE_STEPS
+MAX_DECODE_STEPS = 32       # most decode steps one program may record
+# slots of a decode program: 0.. or, for the second of two chunks in flight at once, MAX_DECODE_STEPS..
+# (engine/llm.py: the host writes one chunk's uniforms while the GPU still reads the other's)
+DECODE_SLOT_SETS = 2
+SAMPLE_SIZE = SAMPLE_UNIFORMS + DECODE_SLOT_SETS * MAX_DECODE_STEPS
 
 
 @dataclass
@@ -118,12 +121,27 @@ class Ops(ABC):
     # ---------------------------------------------------------------- programs
     @abstractmethod
     @contextmanager
-    def record(self) -> Iterator[Program]:
-        """Collect every op called inside the ``with`` block into a Program."""
+    def record(self, resume: bool = False) -> Iterator[Program]:
+        """Collect every op called inside the ``with`` block into a Program.  ``resume``: a decode program
+        that carries on from where the previous one left the device (step, ids, history and the number of
+        history entries, which ``advance`` moves on there): running it takes nothing from the host but the
+        uniforms of its slots, so it may be started while that previous program still runs (start())."""
 
     @abstractmethod
     def run(self, program: Program) -> None:
         """Execute a recorded program (after set_step / set_sampling) and wait for it."""
+
+    # A backend whose programs run asynchronously (a GPU) sets this: engine/llm.py then starts the next decode
+    # chunk (a ``resume`` program) before it waits for the current one, so the device never idles while the
+    # host hands out tokens and submits (~0.9 ms per chunk measured on an H100).
+    overlaps_programs = False
+
+    def start(self, program: Program) -> None:
+        """Begin running ``program``; finish() waits for it.  Here: run it to the end now."""
+        self.run(program)
+
+    def finish(self, program: Program) -> None:
+        """Wait until ``program``, begun by start(), has run (nothing to wait for here)."""
 
     # The step and sampling buffers: every backend exposes them as writable host arrays, ``self.step``
     # (int32 [STEP_SIZE]) and ``self.sampling`` (float32 [SAMPLE_SIZE]), that its programs read at run time.
@@ -143,9 +161,14 @@ class Ops(ABC):
         s = self.sampling
         s[SAMPLE_TEMP], s[SAMPLE_TOP_K], s[SAMPLE_TOP_P], s[SAMPLE_MIN_P] = temp, top_k, top_p, min_p
         s[SAMPLE_REPEAT_PENALTY], s[SAMPLE_REPEAT_LAST_N] = repeat_penalty, repeat_last_n
-        s[SAMPLE_N_HISTORY] = n_history
+        self.step[STEP_N_HISTORY] = n_history   # device state like the position: advance() moves it on
+        self.set_uniforms(uniforms)
+
+    def set_uniforms(self, uniforms: Sequence[float], first_slot: int = 0) -> None:
+        """The random numbers of decode slots first_slot, first_slot + 1, ... (SAMPLE_UNIFORMS)."""
         uniforms = list(uniforms)[:MAX_DECODE_STEPS]
-        s[SAMPLE_UNIFORMS:SAMPLE_UNIFORMS + len(uniforms)] = uniforms
+        at = SAMPLE_UNIFORMS + first_slot
+        self.sampling[at:at + len(uniforms)] = uniforms
 
     # ---------------------------------------------------------------- ops
     # Every op below processes rows [0, n_tokens) of its row-wise operands.

@@ -1,30 +1,29 @@
 #version 450
 // Ops.advance: feed the sampled token back on the device, so k decode steps fit in one submission:
 // ids[0] = t; history[n_history] = t (or shift out the oldest when full); pos += n_tokens,
-// n_tokens = 1, n_kv = pos + 1; n_history += 1.
+// n_tokens = 1, n_kv = pos + 1; n_history += 1 (all in the step buffer).
 // Once the history is full (every step after repeat_last_n tokens) each step shifts it by one: the
 // workgroup's threads move WG_SIZE entries at a time, each chunk read before any of it is written.  (One
 // thread doing the shift alone made a chain of dependent loads and stores: ~22 us a token on an H100
 // for a 64-entry history, 2% of a 1B token.)
 #define STEP_WRITABLE
 #include "common.glsl"
-#include "sampling_buf.glsl"
 
-layout(std430, binding = 2) readonly buffer T { int tokens[]; };  // [slots, 1]
-layout(std430, binding = 3) buffer I { int ids[]; };              // [rows, 1]
-layout(std430, binding = 4) buffer H { int history[]; };          // [cap, 1]
+layout(std430, binding = 1) readonly buffer T { int tokens[]; };  // [slots, 1]
+layout(std430, binding = 2) buffer I { int ids[]; };              // [rows, 1]
+layout(std430, binding = 3) buffer H { int history[]; };          // [cap, 1]
 
 layout(push_constant) uniform PC { uint slot; uint hist_cap; } pc;
 
 void main() {
     uint tid = gl_LocalInvocationID.x;
     int t = tokens[pc.slot];
-    uint nh = uint(samp[SAMPLE_N_HISTORY]);
+    uint nh = STEP_N_HISTORY;
     barrier();                                   // every thread has read n_history before it moves on
     if (nh < pc.hist_cap) {
         if (tid == 0u) {
             history[nh] = t;
-            samp[SAMPLE_N_HISTORY] = float(nh + 1u);
+            step_buf[3] = int(nh + 1u);
         }
     } else {
         // history[i] = history[i + 1]: chunk [base, base + WG_SIZE) reads entries up to base + WG_SIZE,

@@ -27,6 +27,7 @@ layout(std430, binding = 0) readonly buffer StepBuf { int step_buf[]; };   // [8
 #define STEP_N_TOKENS uint(step_buf[0])
 #define STEP_POS      uint(step_buf[1])
 #define STEP_N_KV     uint(step_buf[2])
+#define STEP_N_HISTORY uint(step_buf[3])   // decode: valid entries of the penalty's history (advance.comp)
 
 // Rows an op processes: the step's n_tokens, clipped to the buffer's capacity.
 uint active_rows(uint capacity) { return min(STEP_N_TOKENS, capacity); }

@@ -102,7 +102,7 @@ void main() {
     for (uint i = tid; i < nv; i += WG_SIZE) scratch[i] = logits[i];
     memoryBarrierBuffer(); barrier();
     float rp = samp[SAMPLE_REPEAT_PENALTY];
-    uint n_hist = uint(samp[SAMPLE_N_HISTORY]);
+    uint n_hist = STEP_N_HISTORY;
     uint last_n = uint(max(samp[SAMPLE_REPEAT_LAST_N], 0.0));
     uint win = min(last_n, n_hist);
     if (rp != 1.0 && win > 0u) {

@@ -58,7 +58,7 @@ void main() {
 
     // the penalty's bitmap of this slice
     rp = samp[SAMPLE_REPEAT_PENALTY];
-    uint n_hist = uint(samp[SAMPLE_N_HISTORY]);
+    uint n_hist = STEP_N_HISTORY;
     uint win = min(uint(max(samp[SAMPLE_REPEAT_LAST_N], 0.0)), n_hist);
     penalise = rp != 1.0 && win > 0u;
     if (penalise) {

@@ -21,7 +21,22 @@ def test_setup_built_the_patched_kp():
     """tools/setup.sh must build kp with tools/kp_patch.py: without it every GPU decode step pays a
     copy to host memory per barrier (docs/performance.md)."""
     assert hasattr(vulkan_ops.kp, "OpGlobalBarrier") and hasattr(vulkan_ops.kp, "set_dispatch_barriers")
-    assert vulkan_ops.kp.PATCH_LEVEL >= 2       # the Manager enables the coopmat extensions' features
+    assert vulkan_ops.kp.PATCH_LEVEL >= 3       # the Manager enables the coopmat extensions' features, and
+    #                                            eval_async returns without waiting (see the next test)
+
+
+def test_eval_async_leaves_the_sequence_running_until_eval_await():
+    """kp 0.9's binding of Sequence.eval_async() ran eval() (submit and wait), so the sequence was done when it
+    returned; patched, it only submits: the sequence runs until eval_await, and a decode chunk can be started
+    while the one before it still runs (engine/llm.py)."""
+    import numpy as np
+    mgr = vulkan_ops.kp.Manager()
+    t = mgr.tensor_t(np.arange(4, dtype=np.float32))
+    seq = mgr.sequence().record(vulkan_ops.kp.OpTensorSyncDevice([t]))
+    seq.eval_async()
+    assert seq.is_running()
+    seq.eval_await()
+    assert not seq.is_running()
 
 
 def test_patched_manager_takes_the_coopmat_extensions_it_is_offered():
@@ -67,6 +82,22 @@ def test_kp_patch_upgrades_a_level_1_tree(tmp_path):
     manager = (src / "src" / "Manager.cpp").read_text()
     assert "getFeatures2" in manager and "deviceCreateInfo.pNext = featureChain" in manager
     assert "PATCH_LEVEL" in (src / "python" / "src" / "main.cpp").read_text()
+    assert kp_patch.patch(src) is False
+
+
+def test_kp_patch_brings_a_level_2_tree_to_level_3(tmp_path):
+    """A tree patched to level 2 gets the level and the asynchronous eval_async binding, and nothing twice."""
+    src = tmp_path / "kp"
+    (src / "python" / "src").mkdir(parents=True)
+    (src / "src").mkdir()
+    mark = f"// {kp_patch.MARK}\n"
+    (src / "python" / "src" / "main.cpp").write_text(mark + kp_patch.PATCH_LEVEL_2_BINDING + kp_patch.EVAL_ASYNC_STOCK)
+    (src / "src" / "OpAlgoDispatch.cpp").write_text(mark)
+    (src / "src" / "Manager.cpp").write_text(mark)
+    assert kp_patch.patch(src) is True
+    main = (src / "python" / "src" / "main.cpp").read_text()
+    assert kp_patch.PATCH_LEVEL_BINDING in main and "= 2;" not in main
+    assert "self.evalAsync()" in main and kp_patch.EVAL_ASYNC_STOCK not in main
     assert kp_patch.patch(src) is False
 
 

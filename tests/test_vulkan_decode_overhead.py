@@ -5,7 +5,9 @@
 * a partial write() of an f32 tensor reads the device copy back only when a dispatch wrote it since;
 * a k-step decode program reuses the 1-step program's kp Algorithms (pipelines);
 * stopping in the middle of a k-step chunk leaves the engine exactly as if it had decoded one step
-  at a time: the continuation equals a one-step-per-submission run's.
+  at a time: the continuation equals a one-step-per-submission run's;
+* chunks started before the previous one ends (a GPU's default; lavapipe runs them one at a time unless
+  the test turns it on) give the same tokens and cache, and a stop waits for the chunk started ahead.
 Expected values come from NumPy (the ops) or from the same engine run with decode_steps = 1."""
 from contextlib import contextmanager
 
@@ -20,18 +22,22 @@ from test_vulkan_generation import PROMPT, load_pair
 
 @contextmanager
 def count_submissions():
-    """Count kp.Sequence.eval calls (each is one queue submission and one wait)."""
+    """Count queue submissions: kp.Sequence.eval (submit and wait) and eval_async (submit; eval_await waits)."""
     n = [0]
-    orig = kp.Sequence.eval
+    orig = {name: getattr(kp.Sequence, name) for name in ("eval", "eval_async")}
 
-    def counted(seq, *a, **kw):
-        n[0] += 1
-        return orig(seq, *a, **kw)
-    kp.Sequence.eval = counted
+    def counting(f):
+        def counted(seq, *a, **kw):
+            n[0] += 1
+            return f(seq, *a, **kw)
+        return counted
+    for name, f in orig.items():
+        setattr(kp.Sequence, name, counting(f))
     try:
         yield n
     finally:
-        kp.Sequence.eval = orig
+        for name, f in orig.items():
+            setattr(kp.Sequence, name, f)
 
 
 @pytest.fixture(scope="module")
@@ -141,3 +147,59 @@ def test_split_attention_shares_its_scratch_across_layers_and_steps(model_path):
     split.ops.attention_splits = 3
     assert _greedy(split, prompt, 4, 4) == want
     assert sum(use == "attention parts" for use, _ in split.ops._scratch) >= 1
+
+
+def _overlapped(gpu, on: bool):
+    """Decode with chunks started ahead (engine/llm.py, a GPU's default) or one chunk at a time (lavapipe's)."""
+    gpu.ops.overlaps_programs = on
+
+
+@pytest.mark.parametrize("params", [SamplingParams(temp=0.0, repeat_penalty=1.3, repeat_last_n=8),
+                                    SamplingParams(temp=1.2, top_k=50, top_p=0.95, min_p=0.01, repeat_penalty=1.1,
+                                                   seed=3)], ids=["greedy", "sampled"])
+def test_overlapped_chunks_equal_one_step_at_a_time(model_path, params):
+    """Chunks started before the previous one ends (resume programs, the other slot set, the state left on the
+    device: position, ids, history and its length) give the tokens and the cache of one step per submission,
+    also when the context fills up inside a chunk."""
+    cpu, gpu = load_pair("smollm2-q4_0", model_path)
+    prompt = cpu.tokenizer.encode(PROMPT)
+    n_ctx = gpu.n_ctx
+    runs = {}
+    try:
+        for on, k in ((False, 1), (True, 4), (True, 2)):
+            _overlapped(gpu, on)
+            gpu.decode_steps = k
+            for limit in (None, len(prompt) + 7):        # 7 more tokens fit: the last chunk is cut short
+                gpu.n_ctx = limit or n_ctx
+                gpu.reset()
+                runs[on, k, limit] = (list(gpu.generate(prompt, params, 10)), list(gpu.tokens))
+    finally:
+        _overlapped(gpu, False)
+        gpu.n_ctx = n_ctx
+    for (on, k, limit), got in runs.items():
+        assert got == runs[False, 1, limit], (on, k, limit)
+    assert len(runs[False, 1, len(prompt) + 7][1]) == len(prompt) + 7
+
+
+def test_stop_inside_an_overlapped_chunk(model_path):
+    """Closing the generator while a chunk started ahead runs: the engine waits for it, keeps only the ids
+    consumed, and a later generation carries on as a one-step run would."""
+    cpu, gpu = load_pair("smollm2-q4_0", model_path)
+    prompt = cpu.tokenizer.encode(PROMPT)
+    want = _greedy(gpu, prompt, 7, 1)
+    assert len(want) == 7, "the test needs 7 tokens without an end of generation"
+    try:
+        _overlapped(gpu, True)
+        gpu.decode_steps = 2
+        gpu.reset()
+        gen = gpu.generate(prompt, SamplingParams(temp=0.0, seed=0), 7)
+        head = [next(gen) for _ in range(3)]             # inside the second chunk; the third runs ahead
+        assert gpu._pending is not None
+        gen.close()
+        assert gpu._pending is None
+        assert head == want[:3]
+        assert gpu.tokens == prompt + head[:2]
+        rest = list(gpu.generate(prompt + head, SamplingParams(temp=0.0, seed=0), 4))
+    finally:
+        _overlapped(gpu, False)
+    assert rest == want[3:]

@@ -222,35 +222,42 @@ def time_ours(llm, prompt_ids: list[int], n_gen: int, n_batch: int, sampling: st
 def anatomy(llm, prompt_ids: list[int], n_gen: int) -> dict:
     """Counts, not times: how our engine drives its backend for each generated token.
 
-    Every call of ``ops.run`` / ``ops.read`` / ``ops.write`` is at least one submission to the device and one
-    wait for it (on the Vulkan backend each is a kp ``Sequence.eval``), so calls per token bound the
-    round-trip cost.  Dispatches and barriers per token come from the recorded decode program (VulkanProgram
+    Every call of ``ops.run`` / ``ops.start`` / ``ops.read`` / ``ops.write`` may be a submission to the device
+    (``run`` a kp ``Sequence.eval``, submit and wait; ``start`` an ``eval_async``, whose wait comes later), so
+    calls per token bound the round-trip cost.  Dispatches and barriers per token come from the recorded decode program (VulkanProgram
     counts both) divided by the decode steps it holds."""
     from collections import Counter
 
     from engine.sampling import SamplingParams
 
     ops, calls = llm.ops, Counter()
-    for name in ("run", "read", "write"):
+    for name in ("run", "start", "read", "write"):
         def counted(*a, _fn=getattr(ops, name), _name=name, **kw):
             calls[_name] += 1
             return _fn(*a, **kw)
         setattr(ops, name, counted)          # instance attributes shadow the methods for this count only
-    # On Kompute, count the submissions themselves (every kp.Sequence.eval is one submit-and-wait) and
-    # split each into submit (eval_async) and wait (eval_await): wall time minus the waits is the host's
-    # own time per token, a second measure that does not depend on how the driver waits for a fence.
+    # On Kompute, count the submissions themselves (kp.Sequence.eval is a submit-and-wait, eval_async a submit)
+    # and time the waits (eval_await; eval is counted as its two halves): wall time minus the waits is the
+    # host's own time per token, a second measure that does not depend on how the driver waits for a fence.
+    # (With decode chunks overlapping, engine/llm.py, the waits also cover the device's own time.)
     kp = sys.modules.get("kp") if llm.backend == "kompute" else None
-    kp_eval = kp.Sequence.eval if kp else None
+    kp_orig = {n: getattr(kp.Sequence, n) for n in ("eval", "eval_async", "eval_await")} if kp else {}
     waited = [0.0]
     if kp:
-        def split_eval(seq, *a, **kw):
+        def counted_async(seq, *a, **kw):
             calls["submissions"] += 1
-            seq.eval_async(*a, **kw)
+            return kp_orig["eval_async"](seq, *a, **kw)
+
+        def timed_await(seq, *a, **kw):
             t = time.perf_counter()
-            seq.eval_await()
+            out = kp_orig["eval_await"](seq, *a, **kw)
             waited[0] += time.perf_counter() - t
-            return seq
-        kp.Sequence.eval = split_eval
+            return out
+
+        def split_eval(seq, *a, **kw):
+            counted_async(seq, *a, **kw)
+            return timed_await(seq)
+        kp.Sequence.eval, kp.Sequence.eval_async, kp.Sequence.eval_await = split_eval, counted_async, timed_await
     try:
         llm.reset()
         llm.eval(prompt_ids)
@@ -260,10 +267,10 @@ def anatomy(llm, prompt_ids: list[int], n_gen: int) -> dict:
         n = sum(1 for _ in llm.generate(prompt_ids, SamplingParams(**SAMPLING["greedy"], seed=0), n_gen))
         wall = time.perf_counter() - t0
     finally:
-        for name in ("run", "read", "write"):
+        for name in ("run", "start", "read", "write"):
             delattr(ops, name)
-        if kp:
-            kp.Sequence.eval = kp_eval
+        for name, fn in kp_orig.items():
+            setattr(kp.Sequence, name, fn)
     out = {"gen_tokens": n, "decode_steps": int(getattr(llm, "decode_steps", 1)),
            **{f"{k}_per_token": v / max(n, 1) for k, v in sorted(calls.items())},
            "calls_per_token": sum(v for k, v in calls.items() if k != "submissions") / max(n, 1)}
@@ -272,7 +279,8 @@ def anatomy(llm, prompt_ids: list[int], n_gen: int) -> dict:
         out["host_us_per_token_excl_wait"] = (wall - waited[0]) / n * 1e6
     decode = [(key, prog) for key, (prog, _b) in llm.model._programs.items() if key[0] == 1 and key[1] > 0]
     if decode and hasattr(decode[0][1], "n_dispatches"):
-        (_cap, steps), prog = max(decode, key=lambda kp_: kp_[0][1])
+        key, prog = max(decode, key=lambda kp_: kp_[0][1])       # key: (cap, steps, first slot, resume)
+        steps = key[1]
         out["dispatches_per_token"] = prog.n_dispatches / steps
         out["barriers_per_token"] = prog.n_barriers / steps
     return out
@@ -302,10 +310,13 @@ def bench_ours(path: Path, device: str, args, prompts: dict, result: dict, save=
     log(f"ours[{device}]: loaded in {load_s:.1f} s (backend {llm.backend}, device {llm.device})")
     # Warm-up, not part of any number: the first runs record programs, compile pipelines, allocate and
     # fault in memory.  generate() records one decode program per chunk length k (llm.decode_steps tokens
-    # per submission, and shorter tails), so warm up every k the measured runs will use.
+    # per submission, and shorter tails), so warm up every k the measured runs will use; where chunks
+    # overlap (a GPU) the later chunks are resume programs of two slot sets, so there a warm-up generation of
+    # each measured length records exactly the programs its measured run will use.
     k = max(1, int(getattr(llm, "decode_steps", 1)))
-    chunks = {k} | {n % k for n in [args.gen_tokens] + [args.sweep_gen_tokens] * bool(args.ctx_sweep)} - {0}
-    for n in sorted(chunks):
+    lengths = {args.gen_tokens} | ({args.sweep_gen_tokens} if args.ctx_sweep else set())
+    overlap = getattr(llm.ops, "overlaps_programs", False)
+    for n in sorted(lengths if overlap else {k} | {n % k for n in lengths} - {0}):
         time_ours(llm, prompts["warmup"][1], n, args.n_batch, args.sampling)
     # ... and keep a GPU busy until its clock is up: the measured runs follow at once (tools/gpu_run.sh's
     # clocks.csv showed a 1B generation run whole at 450-510 MHz after the idle of loading, 606 tok/s against
@@ -415,7 +426,8 @@ def markdown(report: dict) -> str:
         if a:
             lines.append(f"\nAnatomy of decoding, ours on {res['backend']}: {a['decode_steps']} decode step(s) per "
                          f"program run; per generated token {a['calls_per_token']:.2f} backend calls "
-                         f"(run {a.get('run_per_token', 0):.2f}, read {a.get('read_per_token', 0):.2f}, "
+                         f"(run {a.get('run_per_token', 0):.2f}, start {a.get('start_per_token', 0):.2f}, "
+                         f"read {a.get('read_per_token', 0):.2f}, "
                          f"write {a.get('write_per_token', 0):.2f})"
                          + (f", {a['submissions_per_token']:.2f} kp submissions" if "submissions_per_token" in a else "")
                          + (f", wall time outside fence waits {a['host_us_per_token_excl_wait']:.0f} µs"

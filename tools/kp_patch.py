@@ -16,6 +16,9 @@ The patch adds three things to kp, nothing else changes:
 - ``kp.set_dispatch_barriers(on)``: whether ``OpAlgoDispatch`` records its per-tensor barriers at
   record time (default on, kp's behaviour).  The engine turns them off only while it records its own
   programs, which carry their own ``OpGlobalBarrier``s wherever a hazard exists;
+- ``Sequence.eval_async()`` that submits and returns (``kp.PATCH_LEVEL`` 3): kp 0.9's Python binding of it
+  calls the C++ ``eval()``, i.e. submits and waits, so nothing could overlap a submission (engine/llm.py
+  starts the next decode chunk before it waits for the current one);
 - optional device features (``kp.PATCH_LEVEL`` 2): kp 0.9 enables the extensions a ``kp.Manager`` is
   given but never their features (``VkDeviceCreateInfo`` has no ``pNext``).  For the two extensions
   the tensor-core GEMM needs (shaders/matmul_tiled.comp -DCOOPMAT), VK_KHR_shader_float16_int8,
@@ -67,8 +70,16 @@ GLOBAL_BARRIER_BINDING = f"""
 
 """
 
-PATCH_LEVEL_BINDING = f"""    m.attr("PATCH_LEVEL") = 2;  // {MARK}: 2 = barriers + device features
+PATCH_LEVEL = 3     # 1: barriers; 2: + device features; 3: + an asynchronous eval_async
+PATCH_LEVEL_BINDING = f"""    m.attr("PATCH_LEVEL") = {PATCH_LEVEL};  // {MARK}: see tools/kp_patch.py
 """
+PATCH_LEVEL_2_BINDING = f"""    m.attr("PATCH_LEVEL") = 2;  // {MARK}: 2 = barriers + device features
+"""
+# kp 0.9's binding of Sequence.eval_async() (no op) runs eval(): submit *and wait*
+EVAL_ASYNC_STOCK = """        "eval_async",
+        [](kp::Sequence& self) { return self.eval(); },"""
+EVAL_ASYNC_FIXED = f"""        "eval_async",  // {MARK}: kp 0.9 called eval() here
+        [](kp::Sequence& self) {{ return self.evalAsync(); }},"""
 
 # Manager::createDevice: the optional features of the extensions the Manager was given, as supported
 FEATURE_CHAIN = f"""
@@ -123,9 +134,17 @@ def patch(src: Path) -> bool:
         _edit(main, "    py::class_<kp::Algorithm, std::shared_ptr<kp::Algorithm>>(", GLOBAL_BARRIER_BINDING,
               after=False)
         changed = True
-    if "PATCH_LEVEL" not in main.read_text():
+    text = main.read_text()
+    if PATCH_LEVEL_2_BINDING in text:           # a tree patched to level 2: bring its level up
+        main.write_text(text.replace(PATCH_LEVEL_2_BINDING, PATCH_LEVEL_BINDING))
+        changed = True
+    elif "PATCH_LEVEL" not in text:
         _edit(main, "    py::class_<kp::Algorithm, std::shared_ptr<kp::Algorithm>>(", PATCH_LEVEL_BINDING,
               after=False)
+        changed = True
+    text = main.read_text()
+    if EVAL_ASYNC_STOCK in text:
+        main.write_text(text.replace(EVAL_ASYNC_STOCK, EVAL_ASYNC_FIXED))
         changed = True
     if MARK not in dispatch.read_text():
         _edit(dispatch, '#include "kompute/operations/OpAlgoDispatch.hpp"\n', DISPATCH_FLAG)

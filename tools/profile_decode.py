@@ -112,8 +112,9 @@ def main(argv=None) -> int:
         # copies back), so each run first puts back the step buffer as the generation left it: every run decodes
         # the same positions, and attention sees the cache depth asked for (warm-up runs decoding on had put the
         # 1B shape's attention ~1500 rows deeper than --depth)
-        (cap, steps), (prog, _) = max(((k, v) for k, v in llm.model._programs.items() if k[1]),
-                                      key=lambda kv: kv[0][1])
+        # (a program from the host's state: a resume one takes no step buffer from the host, see engine/ops.py)
+        (cap, steps, _first, _resume), (prog, _) = max(((k, v) for k, v in llm.model._programs.items()
+                                                        if k[1] and not k[3]), key=lambda kv: kv[0][1])
         step_after_generation = ops.step.copy()
 
         def run_once():

@@ -48,9 +48,9 @@ import numpy as np
 from gguf import GGMLQuantizationType as T
 
 from .. import quants
-from ..ops import (SAMPLE_MIN_P, SAMPLE_N_HISTORY, SAMPLE_REPEAT_LAST_N,
+from ..ops import (SAMPLE_MIN_P, SAMPLE_REPEAT_LAST_N,
                    SAMPLE_REPEAT_PENALTY, SAMPLE_SIZE, SAMPLE_TEMP, SAMPLE_TOP_K, SAMPLE_TOP_P,
-                   SAMPLE_UNIFORMS, STEP_N_KV, STEP_N_TOKENS, STEP_POS, STEP_SIZE, Ops, Program,
+                   SAMPLE_UNIFORMS, STEP_N_HISTORY, STEP_N_KV, STEP_N_TOKENS, STEP_POS, STEP_SIZE, Ops, Program,
                    Tensor, Weight)
 from ..sampling import sample_token
 
@@ -386,8 +386,8 @@ class NumpyOps(Ops):
 
     # ---------------------------------------------------------------- programs
     @contextmanager
-    def record(self) -> Iterator[Program]:
-        prog = NumpyProgram()
+    def record(self, resume: bool = False) -> Iterator[Program]:
+        prog = NumpyProgram()                   # resume: the host arrays are the device state already
         self._recording = prog
         try:
             yield prog
@@ -721,7 +721,7 @@ class NumpyOps(Ops):
     def sample(self, out_token: Tensor, logits: Tensor, history: Tensor, slot: int = 0) -> None:
         def run():
             s = self.sampling
-            n_hist = int(s[SAMPLE_N_HISTORY])
+            n_hist = int(self.step[STEP_N_HISTORY])
             out_token.handle[slot, 0] = sample_token(
                 logits.handle[0], history.handle[:n_hist, 0],
                 temp=float(s[SAMPLE_TEMP]), top_k=int(s[SAMPLE_TOP_K]), top_p=float(s[SAMPLE_TOP_P]),
@@ -733,10 +733,10 @@ class NumpyOps(Ops):
         def run():
             t = tokens.handle[slot, 0]
             ids.handle[0, 0] = t
-            n_hist = int(self.sampling[SAMPLE_N_HISTORY])
+            n_hist = int(self.step[STEP_N_HISTORY])
             if n_hist < history.rows:
                 history.handle[n_hist, 0] = t
-                self.sampling[SAMPLE_N_HISTORY] = n_hist + 1
+                self.step[STEP_N_HISTORY] = n_hist + 1
             else:           # full: drop the oldest entry (the penalty only looks at the newest)
                 history.handle[:-1] = history.handle[1:].copy()
                 history.handle[-1, 0] = t

@@ -259,6 +259,7 @@ class VulkanProgram(Program):
         self.ops: list = []                     # kp ops in order, recorded into seq when record() ends
         self.labels: list = []                  # per op: (shader or 'barrier', what, bytes moved) (timings())
         self.timed = False                      # recorded with GPU timestamps (VulkanOps.profile)
+        self.resume = False                     # a resume program (Ops.record)
         self.algorithms: list = []              # keeps kp objects alive as long as the program
         # mirrored (i32) tensors the dispatches read / write: id -> kp.Tensor.  The sequence starts by
         # copying the inputs' host memory to the device and ends by copying the outputs back, so the
@@ -491,8 +492,8 @@ class VulkanOps(Ops):
         self.mgr = kp.Manager(self.info.index, [], list(COOPMAT_EXTENSIONS) if self.gemm.startswith("coopmat") else [])
         # The per-step buffers: the host writes them through NumPy views of their (host-visible) staging
         # memory; each program starts with a recorded copy to device memory (so a discrete GPU's
-        # workgroups do not read host memory over the bus) and ends with a copy back, so the host
-        # views show what advance() left there.
+        # workgroups do not read host memory over the bus) and ends with a copy of the step buffer back, so
+        # the host view shows what advance() left there (the sampling buffer is only read by the device).
         self._step_t = self.mgr.tensor_t(np.zeros(STEP_SIZE, np.int32))
         self._samp_t = self.mgr.tensor_t(np.zeros(SAMPLE_SIZE, np.float32))
         self.step = self._step_t.data()         # writable views of the mapped staging memory
@@ -503,6 +504,16 @@ class VulkanOps(Ops):
                                                _ACCESS_SHADER_READ | _ACCESS_SHADER_WRITE,
                                                _STAGE_COMPUTE_SHADER | _STAGE_TRANSFER, _STAGE_COMPUTE_SHADER)
                             if self.global_barriers else None)
+        # a resume program's first op: the previous program's reads of the sampling buffer end before it is uploaded
+        self._upload_barrier = (kp.OpGlobalBarrier(_ACCESS_SHADER_WRITE, _ACCESS_TRANSFER_WRITE,
+                                                   _STAGE_COMPUTE_SHADER | _STAGE_TRANSFER, _STAGE_TRANSFER)
+                                if self.global_barriers else None)
+        # decode chunks overlap (engine/llm.py): on a GPU the next one is submitted before the current one ends;
+        # not on a CPU device, where a submission is cheap and the extra chunk after a stop would cost a token;
+        # GPT4ALL_DECODE_OVERLAP=0 turns it off (an A/B switch)
+        # (kp.PATCH_LEVEL 3: kp 0.9's own eval_async waits for the work, see tools/kp_patch.py)
+        self.overlaps_programs = (self.global_barriers and getattr(kp, "PATCH_LEVEL", 1) >= 3
+                                  and self.info.type != "cpu" and os.environ.get("GPT4ALL_DECODE_OVERLAP", "1") != "0")
         self._dummy = self.mgr.tensor_t(np.zeros(8, np.float32))       # for absent optional buffers
         self._spv: dict[str, bytes] = {}
         self._scratch: dict[tuple, "kp.Tensor"] = {}              # see _scratch_for()
@@ -656,7 +667,9 @@ class VulkanOps(Ops):
 
     # ---------------------------------------------------------------- programs
     @contextmanager
-    def record(self) -> Iterator[Program]:
+    def record(self, resume: bool = False) -> Iterator[Program]:
+        if resume and not self.global_barriers:
+            raise RuntimeError("a resume program needs kp's global barriers (kp built by tools/setup.sh)")
         prog = VulkanProgram()
         self._recording = prog
         t0 = time.perf_counter()
@@ -668,9 +681,15 @@ class VulkanOps(Ops):
             self._recording = None
         # one submission: host copies in, the dispatches, host copies out (see write()); when profiling, kp
         # latches a GPU timestamp at the start and after each recorded op (timings())
-        prog.timed = self.profile
-        prog.seq = self.mgr.sequence(0, len(prog.ops) + 2) if prog.timed else self.mgr.sequence()
-        prog.seq.record(kp.OpTensorSyncDevice([self._step_t, self._samp_t, *prog.inputs.values()]))
+        prog.timed, prog.resume = self.profile, resume
+        prog.seq = self.mgr.sequence(0, len(prog.ops) + 2 + resume) if prog.timed else self.mgr.sequence()
+        if resume:
+            # the device state (step, ids, history) is the previous program's: only the sampling buffer (the
+            # uniforms of this program's slots) comes from the host, once everything before is done with it
+            prog.seq.record(self._upload_barrier)
+            prog.seq.record(kp.OpTensorSyncDevice([self._samp_t]))
+        else:
+            prog.seq.record(kp.OpTensorSyncDevice([self._step_t, self._samp_t, *prog.inputs.values()]))
         if self.global_barriers:
             kp.set_dispatch_barriers(False)     # the program carries its own (see _dispatch)
         try:
@@ -679,13 +698,20 @@ class VulkanOps(Ops):
         finally:
             if self.global_barriers:
                 kp.set_dispatch_barriers(True)
-        prog.seq.record(kp.OpTensorSyncLocal([self._step_t, self._samp_t, *prog.outputs.values()]))
+        prog.seq.record(kp.OpTensorSyncLocal([self._step_t, *prog.outputs.values()]))
         prog.ops = []
         prog.record_s = time.perf_counter() - t0
 
     def run(self, program: Program) -> None:
         program.seq.eval()
         self._stale.update(program.writes)
+
+    def start(self, program: Program) -> None:
+        program.seq.eval_async()
+        self._stale.update(program.writes)
+
+    def finish(self, program: Program) -> None:
+        program.seq.eval_await()
 
     def timings(self, program: Program) -> list[dict]:
         """GPU time of each recorded op in ``program``'s last run (``profile`` must have been on when the
@@ -698,7 +724,8 @@ class VulkanOps(Ops):
             raise RuntimeError("timings(): the program was recorded without GPU timestamps (turn the backend's "
                                "profile on before recording it)")
         ts = program.seq.get_timestamps()
-        labels = [("copy", "to device", 0), *program.labels, ("copy", "to host", 0)]
+        labels = [*([("barrier", "before the upload", 0)] if program.resume else []), ("copy", "to device", 0),
+                  *program.labels, ("copy", "to host", 0)]
         if len(ts) != len(labels) + 1:
             raise RuntimeError(f"{len(ts)} timestamps for {len(labels)} recorded ops")
         period_us = self.info.timestamp_period / 1000.0
@@ -770,7 +797,7 @@ class VulkanOps(Ops):
             self.mgr.sequence().record(kp.OpTensorSyncDevice([self._step_t, self._samp_t, *ins.values()])) \
                 .record(kp.OpTensorSyncLocal([self._barrier_t])) \
                 .record(dispatch) \
-                .record(kp.OpTensorSyncLocal([self._step_t, self._samp_t, *outs.values()])).eval()
+                .record(kp.OpTensorSyncLocal([self._step_t, *outs.values()])).eval()
             self._stale.update(id(t) for t in writes if not self._mirrored(t))
             return
         # A barrier only where this dispatch touches a buffer written since the last one (read after
@@ -1218,6 +1245,5 @@ class VulkanOps(Ops):
                        push_constants(nv, slot, sl, sk.cands), (1,), [out_token.handle], spec=(self.sample_wg,))
 
     def advance(self, ids: Tensor, tokens: Tensor, history: Tensor, slot: int = 0) -> None:
-        self._dispatch("advance", [self._samp_t, tokens.handle, ids.handle, history.handle],
-                       push_constants(slot, history.rows), (1,),
-                       [self._step_t, self._samp_t, ids.handle, history.handle])
+        self._dispatch("advance", [tokens.handle, ids.handle, history.handle],
+                       push_constants(slot, history.rows), (1,), [self._step_t, ids.handle, history.handle])

@@ -64,13 +64,17 @@ class DecoderModel:
         return self.weight(name, shape) if self.f.has(name) else None
 
     # ---------------------------------------------------------------- programs
-    def program(self, cap: int, decode_steps: int = 0) -> tuple[Program, Buffers]:
+    def program(self, cap: int, decode_steps: int = 0, first_slot: int = 0,
+                resume: bool = False) -> tuple[Program, Buffers]:
         """The recorded forward pass for batches of up to ``cap`` rows, made once and cached.
 
-        decode_steps = k > 0 (cap 1): k x (forward, sample(slot=i), advance(slot=i)) in one
-        program, so a GPU backend decodes k tokens per submission; b.tokens [k, 1] gets the ids.
+        decode_steps = k > 0 (cap 1): k x (forward, sample(slot=s), advance(slot=s)) in one program, slots
+        s = first_slot .. first_slot + k - 1, so a GPU backend decodes k tokens per submission; b.tokens
+        [first_slot + k, 1] gets the ids in those rows.  ``resume``: the program carries on from the device
+        state the previous decode program left (Ops.record); engine/llm.py starts it while that one runs,
+        with first_slot set so that the two use different uniforms and token rows.
         """
-        key = (cap, decode_steps)
+        key = (cap, decode_steps, first_slot, resume)
         if key not in self._programs:
             # programs of one capacity share its activation buffers (they run one at a time), so the
             # decode programs for several k cost no extra memory, and their dispatches bind the same
@@ -82,9 +86,9 @@ class DecoderModel:
                 if not hasattr(self._buffers[cap], "history"):
                     self._buffers[cap].history = self.ops.tensor(self.n_ctx, 1, "i32", name="history")  # [n_ctx, 1]
                 b.history = self._buffers[cap].history
-                b.tokens = self.ops.tensor(decode_steps, 1, "i32", name="sampled")       # [k, 1]
-            with self.ops.record() as prog:
-                for slot in range(max(decode_steps, 1)):
+                b.tokens = self.ops.tensor(first_slot + decode_steps, 1, "i32", name="sampled")   # [slots, 1]
+            with self.ops.record(resume=resume) as prog:
+                for slot in range(first_slot, first_slot + max(decode_steps, 1)):
                     self.forward(b)
                     if decode_steps:
                         self.ops.sample(b.tokens, b.logits, b.history, slot=slot)
