@@ -63,6 +63,14 @@ class DecoderModel:
     def optional_weight(self, name: str, shape: Sequence[int]) -> Optional[Weight]:
         return self.weight(name, shape) if self.f.has(name) else None
 
+    def last_row(self, b: Buffers) -> Tensor:
+        """The residual stream's last real row, the only one that needs logits: b.x itself in a one-row program
+        (decode: no copy, one dispatch and barrier fewer per token on a GPU), else copied into b.last."""
+        if b.cap == 1:
+            return b.x
+        self.ops.copy_rows(b.last, b.x, src_row=-1)
+        return b.last
+
     # ---------------------------------------------------------------- programs
     def program(self, cap: int, decode_steps: int = 0, first_slot: int = 0,
                 resume: bool = False) -> tuple[Program, Buffers]:

@@ -99,5 +99,4 @@ class Llama(DecoderModel):
             ops.matmul_glu(b.gate, blk.ffn_gate, blk.ffn_up, b.x, "silu", norm=blk.ffn_norm, eps=eps)
             ops.matmul(b.x, blk.ffn_down, b.gate, accumulate=True)
         # only the last row needs logits
-        ops.copy_rows(b.last, b.x, src_row=-1)
-        ops.matmul(b.logits, self.output, b.last, norm=self.output_norm, eps=eps)
+        ops.matmul(b.logits, self.output, self.last_row(b), norm=self.output_norm, eps=eps)

@@ -151,6 +151,6 @@ class Phi3(DecoderModel):
                 ops.add_rms_norm(b.x, b.h, b.h, self.blk[i + 1].attn_norm, hp.norm_eps)
             else:                           # the output norm below needs the last row only
                 ops.add(b.x, b.x, b.h)
-        ops.copy_rows(b.last, b.x, src_row=-1)
-        ops.rms_norm(b.last, b.last, self.output_norm, hp.norm_eps)
-        ops.matmul(b.logits, self.output, b.last)
+        last = self.last_row(b)                 # (normed in place: a decode step's next get_rows rewrites x)
+        ops.rms_norm(last, last, self.output_norm, hp.norm_eps)
+        ops.matmul(b.logits, self.output, last)
