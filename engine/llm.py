@@ -11,12 +11,13 @@ module only moves token ids and sampling parameters in and token ids / logits ou
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterator, Optional, Sequence
+from typing import Iterator, Optional, Sequence
 
 import numpy as np
 
 from .gguf_file import GGUFFile
 from .models import EMBEDDING_ARCHITECTURES, model_class
+from .models.base import Buffers
 from .ops import MAX_DECODE_STEPS, Ops, Program
 from .sampling import SamplingParams, Sampler, sample_token
 
@@ -59,7 +60,7 @@ class _Chunk:
     """A decode chunk that was started: its program and buffers, its slots, and where it leaves the generation
     if every id it samples is handed out (ids handed out, tokens cached)."""
     prog: Program
-    b: Any
+    b: Buffers                  # the program's buffers (b.tokens: the sampled ids)
     first: int                  # slots first .. first + steps - 1 (rows of b.tokens)
     steps: int
     produced: int

@@ -224,8 +224,8 @@ def anatomy(llm, prompt_ids: list[int], n_gen: int) -> dict:
 
     Every call of ``ops.run`` / ``ops.start`` / ``ops.read`` / ``ops.write`` may be a submission to the device
     (``run`` a kp ``Sequence.eval``, submit and wait; ``start`` an ``eval_async``, whose wait comes later), so
-    calls per token bound the round-trip cost.  Dispatches and barriers per token come from the recorded decode program (VulkanProgram
-    counts both) divided by the decode steps it holds."""
+    calls per token bound the round-trip cost.  Dispatches and barriers per token come from the recorded decode
+    program (VulkanProgram counts both) divided by the decode steps it holds."""
     from collections import Counter
 
     from engine.sampling import SamplingParams
