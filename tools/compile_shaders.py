@@ -81,6 +81,9 @@ def variants() -> dict[str, tuple[str, list[str]]]:
     v["tile_repack"] = ("tile_repack.comp", [])                     # upload: split -> tile layout (v3)
     v["upload_words"] = ("upload_words.comp", [])                   # upload: host -> device-local, a copy
     v["rope_qkv"] = ("rope.comp", ["QKV"])                          # Ops.rope_qkv: q, k and v in one dispatch
+    # Ops.attention of a batch on tensor cores (f16 cooperative matrices), one build per head_dim it takes
+    for hd in (64, 128):
+        v[f"attention_prompt_cm_d{hd}"] = ("attention_prompt_cm.comp", [f"HD={hd}"])
     v["glu_silu"] = ("glu.comp", ["GLU_SILU"])
     v["glu_gelu"] = ("glu.comp", ["GLU_GELU"])
     return {k: val for k, val in v.items() if (SHADERS / val[0]).exists()}

@@ -71,9 +71,13 @@ class Case:
     tol: float = NMSE_TOL                   # max NMSE; 0: must be equal
     split: bool = False                     # run on the split-weight Vulkan backend
     f16_gemm: bool = False                  # a batched matmul: F16_GEMM_TOL on a backend with gemm 'coopmat'
+    f16_attention: bool = False             # a batch's attention: F16_GEMM_TOL under attention_prompt 'coopmat'
+    head_dim: int = 0                       # attention cases: the head size (it picks the kernel)
 
     def tolerance(self, ops: Ops) -> float:
-        return max(self.tol, F16_GEMM_TOL) if self.f16_gemm and getattr(ops, "gemm", "").startswith("coopmat") else self.tol
+        f16 = (self.f16_gemm and getattr(ops, "gemm", "").startswith("coopmat")) or (
+            self.f16_attention and getattr(ops, "attention_prompt", "") == "coopmat")
+        return max(self.tol, F16_GEMM_TOL) if f16 else self.tol
 
     @property
     def name(self) -> str:
@@ -383,7 +387,8 @@ def attention_case(label: str, n_tok: int, pos: int, n_head: int, n_kv: int, hd:
                 ops.run(prog)
             ops.set_step(n_tok, pos)
         return Prepared(prog, before, [(a[3], n_tok) for a in args])
-    return Case("attention", label + " split keys" * split, prepare, tol=1e-6, split=split)
+    return Case("attention", label + " split keys" * split, prepare, tol=1e-6, split=split,
+                f16_attention=n_tok > 1 and not split, head_dim=hd)
 
 
 def sample_case(label: str, n_vocab: int, temp: float, top_k: int, top_p: float, min_p: float,
@@ -611,7 +616,14 @@ def build_cases() -> list[Case]:
               attention_case("prompt 33 rows at pos 3, MQA 5/1 x96", 33, 3, 5, 1, 96, n_ctx=40),
               attention_case("non-causal 40 rows + seq_ids (2 seqs), 12/12 x32", 40, 0, 12, 12, 32,
                              causal=False, seqs=[[0]] * 23 + [[1]] * 17),
-              attention_case("prompt 19 rows at pos 4, head_dim 30 (attention.comp)", 19, 4, 4, 2, 30)]
+              attention_case("prompt 19 rows at pos 4, head_dim 30 (attention.comp)", 19, 4, 4, 2, 30),
+              # ... and the tensor-core kernel (attention_prompt_cm.comp, head_dim 64 and 128, where the device has
+              # cooperative matrices): blocks of 64 slots over tiles of 32 keys; the cases above, plus many tiles
+              # and two blocks of a head group, and seq_ids with softcap at head_dim 64 (nomic-embed's heads)
+              attention_case("prompt 100 rows at pos 200, GQA 8/2 x128, softcap", 100, 200, 8, 2, 128, n_ctx=320,
+                             softcap=30.0),
+              attention_case("non-causal 50 rows + seq_ids (3 seqs), 4/4 x64", 50, 0, 4, 4, 64,
+                             causal=False, seqs=[[0]] * 20 + [[1]] * 5 + [[2]] * 25)]
     # element-wise and row ops
     cases.append(binary_case("add", 5, 77, lambda o, out, a, b: o.add(out, a, b)))
     cases.append(unary_case("scale", "[3,77] * 0.125", 3, 77, lambda o, out, x, w: o.scale(out, x, 0.125)))

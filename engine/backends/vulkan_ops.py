@@ -81,6 +81,15 @@ ATTENTION_DECODE_HEADS = 8  # query heads per workgroup of the split path's kern
 ATTENTION_DECODE_LANES = 8  # threads per key row in that kernel (its LK): subgroups of fewer take its portable build
 ATTENTION_DECODE_MAX_DIM = 256  # largest head_dim of that kernel (8 vec4s per lane)
 ATTENTION_PROMPT_MAX_DIM = 256  # largest head_dim of the tiled prompt kernel (shaders/attention_prompt.comp)
+ATTENTION_PROMPT_CM_DIMS = (64, 128)   # head_dims with a tensor-core build (attention_prompt_cm_d<HD>.spv)
+ATTENTION_PROMPT_CM_SLOTS = 64  # query slots per workgroup of attention_prompt_cm.comp (BR: 16 per subgroup of 4)
+
+
+def _attention_cm_shared_bytes(head_dim: int) -> int:
+    """Shared memory of attention_prompt_cm.comp's build for head_dim: q_h, k_h, v_h (rows of head_dim / 2 + 4
+    uints), s_sh, p_h and common.glsl's red_buf (128 threads, 4 subgroups of 32, tiles of 32 keys)."""
+    row = head_dim // 2 + 4
+    return 4 * ((ATTENTION_PROMPT_CM_SLOTS + 2 * 32) * row + 4 * 16 * 32 + 4 * 16 * 20 + 128)
 CPU_MATMUL_GROUPS = 64      # matmul workgroups on a CPU Vulkan device (see _matmul_groups)
 MAX_GROUPS_X = 32768        # split large dispatches over x and y (Vulkan guarantees >= 65535)
 DEFAULT_MATVEC = "v2"       # decode mat-vec kernel on a CPU device (see MatvecKernel; docs/vulkan.md)
@@ -464,13 +473,19 @@ class VulkanOps(Ops):
         if self.sample_kernel.wg > self.info.max_workgroup_invocations:
             raise ValueError(f"sample kernel {self.sample_kernel}: {self.sample_kernel.wg} threads per slice, more "
                              f"than '{self.info.name}' allows ({self.info.max_workgroup_invocations})")
-        # a batch of query rows (prompts, embeddings): 'tiled' (attention_prompt.comp, blocks of query rows
-        # sharing each key tile) or 'rows' (attention.comp, a workgroup per row and head; the A/B switch)
-        self.attention_prompt = os.environ.get("GPT4ALL_ATTENTION_PROMPT", "tiled")
-        # the tiled kernel's blocks hold several query heads of a KV group (0: one head, an A/B switch)
+        # a batch of query rows (prompts, embeddings): 'coopmat' (attention_prompt_cm.comp: the products on tensor
+        # cores, for head_dim 64 and 128; the default where the device has them), 'tiled' (attention_prompt.comp,
+        # blocks of query rows sharing each key tile, f32; the default elsewhere, and coopmat's fallback for other
+        # head sizes) or 'rows' (attention.comp, a workgroup per row and head; the A/B switch)
+        self.attention_prompt = os.environ.get("GPT4ALL_ATTENTION_PROMPT") or ("coopmat" if coopmat else "tiled")
+        # the tiled kernels' blocks hold several query heads of a KV group (0: one head, an A/B switch)
         self.attention_prompt_gqa = os.environ.get("GPT4ALL_ATTENTION_PROMPT_GQA", "1") != "0"
-        if self.attention_prompt not in ("tiled", "rows"):
-            raise ValueError(f"GPT4ALL_ATTENTION_PROMPT={self.attention_prompt!r}: 'tiled' or 'rows'")
+        if self.attention_prompt not in ("coopmat", "tiled", "rows"):
+            raise ValueError(f"GPT4ALL_ATTENTION_PROMPT={self.attention_prompt!r}: 'coopmat', 'tiled' or 'rows'")
+        if self.attention_prompt == "coopmat" and not coopmat:
+            raise ValueError(f"GPT4ALL_ATTENTION_PROMPT=coopmat: '{self.info.name}' has no f16 cooperative matrices "
+                             f"of shape {COOPMAT_SHAPE} with 32-wide subgroups, or kp lacks tools/kp_patch.py's "
+                             f"device features")
         # decode's rope_qkv done in the epilogue of the q/k/v mat-vec before it (matmul_stack): one dispatch and
         # one barrier fewer per layer (~4.7 us each on an H100); GPT4ALL_ROPE_EPILOGUE=0 keeps the two dispatches
         # (an A/B switch; see matmul_stack and _rope_epilogue_fits)
@@ -1152,7 +1167,15 @@ class VulkanOps(Ops):
             # (its shared arrays: vec4s_per_lane x threads vec4s)
             wg = 256 if vec4s_per_lane <= 4 and self.info.max_workgroup_invocations >= 256 else 128
             self._dispatch("attention_decode" + sg, buffers, push, groups, [part], spec=(wg, vec4s_per_lane))
-        elif n_split == 1 and cap > 1 and self.attention_prompt == "tiled" and head_dim % 4 == 0 \
+        elif n_split == 1 and cap > 1 and self.attention_prompt == "coopmat" and head_dim in ATTENTION_PROMPT_CM_DIMS \
+                and _attention_cm_shared_bytes(head_dim) <= self.info.max_shared_memory:
+            # attention_prompt_cm.comp: as below with ATTENTION_PROMPT_CM_SLOTS query slots a block, 16 per subgroup
+            slots = ATTENTION_PROMPT_CM_SLOTS
+            grp = math.gcd(slots, n_head // n_kv_head) if self.attention_prompt_gqa else 1
+            groups = (n_head // grp, min(self._row_groups(cap), -(-cap // (slots // grp))), 1)
+            self._dispatch(f"attention_prompt_cm_d{head_dim}", buffers[:5],
+                           np.concatenate([push, push_constants(grp)]), groups, [out.handle])
+        elif n_split == 1 and cap > 1 and self.attention_prompt != "rows" and head_dim % 4 == 0 \
                 and head_dim <= ATTENTION_PROMPT_MAX_DIM:
             # attention_prompt.comp: a workgroup per (grp query heads of one KV group, block of query rows), its
             # BR query slots those heads x BR / grp rows, so each K / V tile it loads serves grp heads

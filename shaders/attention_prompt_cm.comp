@@ -1,0 +1,231 @@
+#version 450
+// Ops.attention for a batch of query rows on tensor cores (GPT4ALL_ATTENTION_PROMPT=coopmat, the default where the
+// device has f16 cooperative matrices; VulkanOps.attention): softmax(q k^T * scale [softcap] + mask) v, what
+// attention_prompt.comp computes in f32, with the two products q k^T and p v as coopMatMulAddNV of f16 inputs into
+// f32 sums (q, K, V and the probabilities rounded to f16, as llama.cpp's flash attention does with its f16 cache).
+// -DHD=64 or 128: head_dim (the accumulators are named variables, sized by it).
+//
+// A workgroup takes BR = 16 x NSG query slots (its NSG subgroups 16 each), slot r = head h0 + r % grp of row
+// t0 + r / grp (attention_prompt.comp's GQA blocks: grp query heads of one KV group share every K / V tile), and
+// walks the visible keys of its rows in tiles of BC = 32, twice:
+//   pass 1: S = q k^T per tile (tensor cores), each row's max m and sum l = sum e^(s - m) by an online update
+//           (scalars: no accumulator to rescale yet);
+//   pass 2: S again, p = e^(s - m) / l with the final m and l (so nothing computed here is ever rescaled), and
+//           O += p v on tensor cores.
+// Computing S twice costs a third more tensor-core work and a second read of the K tiles (from L2); it saves the
+// per-tile rescaling of O, which on cooperative matrices means a round trip of every accumulator through shared
+// memory (their element layout is opaque, so a row's factor cannot be applied in registers).
+// Each subgroup's S tile goes through its own part of shared memory (s_sh) to the softmax, which runs in
+// registers: lane (row = lane % 16, h = lane / 16) takes keys 2i + h of its row (the column-major store below makes
+// those reads conflict-free), partners combine with one shuffle.  Workgroup barriers only around the K / V tiles.
+// Masks (causal, sliding window, seq_ids) per (row, key), as in attention_prompt.comp; a row with no visible key
+// writes zeros.  Subgroups of 32 (the host checks, _coopmat_usable).
+#extension GL_EXT_control_flow_attributes : require
+#extension GL_NV_cooperative_matrix : require
+#extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
+#extension GL_KHR_shader_subgroup_basic : require
+#extension GL_KHR_shader_subgroup_shuffle : require
+#ifndef WG_SIZE
+#define WG_SIZE 128
+#endif
+#include "common.glsl"
+
+#ifndef HD
+#error "-DHD=64 or -DHD=128 (head_dim)"
+#endif
+#define NSG (WG_SIZE / 32)         // subgroups
+#define BR (16 * NSG)              // query slots per block (vulkan_ops.ATTENTION_PROMPT_CM_SLOTS)
+#define BC 32                      // keys per tile
+#define D4 (HD / 4)
+#define LDU (HD / 2 + 4)           // uints (f16 pairs) per q / K / V row in shared memory: 8 halves of padding
+#define LDPU (BC / 2 + 4)          // uints per row of p
+#define SCOPE 3                    // gl_ScopeSubgroup
+#define NEG_INF (-1.0 / 0.0)
+
+layout(std430, binding = 1) readonly buffer Q { vec4 q4[]; };     // [rows, n_head * head_dim]
+layout(std430, binding = 2) readonly buffer K { vec4 k4[]; };     // [n_ctx, n_kv_head * head_dim]
+layout(std430, binding = 3) readonly buffer V { vec4 v4[]; };     // [n_ctx, n_kv_head * head_dim]
+layout(std430, binding = 4) writeonly buffer O { vec4 out4[]; };  // [rows, n_head * head_dim]
+layout(std430, binding = 5) readonly buffer S { int seq[]; };     // [rows, 1] (if has_seq)
+
+layout(push_constant) uniform PC {
+    uint n_head; uint n_kv_head; uint head_dim; float scale;
+    uint causal; uint window; float softcap; uint has_seq; uint rows_cap; uint n_split;
+    uint grp;                                   // query heads per block (see above)
+} pc;
+
+shared uint q_h[BR * LDU];                      // [BR][LDU]: the block's q rows * scale, f16 pairs
+shared uint k_h[BC * LDU];                      // [BC][LDU]: the tile's K rows
+shared uint v_h[BC * LDU];                      // [BC][LDU]: the tile's V rows (pass 2)
+shared float s_sh[NSG * 16 * BC];               // per subgroup: S, column-major [key][16 rows]; O on its way out
+shared uint p_h[NSG * 16 * LDPU];               // per subgroup: p, row-major [16 rows][LDPU], f16 pairs
+
+#define MAT_A fcoopmatNV<16, SCOPE, 16, 16>     // 16 slots x 16 (dims, or keys)
+#define MAT_B fcoopmatNV<16, SCOPE, 16, 8>      // 16 x 8 (dims x keys, or keys x dims)
+#define MAT_C fcoopmatNV<32, SCOPE, 16, 8>      // f32 sums: 16 slots x 8 (keys, or dims)
+// Arrays of cooperative matrices stay in local memory on NVIDIA's driver (matmul_tiled.comp), so the S and O
+// accumulators are named variables: FOR_S / FOR_O spell them out
+#define FOR_S(X) X(0) X(1) X(2) X(3)
+#if HD == 64
+#define FOR_O(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
+#elif HD == 128
+#define FOR_O(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12) X(13) X(14) X(15)
+#else
+#error "HD: 64 or 128"
+#endif
+#define ZERO(m) m = MAT_C(0.0);
+#define DECL_S(u) MAT_C s##u;
+#define ZERO_S(u) ZERO(s##u)
+#define DECL_O(u) MAT_C o##u = MAT_C(0.0);
+// S_u += q[16 slots, kk..kk+15] k[keys 8u.., kk..]^T (k_h read column-major: a column is a key's row)
+#define QK(u) { MAT_B b; coopMatLoadNV(b, k_h, (8u * u) * LDU + kk / 2u, LDU, true); s##u = coopMatMulAddNV(a, b, s##u); }
+// column-major, 16 floats a key: lane (row, h) reads key 2i + h at (2i + h) * 16 + row, 32 different banks
+#define STORE_S(u) coopMatStoreNV(s##u, s_sh, sbase + 8u * u * 16u, 16u, true);
+// O_u += p[16 slots, keys kc..kc+15] v[keys kc.., dims 8u..]
+#define PV(u) { MAT_B b; coopMatLoadNV(b, v_h, kc * LDU + 4u * u, LDU, false); o##u = coopMatMulAddNV(a, b, o##u); }
+// O_u (16 slots x dims 8u..) to out, through this subgroup's s_sh: lane (row lane / 2, vec4 lane % 2)
+#define STORE_O(u) { \
+    coopMatStoreNV(o##u, s_sh, sbase, 8u, false); \
+    subgroupMemoryBarrierShared(); subgroupBarrier(); \
+    if (out_ok) out4[out_at + 2u * u + (lane & 1u)] = vec4(s_sh[sbase + 4u * lane], s_sh[sbase + 4u * lane + 1u], \
+                                                         s_sh[sbase + 4u * lane + 2u], s_sh[sbase + 4u * lane + 3u]); \
+    subgroupBarrier(); }
+
+// K (and with_v: V) rows j0 .. j0 + BC - 1 of KV head kvh as f16 pairs into k_h (v_h); zeros from key j_end on
+void load_tile(uint j0, uint j_end, uint kvh, bool with_v) {
+    uint kvw4 = pc.n_kv_head * D4;
+    for (uint i = gl_LocalInvocationID.x; i < BC * D4; i += WG_SIZE) {
+        uint kk = i / D4, d4 = i % D4, at = kk * LDU + 2u * d4;
+        bool ok = j0 + kk < j_end;
+        uint src = (j0 + kk) * kvw4 + kvh * D4 + d4;
+        vec4 k = ok ? k4[src] : vec4(0.0);
+        k_h[at] = packHalf2x16(k.xy);
+        k_h[at + 1u] = packHalf2x16(k.zw);
+        if (with_v) {
+            vec4 v = ok ? v4[src] : vec4(0.0);
+            v_h[at] = packHalf2x16(v.xy);
+            v_h[at + 1u] = packHalf2x16(v.zw);
+        }
+    }
+}
+
+void main() {
+    uint tid = gl_LocalInvocationID.x, sg = gl_SubgroupID, lane = gl_SubgroupInvocationID;
+    uint row = lane % 16u, h = lane / 16u;      // softmax: this lane's slot (of its subgroup's 16) and key parity
+    uint sbase = sg * 16u * BC;                 // this subgroup's part of s_sh
+    uint RB = BR / pc.grp;                      // query rows per block
+    uint h0 = gl_WorkGroupID.x * pc.grp, kvh = h0 / (pc.n_head / pc.n_kv_head);
+    uint qw4 = pc.n_head * D4;
+    uint n = active_rows(pc.rows_cap);
+
+    for (uint t0 = gl_WorkGroupID.y * RB; t0 < n; t0 += gl_NumWorkGroups.y * RB) {
+    uint t_last = min(t0 + RB, n) - 1u;
+    uint slot = sg * 16u + row;
+    uint t = t0 + slot / pc.grp, hq = h0 + slot % pc.grp;   // this lane's slot: head hq of row t
+    bool row_ok = t < n;
+    // this slot's visible keys [j_lo, j_hi) (empty past the active rows) and the block's union [b_lo, b_hi)
+    uint j_lo = 0u, j_hi = 0u, b_lo = 0u, b_hi;
+    if (pc.causal != 0u) {
+        uint p = STEP_POS + t, p0 = STEP_POS + t0;
+        if (row_ok) {
+            j_hi = p + 1u;
+            if (pc.window > 0u && p + 1u > pc.window) j_lo = p + 1u - pc.window;
+        }
+        b_hi = STEP_POS + t_last + 1u;
+        if (pc.window > 0u && p0 + 1u > pc.window) b_lo = p0 + 1u - pc.window;
+    } else {
+        j_hi = row_ok ? n : 0u;
+        b_hi = n;
+    }
+    int my_seq = pc.has_seq != 0u && row_ok ? seq[t] : 0;
+
+    barrier();                                  // the previous block's readers of q_h are done
+    for (uint i = tid; i < BR * D4; i += WG_SIZE) {
+        uint r = i / D4, tr = t0 + r / pc.grp, at = r * LDU + 2u * (i % D4);
+        vec4 qv = tr < n ? q4[tr * qw4 + (h0 + r % pc.grp) * D4 + i % D4] * pc.scale : vec4(0.0);
+        q_h[at] = packHalf2x16(qv.xy);
+        q_h[at + 1u] = packHalf2x16(qv.zw);
+    }
+
+    // ---- pass 1: each slot's max m and sum l over its visible keys ----
+    float m = NEG_INF, l = 0.0;
+    for (uint j0 = b_lo; j0 < b_hi; j0 += BC) {
+        barrier();                              // the previous tile's readers of k_h are done
+        load_tile(j0, b_hi, kvh, false);
+        barrier();                              // the K tile (and q_h) ready
+        FOR_S(DECL_S)
+        FOR_S(ZERO_S)
+        [[unroll]] for (uint kk = 0; kk < HD; kk += 16u) {
+            MAT_A a;
+            coopMatLoadNV(a, q_h, sg * 16u * LDU + kk / 2u, LDU, false);
+            FOR_S(QK)
+        }
+        FOR_S(STORE_S)
+        subgroupMemoryBarrierShared();
+        subgroupBarrier();
+        float s[BC / 2];
+        float mx = NEG_INF;
+        [[unroll]] for (uint i = 0; i < BC / 2u; i++) {
+            uint key = 2u * i + h, j = j0 + key;
+            float v = s_sh[sbase + key * 16u + row];
+            if (pc.softcap > 0.0) v = pc.softcap * tanh(clamp(v / pc.softcap, -15.0, 15.0));
+            bool vis = j >= j_lo && j < j_hi && (pc.has_seq == 0u || seq[j] == my_seq);
+            s[i] = vis ? v : NEG_INF;
+            mx = max(mx, s[i]);
+        }
+        mx = max(mx, subgroupShuffleXor(mx, 16u));
+        float m_new = max(m, mx);
+        float sum = 0.0;
+        if (m_new != NEG_INF) {
+            [[unroll]] for (uint i = 0; i < BC / 2u; i++) sum += s[i] == NEG_INF ? 0.0 : exp(s[i] - m_new);
+        }
+        sum += subgroupShuffleXor(sum, 16u);
+        l = (m == NEG_INF ? 0.0 : l * exp(m - m_new)) + sum;
+        m = m_new;
+        subgroupBarrier();                      // s_sh read before the next tile's store
+    }
+
+    // ---- pass 2: O = sum p v with p = e^(s - m) / l ----
+    float inv_l = l > 0.0 ? 1.0 / l : 0.0;      // a slot with no visible key (only with seq_ids): p = 0, O = 0
+    FOR_O(DECL_O)
+    for (uint j0 = b_lo; j0 < b_hi; j0 += BC) {
+        barrier();                              // the previous tile's readers of k_h / v_h are done
+        load_tile(j0, b_hi, kvh, true);
+        barrier();
+        FOR_S(DECL_S)
+        FOR_S(ZERO_S)
+        [[unroll]] for (uint kk = 0; kk < HD; kk += 16u) {
+            MAT_A a;
+            coopMatLoadNV(a, q_h, sg * 16u * LDU + kk / 2u, LDU, false);
+            FOR_S(QK)
+        }
+        FOR_S(STORE_S)
+        subgroupMemoryBarrierShared();
+        subgroupBarrier();
+        // p of keys 2i (lane h = 0) and 2i + 1 (its partner, h = 1) packed into one uint by the h = 0 lane
+        [[unroll]] for (uint i = 0; i < BC / 2u; i++) {
+            uint key = 2u * i + h, j = j0 + key;
+            float v = s_sh[sbase + key * 16u + row];
+            if (pc.softcap > 0.0) v = pc.softcap * tanh(clamp(v / pc.softcap, -15.0, 15.0));
+            bool vis = j >= j_lo && j < j_hi && (pc.has_seq == 0u || seq[j] == my_seq);
+            float p = vis ? exp(v - m) * inv_l : 0.0;
+            float p_odd = subgroupShuffleXor(p, 16u);
+            if (h == 0u) p_h[(sg * 16u + row) * LDPU + i] = packHalf2x16(vec2(p, p_odd));
+        }
+        subgroupMemoryBarrierShared();
+        subgroupBarrier();
+        [[unroll]] for (uint kc = 0; kc < BC; kc += 16u) {
+            MAT_A a;
+            coopMatLoadNV(a, p_h, sg * 16u * LDPU + kc / 2u, LDPU, false);
+            FOR_O(PV)
+        }
+        subgroupBarrier();                      // s_sh and p_h read before the next tile writes them
+    }
+
+    // ---- O to out: slot lane / 2 of this subgroup, dims 8u + 4 (lane % 2) .. ----
+    uint o_slot = sg * 16u + lane / 2u, o_t = t0 + o_slot / pc.grp;
+    bool out_ok = o_t < n;
+    uint out_at = o_t * qw4 + (h0 + o_slot % pc.grp) * D4;
+    FOR_O(STORE_O)
+    }
+}
