@@ -356,11 +356,13 @@ def rope_case(neox: bool, n_tok: int, pos: int, n_head: int, head_dim: int, n_ro
 
 def attention_case(label: str, n_tok: int, pos: int, n_head: int, n_kv: int, hd: int, causal=True,
                    window=0, softcap=0.0, seqs=None, n_ctx=64, seed=5, split=False, layers=1,
-                   first_pos: Optional[int] = None) -> Case:
+                   first_pos: Optional[int] = None, key_growth: float = 0.0) -> Case:
     """``layers``: that many attention calls of the same shape (own q, K, V, out) in one program, as a
     model's layers make them (on the split path they share the partial-results and counter buffers);
     ``first_pos``: the program also runs at that position first, and only the run at ``pos`` is compared
-    (state a run leaves behind, e.g. attention_decode.comp's arrival counters, must not change the next)."""
+    (state a run leaves behind, e.g. attention_decode.comp's arrival counters, must not change the next);
+    ``key_growth``: key row j is scaled by 1 + key_growth * j, so a row's scores grow along the keys and its
+    running max keeps rising (attention_prompt_cm.comp's rescaling of O)."""
     rng = np.random.default_rng(seed)
     rows_kv = max(pos, first_pos or 0) + n_tok if causal else n_tok
     data = []
@@ -369,6 +371,7 @@ def attention_case(label: str, n_tok: int, pos: int, n_head: int, n_kv: int, hd:
         kc = np.zeros((n_ctx, n_kv * hd), np.float32)
         vc = np.zeros((n_ctx, n_kv * hd), np.float32)
         kc[:rows_kv] = rng.standard_normal((rows_kv, n_kv * hd))
+        kc[:rows_kv] *= 1.0 + key_growth * np.arange(rows_kv, dtype=np.float32)[:, None]
         vc[:rows_kv] = rng.standard_normal((rows_kv, n_kv * hd))
         data.append((q, kc, vc))
     scale = 1.0 / math.sqrt(hd)
@@ -623,7 +626,13 @@ def build_cases() -> list[Case]:
               attention_case("prompt 100 rows at pos 200, GQA 8/2 x128, softcap", 100, 200, 8, 2, 128, n_ctx=320,
                              softcap=30.0),
               attention_case("non-causal 50 rows + seq_ids (3 seqs), 4/4 x64", 50, 0, 4, 4, 64,
-                             causal=False, seqs=[[0]] * 20 + [[1]] * 5 + [[2]] * 25)]
+                             causal=False, seqs=[[0]] * 20 + [[1]] * 5 + [[2]] * 25),
+              # scores growing along the keys: each row's max rises by more than the tensor-core kernel's
+              # RESCALE_AT from tile to tile, so its O accumulators are rescaled (the f32 kernels rescale anyway)
+              attention_case("prompt 40 rows at pos 60, growing keys, GQA 8/2 x128", 40, 60, 8, 2, 128, n_ctx=100,
+                             key_growth=0.3),
+              attention_case("prompt 24 rows at pos 90, growing keys, MQA 4/1 x64", 24, 90, 4, 1, 64, n_ctx=120,
+                             key_growth=0.2)]
     # element-wise and row ops
     cases.append(binary_case("add", 5, 77, lambda o, out, a, b: o.add(out, a, b)))
     cases.append(unary_case("scale", "[3,77] * 0.125", 3, 77, lambda o, out, x, w: o.scale(out, x, 0.125)))

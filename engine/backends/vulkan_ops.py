@@ -503,8 +503,9 @@ class VulkanOps(Ops):
         self._sg = "_sg" if self.subgroups else ""
         self.device_name = self.info.name
         self.max_buffer_bytes = max_buffer_bytes or self.info.max_storage_buffer_range
-        # the extensions the coopmat GEMM needs; kp patched by tools/kp_patch.py enables their features
-        self.mgr = kp.Manager(self.info.index, [], list(COOPMAT_EXTENSIONS) if self.gemm.startswith("coopmat") else [])
+        # the extensions the coopmat GEMM and attention need; kp patched by tools/kp_patch.py enables their features
+        uses_coopmat = self.gemm.startswith("coopmat") or self.attention_prompt == "coopmat"
+        self.mgr = kp.Manager(self.info.index, [], list(COOPMAT_EXTENSIONS) if uses_coopmat else [])
         # The per-step buffers: the host writes them through NumPy views of their (host-visible) staging
         # memory; each program starts with a recorded copy to device memory (so a discrete GPU's
         # workgroups do not read host memory over the bus) and ends with a copy of the step buffer back, so
