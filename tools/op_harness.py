@@ -627,12 +627,14 @@ def build_cases() -> list[Case]:
                              softcap=30.0),
               attention_case("non-causal 50 rows + seq_ids (3 seqs), 4/4 x64", 50, 0, 4, 4, 64,
                              causal=False, seqs=[[0]] * 20 + [[1]] * 5 + [[2]] * 25),
-              # scores growing along the keys: each row's max rises by more than the tensor-core kernel's
-              # RESCALE_AT from tile to tile, so its O accumulators are rescaled (the f32 kernels rescale anyway)
+              # scores growing along the keys: rows' maxima rise by more than the tensor-core kernel's RESCALE_AT
+              # from tile to tile (56 of the 320 (row, head) pairs at least once, 40 of 96), so its O accumulators
+              # are rescaled (the f32 kernels rescale anyway).  Steeper growth makes the softmax so sharp that f16
+              # rounding of q and K alone comes near the 1e-6 tolerance (0.2: NMSE 1.0e-6 on the H100)
               attention_case("prompt 40 rows at pos 60, growing keys, GQA 8/2 x128", 40, 60, 8, 2, 128, n_ctx=100,
-                             key_growth=0.3),
+                             key_growth=0.05),
               attention_case("prompt 24 rows at pos 90, growing keys, MQA 4/1 x64", 24, 90, 4, 1, 64, n_ctx=120,
-                             key_growth=0.2)]
+                             key_growth=0.05)]
     # element-wise and row ops
     cases.append(binary_case("add", 5, 77, lambda o, out, a, b: o.add(out, a, b)))
     cases.append(unary_case("scale", "[3,77] * 0.125", 3, 77, lambda o, out, x, w: o.scale(out, x, 0.125)))
