@@ -90,6 +90,8 @@ def _attention_cm_shared_bytes(head_dim: int) -> int:
     uints), s_sh, p_h and common.glsl's red_buf (128 threads, 4 subgroups of 32, tiles of 32 keys)."""
     row = head_dim // 2 + 4
     return 4 * ((ATTENTION_PROMPT_CM_SLOTS + 2 * 32) * row + 4 * 16 * 32 + 4 * 16 * 20 + 128)
+
+
 CPU_MATMUL_GROUPS = 64      # matmul workgroups on a CPU Vulkan device (see _matmul_groups)
 MAX_GROUPS_X = 32768        # split large dispatches over x and y (Vulkan guarantees >= 65535)
 DEFAULT_MATVEC = "v2"       # decode mat-vec kernel on a CPU device (see MatvecKernel; docs/vulkan.md)
