@@ -1075,9 +1075,11 @@ class VulkanOps(Ops):
         kernel's NR, halved (kept even, as the rope epilogue needs) when that leaves fewer than MATVEC_MIN_GROUPS
         workgroups, so that a small matrix still spreads over the GPU.  On the H100 (v3:4x128) halving made the
         1B shape's o, down and q/k/v mat-vecs (512-768 workgroups at NR 4) 10-20% faster and every larger one
-        slower; GPT4ALL_MATVEC_FIT=0 turns it off."""
+        slower; GPT4ALL_MATVEC_FIT=0 turns it off.  Not on a CPU device: there the workgroups are few anyway
+        (_matmul_groups) and each loops over its groups, so half the rows a pass only meant loading x twice as
+        often (lavapipe, SmolLM2 Q4_0 decode: 4.1 tok/s with it, 5.4 without)."""
         nr = self.matvec_kernel.nr
-        if self.matvec_fit and nr % 4 == 0 and n_out < MATVEC_MIN_GROUPS * nr:
+        if self.matvec_fit and self.info.type != "cpu" and nr % 4 == 0 and n_out < MATVEC_MIN_GROUPS * nr:
             nr //= 2
         return nr
 
