@@ -56,6 +56,8 @@ layout(push_constant) uniform PC {
     uint grp;                                   // query heads per block (see above)
 } pc;
 
+// (vulkan_ops._attention_cm_shared_bytes adds these sizes up: the host falls back to the f32 kernel on a device
+// with less shared memory)
 shared uint q_h[BR * LDU];                      // [BR][LDU]: the block's q rows * scale, f16 pairs
 shared uint k_h[BC * LDU];                      // [BC][LDU]: the tile's K rows
 shared uint v_h[BC * LDU];                      // [BC][LDU]: the tile's V rows
