@@ -519,7 +519,10 @@ def build_cases() -> list[Case]:
         cases.append(get_rows_case(typ, 9, wd, 41, split=True))
     # norms
     rng = np.random.default_rng(10)
-    for width, group, with_w in [(576, 0, True), (75, 0, False), (192, 64, True)]:
+    # (widths and groups that are multiples of 4 take the kernel's register path, up to 16 vec4s a thread: 4096 and
+    # 2048 with and without weight; 4100 is past it; the others take the loop)
+    for width, group, with_w in [(576, 0, True), (75, 0, False), (192, 64, True), (4096, 0, True), (2048, 0, False),
+                                 (4100, 0, True), (512, 256, True)]:
         wv = rng.standard_normal(group or width).astype(np.float32)
         ws = {"w": (T.F32, (group or width,), wv)} if with_w else {}
         cases.append(unary_case("rms_norm", f"[5,{width}] group={group or width}" + " weight" * with_w, 5, width,
