@@ -553,6 +553,30 @@ def test_k_split_fills_the_gpu_and_is_recorded_as_two_dispatches(monkeypatch):
         VulkanOps(choose("kompute"))
 
 
+def test_coopmat_extensions_are_asked_for_when_gemm_or_attention_uses_them(monkeypatch):
+    """The Manager gets COOPMAT_EXTENSIONS where the batched GEMM or the prompt attention runs on cooperative matrices
+    (either alone: GPT4ALL_GEMM=tiled keeps attention_prompt_cm), and none where neither does.  A device is made to
+    look capable (_coopmat_usable); the patched kp opens lavapipe with the extensions it lacks left out."""
+    from engine.backends import vulkan_ops
+    from engine.backends.vulkan_device import choose
+    asked = []
+    real_manager = vulkan_ops.kp.Manager
+
+    def manager(index, queues, extensions):
+        asked.append(list(extensions))
+        return real_manager(index, queues, extensions)
+
+    monkeypatch.setattr(vulkan_ops, "_coopmat_usable", lambda info: True)
+    monkeypatch.setattr(vulkan_ops.kp, "Manager", manager)
+    info = choose("kompute")
+    for gemm, attention, wants in (("tiled", "coopmat", True), ("coopmat", "tiled", True), ("tiled", "tiled", False)):
+        monkeypatch.setenv("GPT4ALL_ATTENTION_PROMPT", attention)
+        asked.clear()
+        vk = vulkan_ops.VulkanOps(info, gemm=gemm)
+        assert (vk.gemm, vk.attention_prompt) == (gemm, attention)
+        assert asked == [list(vulkan_ops.COOPMAT_EXTENSIONS) if wants else []], (gemm, attention, asked)
+
+
 def test_coopmat_needs_shape_subgroup_and_patched_kp(monkeypatch):
     """The tensor-core GEMM is offered only with f16 cooperative matrices of its shape, 32-wide subgroups and
     a kp that enables the extensions' features (tools/kp_patch.py PATCH_LEVEL 2)."""
