@@ -236,7 +236,7 @@ class LLM:
         return 1 << (steps.bit_length() - 1) if steps > 0 else 0
 
     def _start_chunk(self, cur: int, params: SamplingParams, last_n: int, sampler: Sampler, max_tokens: int,
-                     produced: int) -> Optional["_Chunk"]:
+                     produced: int) -> Optional[_Chunk]:
         """Start a chunk from the host's state (None if none is due)."""
         ops = self.ops
         steps = self._chunk_steps(max_tokens, produced, len(self.tokens))
@@ -255,7 +255,7 @@ class LLM:
         ops.start(prog)
         return _Chunk(prog, b, 0, steps, produced + steps, len(self.tokens) + steps)
 
-    def _resume_chunk(self, prev: "_Chunk", sampler: Sampler, max_tokens: int) -> Optional["_Chunk"]:
+    def _resume_chunk(self, prev: _Chunk, sampler: Sampler, max_tokens: int) -> Optional[_Chunk]:
         """Start the chunk after ``prev``, which may still run, from the state it leaves on the device (None if
         none is due).  Its slots are the other set (MAX_DECODE_STEPS.. after 0.., and back), so the host writes
         its uniforms while ``prev`` may still read its own."""

@@ -1172,29 +1172,30 @@ class VulkanOps(Ops):
             # (its shared arrays: vec4s_per_lane x threads vec4s)
             wg = 256 if vec4s_per_lane <= 4 and self.info.max_workgroup_invocations >= 256 else 128
             self._dispatch("attention_decode" + sg, buffers, push, groups, [part], spec=(wg, vec4s_per_lane))
-        elif n_split == 1 and cap > 1 and self.attention_prompt == "coopmat" and head_dim in ATTENTION_PROMPT_CM_DIMS \
-                and _attention_cm_shared_bytes(head_dim) <= self.info.max_shared_memory:
-            # attention_prompt_cm.comp: as below with ATTENTION_PROMPT_CM_SLOTS query slots a block, 16 per subgroup
-            slots = ATTENTION_PROMPT_CM_SLOTS
+        elif n_split == 1 and cap > 1 and (kernel := self._prompt_attention_kernel(head_dim)) is not None:
+            # a workgroup per (grp query heads of one KV group, block of query rows): its `slots` query slots are those
+            # heads x slots / grp rows, so each K / V tile it loads serves grp heads
+            shader, slots = kernel
             grp = math.gcd(slots, n_head // n_kv_head) if self.attention_prompt_gqa else 1
             groups = (n_head // grp, min(self._row_groups(cap), -(-cap // (slots // grp))), 1)
-            self._dispatch(f"attention_prompt_cm_d{head_dim}", buffers[:5],
-                           np.concatenate([push, push_constants(grp)]), groups, [out.handle])
-        elif n_split == 1 and cap > 1 and self.attention_prompt != "rows" and head_dim % 4 == 0 \
-                and head_dim <= ATTENTION_PROMPT_MAX_DIM:
-            # attention_prompt.comp: a workgroup per (grp query heads of one KV group, block of query rows), its
-            # BR query slots those heads x BR / grp rows, so each K / V tile it loads serves grp heads
-            slots = 16 if head_dim <= 128 else 8
-            grp = math.gcd(slots, n_head // n_kv_head) if self.attention_prompt_gqa else 1
-            groups = (n_head // grp, min(self._row_groups(cap), -(-cap // (slots // grp))), 1)
-            self._dispatch("attention_prompt", buffers[:5], np.concatenate([push, push_constants(grp)]), groups,
-                           [out.handle])
+            self._dispatch(shader, buffers[:5], np.concatenate([push, push_constants(grp)]), groups, [out.handle])
         else:
             self._dispatch("attention" + self._sg, buffers, push, (n_head, self._row_groups(cap), n_split),
                            [part if n_split > 1 else out.handle])
         if n_split > 1:                 # the slices, merged by a second dispatch
             self._dispatch("attention_merge", [part, out.handle], push_constants(n_head, head_dim, n_split, cap),
                            (n_head, self._row_groups(cap)), [out.handle])
+
+    def _prompt_attention_kernel(self, head_dim: int) -> Optional[tuple[str, int]]:
+        """The tiled kernel for a batch's attention and its query slots per workgroup: attention_prompt_cm.comp on
+        tensor cores (GPT4ALL_ATTENTION_PROMPT=coopmat; head_dim 64 or 128, its shared arrays within the device's),
+        else attention_prompt.comp (f32; head_dim % 4 == 0, <= 256); None for attention.comp (or 'rows')."""
+        if self.attention_prompt == "coopmat" and head_dim in ATTENTION_PROMPT_CM_DIMS \
+                and _attention_cm_shared_bytes(head_dim) <= self.info.max_shared_memory:
+            return f"attention_prompt_cm_d{head_dim}", ATTENTION_PROMPT_CM_SLOTS
+        if self.attention_prompt != "rows" and head_dim % 4 == 0 and head_dim <= ATTENTION_PROMPT_MAX_DIM:
+            return "attention_prompt", 16 if head_dim <= 128 else 8
+        return None
 
     def _rowwise(self, shader: str, tensors: list, width: int, cap: int, *extra) -> None:
         """An element-wise op whose last buffer is its output."""
