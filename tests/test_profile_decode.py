@@ -74,3 +74,33 @@ def test_timings_need_a_profiling_backend():
     ops_seen = [e["op"] for e in prof.timings(prog)]
     assert ops_seen == ["copy", "barrier", "scale", "barrier", "scale", "copy"]
     np.testing.assert_allclose(prof.read(t), 6.0)
+
+
+def test_numpy_engine_profile_times_every_step(tmp_path):
+    """--device cpu: NumpyOps.profile times each recorded step (a fused q/k/v or gate/up product is one), the rows add
+    up to the step's time, matmul rows carry the float32 bytes they stream, and timings() refuses an unprofiled run."""
+    import pytest
+    from engine.backends.numpy_ops import NumpyOps
+
+    path = tmp_path / "random-tiny-Q4_0.gguf"
+    write_random_gguf(path, "tiny", "Q4_0")
+    out = tmp_path / "profile.json"
+    assert profile_decode.main([str(path), "--device", "cpu", "--depth", "8", "--tokens", "3", "--repeats", "1",
+                                "--warmup-s", "0", "--json", str(out)]) == 0
+    prof = json.loads(out.read_text())
+    rows = {(r["op"], r["what"]): r for r in prof["rows"]}
+    qkv = next(r for (op, what), r in rows.items() if op == "matmul" and what.startswith("blk.*.attn_q.weight+"))
+    assert qkv["per_token"] == 2 and qkv["gb_s"] > 0                       # 2 layers, q/k/v fused into one product
+    assert {"attention", "rope", "sample"} <= {op for op, _ in rows}
+    assert abs(sum(r["us_per_token"] for r in prof["rows"]) - prof["gpu_us_per_token"]) < 1e-6 * prof["gpu_us_per_token"] + 1e-3
+    ops = NumpyOps()
+    t = ops.tensor(1, 8)
+    with ops.record() as prog:
+        ops.scale(t, t, 2.0)
+    ops.set_step(1, 0)
+    ops.run(prog)
+    with pytest.raises(RuntimeError, match="no profiled run"):
+        ops.timings(prog)
+    ops.profile = True
+    ops.run(prog)
+    assert [e["op"] for e in ops.timings(prog)] == ["scale"]

@@ -1,6 +1,7 @@
 """Where a decode step's GPU time goes: every dispatch of the recorded decode program, timed on the GPU.
 
     python tools/profile_decode.py MODEL.gguf                       # the best Vulkan device
+    python tools/profile_decode.py MODEL.gguf --device cpu          # the NumPy engine: each step's wall time
     python tools/profile_decode.py llama-3-8b-q4_0 --cache-dir /tmp/bench-models --depth 512 --json p.json
     GPT4ALL_MATVEC=v2:4x128 python tools/profile_decode.py m.gguf   # the same table for another kernel
     python tools/profile_decode.py llama-3-8b-q4_0 --prompt-batch 128  # a prompt batch's program instead
@@ -12,6 +13,10 @@ prompt tokens, generates --tokens tokens greedily, then runs the last decode chu
 and takes each op's median time over those runs.
 Each op's time runs from the end of the op before it to its own end, so a dispatch's figure includes its
 launch and the wait at the barrier before it, and the rows add up to the chunk's GPU time.
+
+With --device cpu the NumPy engine's recorded steps are timed instead (NumpyOps.profile: wall time around each
+step, a fused q/k/v or gate/up product being one step), and the GB/s column is the float32 weight bytes those
+products stream, the figure to hold against the machine's memory bandwidth.
 
 Printed: one row per (shader, weight) with layers folded together ('blk.*'): dispatches and microseconds
 per token, share of the GPU time, and for matmuls the weight bytes read per microsecond (GB/s), the
@@ -64,7 +69,8 @@ def warm_up(run, seconds: float) -> None:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("model", help="GGUF file, or a shape name for tools/random_gguf.py (e.g. llama-3.2-1b-q4_0)")
-    ap.add_argument("--device", default="kompute", help="Vulkan device string (default: kompute, the best)")
+    ap.add_argument("--device", default="kompute",
+                    help="Vulkan device string (default: kompute, the best), or cpu for the NumPy engine")
     ap.add_argument("--cache-dir", default=str(Path.home() / ".cache" / "gpt4all-vulkan" / "bench"),
                     help="where shape names are written (default: %(default)s)")
     ap.add_argument("--depth", type=int, default=256, help="prompt tokens in the cache first (default 256)")
@@ -93,7 +99,8 @@ def main(argv=None) -> int:
                       # replays it at the same positions), with room to spare
                       n_ctx=args.depth + args.tokens + 64 + nb)
     ops = llm.ops
-    ops.profile = True          # programs are recorded on first use, below: theirs latch timestamps (VulkanOps.record)
+    ops.profile = True          # programs are recorded on first use, below: theirs latch timestamps (VulkanOps.record);
+    #                             NumpyOps times each step of every run
     rng = np.random.default_rng(0)
     prompt = [int(t) for t in rng.integers(100, min(llm.model.hp.n_vocab, 30000), args.depth + nb)]
     if nb:
@@ -132,8 +139,9 @@ def main(argv=None) -> int:
     weight_bytes = sum(t["bytes"] for t in timings) / steps
     what = (f"prompt batch of {nb} rows after {args.depth} timed" if nb else
             f"{n} tokens generated after {args.depth}, chunk of {steps} steps timed")
-    print(f"{path.name} on {ops.device_name}: {what}; "
-          f"GPU {gpu_us:.1f} us per token ({1e6 / gpu_us:.1f} tok/s), weights read {weight_bytes / 1e9:.3f} GB per token "
+    clock = "GPU" if ops.device_name else "CPU"                  # NumpyOps has no device name
+    print(f"{path.name} on {ops.device_name or 'the CPU (NumPy engine)'}: {what}; "
+          f"{clock} {gpu_us:.1f} us per token ({1e6 / gpu_us:.1f} tok/s), weights read {weight_bytes / 1e9:.3f} GB per token "
           f"({weight_bytes / gpu_us / 1e3:.0f} GB/s over the whole step)")
     print(f"{'op':28} {'weight':38} {'n/tok':>6} {'us/tok':>9} {'share':>6} {'GB/s':>7}")
     for r in rows:

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from contextlib import contextmanager
 from typing import Callable, Iterator, Optional, Sequence
 
@@ -312,6 +313,7 @@ class _FusedMatmul:
 class NumpyProgram(Program):
     def __init__(self) -> None:
         self.steps: list[Callable[[], None]] = []
+        self.step_us: list[float] = []      # each step's time in the last run, with NumpyOps.profile on
 
     def __len__(self) -> int:
         return len(self.steps)
@@ -347,6 +349,7 @@ def _rms_norm_rows(out: np.ndarray, x: np.ndarray, wv: Optional[np.ndarray], gro
 class NumpyOps(Ops):
     name = "cpu"
     device_name = None
+    profile = False     # time every step of each run (timings(); tools/profile_decode.py --device cpu)
 
     def __init__(self, cache_budget: Optional[int] = None) -> None:
         """cache_budget: bytes of float32 weight copies to keep (default: half the machine's memory)."""
@@ -420,11 +423,34 @@ class NumpyOps(Ops):
             if single_row:
                 for c in self._blas:
                     c.set_num_threads(self.decode_threads)      # see "Threads" in the module docstring
-            for step in program.steps:
-                step()
+            if self.profile:
+                program.step_us = []
+                for step in program.steps:
+                    t0 = time.perf_counter()
+                    step()
+                    program.step_us.append((time.perf_counter() - t0) * 1e6)
+            else:
+                for step in program.steps:
+                    step()
         finally:
             for c, n in zip(self._blas, saved):
                 c.set_num_threads(n)
+
+    def timings(self, program: Program) -> list[dict]:
+        """Wall time of each step of ``program``'s last run with ``profile`` on, in VulkanOps.timings' form: a list of
+        {'op': 'matmul' or the op's name, 'what': the weights a matmul reads, 'bytes': the float32 bytes it streams,
+        'us'}.  A fused matmul (q/k/v, gate/up: _fuse_matmuls) is one step."""
+        if len(program.step_us) != len(program.steps):
+            raise RuntimeError("timings(): no profiled run of this program (set ops.profile = True before running it)")
+        out = []
+        for step, us in zip(program.steps, program.step_us):
+            if isinstance(step, (_Matmul, _FusedMatmul)):
+                parts = step.parts
+                out.append({"op": "matmul", "what": "+".join(p.nw.name for p in parts), "us": us,
+                            "bytes": sum(4 * p.n_out * p.nw.width for p in parts)})
+            else:           # a recorded closure: NumpyOps.<op>.<locals>.run
+                out.append({"op": step.__qualname__.split(".")[1], "what": "", "us": us, "bytes": 0})
+        return out
 
     def _op(self, fn: Callable[[], None]) -> None:
         """Record ``fn`` when inside ``record()``, else run it now (eager use by tests)."""
