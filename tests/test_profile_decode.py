@@ -11,6 +11,21 @@ import profile_decode  # noqa: E402
 from random_gguf import write_random_gguf  # noqa: E402
 
 
+def _assert_rows_add_up(prof: dict) -> None:
+    """The folded rows account for the whole step's time."""
+    assert abs(sum(r["us_per_token"] for r in prof["rows"]) - prof["gpu_us_per_token"]) < 1e-6 * prof["gpu_us_per_token"] + 1e-3
+
+
+def _run_scale_program(ops):
+    """A one-op program (scale of a 1 x 8 tensor), recorded and run once; returns it."""
+    t = ops.tensor(1, 8)
+    with ops.record() as prog:
+        ops.scale(t, t, 2.0)
+    ops.set_step(1, 0)
+    ops.run(prog)
+    return prog
+
+
 def test_profile_covers_every_dispatch_of_a_decode_step(tmp_path, monkeypatch):
     path = tmp_path / "random-tiny-Q4_0.gguf"
     write_random_gguf(path, "tiny", "Q4_0")
@@ -25,7 +40,7 @@ def test_profile_covers_every_dispatch_of_a_decode_step(tmp_path, monkeypatch):
     ops = {op for op, _ in rows}
     assert ("barrier", "") in rows and ({"sample_partial", "sample_merge"} <= ops or "sample" in ops)   # v2 / v1
     assert all(r["us_per_token"] >= 0 for r in prof["rows"])
-    assert abs(sum(r["us_per_token"] for r in prof["rows"]) - prof["gpu_us_per_token"]) < 1e-6 * prof["gpu_us_per_token"] + 1e-3
+    _assert_rows_add_up(prof)
 
 
 def test_every_timed_decode_run_starts_at_the_same_depth(tmp_path, monkeypatch):
@@ -56,11 +71,7 @@ def test_timings_need_a_profiling_backend():
     from engine.backends.vulkan_ops import VulkanOps
 
     ops = VulkanOps(profile=False)
-    t = ops.tensor(1, 8)
-    with ops.record() as prog:
-        ops.scale(t, t, 2.0)
-    ops.set_step(1, 0)
-    ops.run(prog)
+    prog = _run_scale_program(ops)
     with pytest.raises(RuntimeError, match="without GPU timestamps"):
         ops.timings(prog)
     prof = VulkanOps(profile=True)
@@ -92,13 +103,9 @@ def test_numpy_engine_profile_times_every_step(tmp_path):
     qkv = next(r for (op, what), r in rows.items() if op == "matmul" and what.startswith("blk.*.attn_q.weight+"))
     assert qkv["per_token"] == 2 and qkv["gb_s"] > 0                       # 2 layers, q/k/v fused into one product
     assert {"attention", "rope", "sample"} <= {op for op, _ in rows}
-    assert abs(sum(r["us_per_token"] for r in prof["rows"]) - prof["gpu_us_per_token"]) < 1e-6 * prof["gpu_us_per_token"] + 1e-3
+    _assert_rows_add_up(prof)
     ops = NumpyOps()
-    t = ops.tensor(1, 8)
-    with ops.record() as prog:
-        ops.scale(t, t, 2.0)
-    ops.set_step(1, 0)
-    ops.run(prog)
+    prog = _run_scale_program(ops)
     with pytest.raises(RuntimeError, match="no profiled run"):
         ops.timings(prog)
     ops.profile = True
