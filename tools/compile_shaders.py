@@ -82,6 +82,7 @@ def variants() -> dict[str, tuple[str, list[str]]]:
     v["upload_words"] = ("upload_words.comp", [])                   # upload: host -> device-local, a copy
     v["rope_qkv"] = ("rope.comp", ["QKV"])                          # Ops.rope_qkv: q, k and v in one dispatch
     # Ops.attention of a batch on tensor cores (f16 cooperative matrices), one build per head_dim it takes
+    # (vulkan_ops.ATTENTION_PROMPT_CM_DIMS; this tool does not import the engine)
     for hd in (64, 128):
         v[f"attention_prompt_cm_d{hd}"] = ("attention_prompt_cm.comp", [f"HD={hd}"])
     v["glu_silu"] = ("glu.comp", ["GLU_SILU"])

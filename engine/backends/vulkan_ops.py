@@ -443,9 +443,7 @@ class VulkanOps(Ops):
             raise ValueError(f"GPT4ALL_GEMM_SPLIT={split!r}: 'auto' or a number of parts >= 1")
         self.gemm_split = None if split == "auto" else int(split)
         if self.gemm.startswith("coopmat") and not coopmat:
-            raise ValueError(f"GPT4ALL_GEMM={self.gemm}: '{self.info.name}' has no f16 cooperative matrices of shape "
-                             f"{COOPMAT_SHAPE} with 32-wide subgroups (it offers {self.info.coopmat_shapes or 'none'}, "
-                             f"subgroup {self.info.subgroup_size}), or kp lacks tools/kp_patch.py's device features")
+            raise self._no_coopmat(f"GPT4ALL_GEMM={self.gemm}")
         self.matvec_kernel = MatvecKernel.parse(matvec or os.environ.get("GPT4ALL_MATVEC") or (
             DEFAULT_MATVEC if self.info.type == "cpu" else DEFAULT_MATVEC_GPU))
         self.matvec = self.matvec_kernel.version            # 'v1' | 'v2' | 'v3'
@@ -485,9 +483,7 @@ class VulkanOps(Ops):
         if self.attention_prompt not in ("coopmat", "tiled", "rows"):
             raise ValueError(f"GPT4ALL_ATTENTION_PROMPT={self.attention_prompt!r}: 'coopmat', 'tiled' or 'rows'")
         if self.attention_prompt == "coopmat" and not coopmat:
-            raise ValueError(f"GPT4ALL_ATTENTION_PROMPT=coopmat: '{self.info.name}' has no f16 cooperative matrices "
-                             f"of shape {COOPMAT_SHAPE} with 32-wide subgroups, or kp lacks tools/kp_patch.py's "
-                             f"device features")
+            raise self._no_coopmat("GPT4ALL_ATTENTION_PROMPT=coopmat")
         # decode's rope_qkv done in the epilogue of the q/k/v mat-vec before it (matmul_stack): one dispatch and
         # one barrier fewer per layer (~4.7 us each on an H100); GPT4ALL_ROPE_EPILOGUE=0 keeps the two dispatches
         # (an A/B switch; see matmul_stack and _rope_epilogue_fits)
@@ -1185,6 +1181,12 @@ class VulkanOps(Ops):
         if n_split > 1:                 # the slices, merged by a second dispatch
             self._dispatch("attention_merge", [part, out.handle], push_constants(n_head, head_dim, n_split, cap),
                            (n_head, self._row_groups(cap)), [out.handle])
+
+    def _no_coopmat(self, setting: str) -> ValueError:
+        """The error for a setting that asks for cooperative matrices on a device (or kp) without usable ones."""
+        return ValueError(f"{setting}: '{self.info.name}' has no f16 cooperative matrices of shape {COOPMAT_SHAPE} with "
+                          f"32-wide subgroups (it offers {self.info.coopmat_shapes or 'none'}, subgroup "
+                          f"{self.info.subgroup_size}), or kp lacks tools/kp_patch.py's device features")
 
     def _prompt_attention_kernel(self, head_dim: int) -> Optional[tuple[str, int]]:
         """The tiled kernel for a batch's attention and its query slots per workgroup: attention_prompt_cm.comp on
