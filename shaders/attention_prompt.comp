@@ -41,6 +41,8 @@ layout(push_constant) uniform PC {
     uint grp;                                   // query heads per block (see above)
 } pc;
 
+#include "attention_prompt_keys.glsl"
+
 shared vec4 q_sh[Q_FLOATS / 4];                 // [BR][D4]
 shared vec4 kv_sh[KV_FLOATS / 4 + MAX_BC];      // [BC][D4 + 1]: the tile's K rows, then its V rows
 shared float p_sh[MAX_BR * MAX_BC];             // [BR][BC]: scores, then probabilities
@@ -62,20 +64,8 @@ void main() {
     for (uint t0 = gl_WorkGroupID.y * RB; t0 < n; t0 += gl_NumWorkGroups.y * RB) {
     uint t = t0 + r / pc.grp, t_last = min(t0 + RB, n) - 1u;
     bool row_ok = t < n;
-    // this row's visible keys [j_lo, j_hi) (empty past the active rows) and the block's union [b_lo, b_hi)
-    uint j_lo = 0u, j_hi = 0u, b_lo = 0u, b_hi;
-    if (pc.causal != 0u) {
-        uint p = STEP_POS + t, p0 = STEP_POS + t0;
-        if (row_ok) {
-            j_hi = p + 1u;
-            if (pc.window > 0u && p + 1u > pc.window) j_lo = p + 1u - pc.window;
-        }
-        b_hi = STEP_POS + t_last + 1u;
-        if (pc.window > 0u && p0 + 1u > pc.window) b_lo = p0 + 1u - pc.window;
-    } else {
-        j_hi = row_ok ? n : 0u;
-        b_hi = n;
-    }
+    uint j_lo, j_hi, b_lo, b_hi;                // this row's visible keys and the block's union of them
+    visible_keys(t, t0, t_last, n, j_lo, j_hi, b_lo, b_hi);
     int my_seq = pc.has_seq != 0u && row_ok ? seq[t] : 0;
 
     barrier();                                  // the previous block's readers of q_sh are done
@@ -111,7 +101,7 @@ void main() {
             uint kk = c + i * TPR, j = j0 + kk;
             if (kk >= nc) continue;
             float s = NEG_INF;
-            if (j >= j_lo && j < j_hi && (pc.has_seq == 0u || seq[j] == my_seq)) {
+            if (key_visible(j, j_lo, j_hi, my_seq)) {
                 s = dots[i] * pc.scale;
                 if (pc.softcap > 0.0) s = pc.softcap * tanh(clamp(s / pc.softcap, -15.0, 15.0));
             }

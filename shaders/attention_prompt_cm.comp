@@ -56,6 +56,8 @@ layout(push_constant) uniform PC {
     uint grp;                                   // query heads per block (see above)
 } pc;
 
+#include "attention_prompt_keys.glsl"
+
 // (vulkan_ops._attention_cm_shared_bytes adds these sizes up: the host falls back to the f32 kernel on a device
 // with less shared memory)
 shared uint q_h[BR * LDU];                      // [BR][LDU]: the block's q rows * scale, f16 pairs
@@ -132,20 +134,8 @@ void main() {
     uint slot = sg * 16u + row;
     uint t = t0 + slot / pc.grp;                // this lane's slot: head h0 + slot % grp of row t
     bool row_ok = t < n;
-    // this slot's visible keys [j_lo, j_hi) (empty past the active rows) and the block's union [b_lo, b_hi)
-    uint j_lo = 0u, j_hi = 0u, b_lo = 0u, b_hi;
-    if (pc.causal != 0u) {
-        uint p = STEP_POS + t, p0 = STEP_POS + t0;
-        if (row_ok) {
-            j_hi = p + 1u;
-            if (pc.window > 0u && p + 1u > pc.window) j_lo = p + 1u - pc.window;
-        }
-        b_hi = STEP_POS + t_last + 1u;
-        if (pc.window > 0u && p0 + 1u > pc.window) b_lo = p0 + 1u - pc.window;
-    } else {
-        j_hi = row_ok ? n : 0u;
-        b_hi = n;
-    }
+    uint j_lo, j_hi, b_lo, b_hi;                // this slot's visible keys and the block's union of them
+    visible_keys(t, t0, t_last, n, j_lo, j_hi, b_lo, b_hi);
     int my_seq = pc.has_seq != 0u && row_ok ? seq[t] : 0;
 
     barrier();                                  // the previous block's readers of q_h are done
@@ -181,7 +171,7 @@ void main() {
             uint key = 2u * i + h, j = j0 + key;
             float v = s_sh[sbase + key * 16u + row];
             if (pc.softcap > 0.0) v = pc.softcap * tanh(clamp(v / pc.softcap, -15.0, 15.0));
-            bool vis = j >= j_lo && j < j_hi && (pc.has_seq == 0u || seq[j] == my_seq);
+            bool vis = key_visible(j, j_lo, j_hi, my_seq);
             s[i] = vis ? v : NEG_INF;
             mx = max(mx, s[i]);
         }
