@@ -30,6 +30,7 @@
 
 layout(std430, binding = 1) readonly buffer A { uint data_a[]; };      // weight chunk, split layout
 layout(std430, binding = 1) readonly buffer A4 { uvec4 data_a4[]; };   // the same buffer, 16 bytes at a time
+layout(std430, binding = 1) readonly buffer A2 { uvec2 data_a2[]; };   // and 8 (the tile layout's scales)
 layout(std430, binding = 2) readonly buffer X4 { vec4 x4[]; };         // x row 0: [K / 4] vec4
 layout(std430, binding = 3) buffer O { float out_[]; };                // [rows, out_stride]; row 0 written
 layout(std430, binding = 4) readonly buffer B { float bias[]; };       // [n_rows_of_W] f32 (FLAG_BIAS)
@@ -185,19 +186,26 @@ void main() {
     float xsq = 0.0;
 #ifdef TILE_LAYOUT
     // tile layouts (GPT4ALL_MATVEC=v3): TILE_THREADS threads share each 1024-weight tile of a row; thread
-    // tl loads x vec4s 32 m + tl (m < 8: contiguous across threads) once for the NR rows (as tile_x prepares
-    // them), and one uvec4 of quants and one of scales per row (tile_dot in the type's file).  WG_SIZE is a
-    // multiple of TILE_THREADS.
+    // tl loads x vec4s 64 p + 2 tl and 64 p + 2 tl + 1 (p < 4: the x of its quant word p) once for the NR rows,
+    // and one uvec4 of quants and one uvec2 of scales per row (tile_dot in the type's file; with -DINT_DOT the
+    // x are first rounded to 8-bit integers, tile_x_int, and tile_dot_int multiplies them by integer dot
+    // products).  WG_SIZE is a multiple of TILE_THREADS.
     uint tiles = pc.nb * QK / 1024u, tl = tid % TILE_THREADS;
     uint row_t0 = (pc.w_row0 + j0) * tiles;      // the group's first row's first tile
     for (uint ti = tid / TILE_THREADS; ti < tiles; ti += WG_SIZE / TILE_THREADS) {
         vec4 xv[8];
-        [[unroll]] for (uint m = 0; m < 8; m++) xv[m] = tile_x(m, input4(ti * 256u + 32u * m + tl, norm, xsq));
+        [[unroll]] for (uint m = 0; m < 8; m++) xv[m] = input4(ti * 256u + 64u * (m / 2u) + 2u * tl + (m & 1u), norm, xsq);
+#ifdef INT_DOT
+        TileX xi = tile_x_int(xv);
+#define TILE_DOT(tile) tile_dot_int(tile, tl, xi)
+#else
+#define TILE_DOT(tile) tile_dot(tile, tl, xv)
+#endif
         [[unroll]] for (uint r = 0; r < NR; r++) {
             if (r < nr) {
-                acc[r] += tile_dot(row_t0 + r * tiles + ti, tl, xv);
+                acc[r] += TILE_DOT(row_t0 + r * tiles + ti);
 #ifdef GLU
-                acc[NR + r] += tile_dot(row_t0 + (pc.up_row_off + r) * tiles + ti, tl, xv);
+                acc[NR + r] += TILE_DOT(row_t0 + (pc.up_row_off + r) * tiles + ti);
 #endif
             }
         }

@@ -106,10 +106,14 @@ def test_matvec_choice_picks_the_kernel(matvec_backends):
     v2 = {f"matmul_vec_{t}_split{vk._sg}" for t in ("q4_0", "q8_0", "q4_k", "q6_k")}
     v1 = {f"matmul_{t}{vk._sg}" for t in ("q4_0", "q8_0", "q4_k", "q6_k")}
     assert (v2 <= shaders and not v1 & shaders) if vk.matvec != "v1" else (v1 <= shaders and not v2 & shaders)
-    # v3: a Q4_0 row of whole 1024-weight tiles takes the tile layout, other widths the split one
+    # v3: a Q4_0 row of whole 1024-weight tiles takes the tile layout, other widths the split one; with integer
+    # dot products (subgroup builds on a device that has them) its x is rounded to 8 bits (the _idot build)
     assert matvec_backends.check(harness.matmul_case(harness.T.Q4_0, 1, 2048, 37)).ok
-    tile = f"matmul_vec_q4_0_tile{vk._sg}" in {key[0] for key in vk._algos}
-    assert tile == (vk.matvec == "v3")
+    tile = {key[0] for key in vk._algos if key[0].startswith("matmul_vec_q4_0_tile")}
+    assert bool(tile) == (vk.matvec == "v3")
+    if tile:
+        assert tile == {f"matmul_vec_q4_0_tile{'_idot' if vk.integer_dot else ''}{vk._sg}"}
+        assert vk.integer_dot == (vk.subgroups and vk.info.integer_dot)
 
 
 def _device_data(vk, buf, dtype) -> np.ndarray:
@@ -574,7 +578,32 @@ def test_coopmat_extensions_are_asked_for_when_gemm_or_attention_uses_them(monke
         asked.clear()
         vk = vulkan_ops.VulkanOps(info, gemm=gemm)
         assert (vk.gemm, vk.attention_prompt) == (gemm, attention)
-        assert asked == [list(vulkan_ops.COOPMAT_EXTENSIONS) if wants else []], (gemm, attention, asked)
+        int_dot = [vulkan_ops.INTEGER_DOT_EXTENSION] if vk.integer_dot else []
+        assert asked == [(list(vulkan_ops.COOPMAT_EXTENSIONS) if wants else []) + int_dot], (gemm, attention, asked)
+
+
+def test_integer_dot_extension_is_asked_for_when_the_matvec_uses_it(monkeypatch):
+    """The Manager gets VK_KHR_shader_integer_dot_product (whose feature the patched kp then enables) exactly when
+    the decode mat-vec rounds x and uses integer dot products: a device that has them, subgroup builds, kp at patch
+    level 4, and not GPT4ALL_INT_DOT=0."""
+    from engine.backends import vulkan_ops
+    from engine.backends.vulkan_device import choose
+    asked = []
+    real_manager = vulkan_ops.kp.Manager
+
+    def manager(index, queues, extensions):
+        asked.append(list(extensions))
+        return real_manager(index, queues, extensions)
+
+    monkeypatch.setattr(vulkan_ops.kp, "Manager", manager)
+    info = choose("kompute")
+    for env, subgroups in (("1", None), ("0", None), ("1", False)):
+        monkeypatch.setenv("GPT4ALL_INT_DOT", env)
+        asked.clear()
+        vk = vulkan_ops.VulkanOps(info, gemm="tiled", subgroups=subgroups)
+        want = (info.integer_dot and env == "1" and vk.subgroups and vulkan_ops.kp.PATCH_LEVEL >= 4)
+        assert vk.integer_dot == want
+        assert (vulkan_ops.INTEGER_DOT_EXTENSION in asked[0]) == want, (env, subgroups, asked)
 
 
 def test_coopmat_needs_shape_subgroup_and_patched_kp(monkeypatch):

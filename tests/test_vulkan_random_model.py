@@ -39,8 +39,8 @@ def test_random_llama_in_the_tile_layout_matches_numpy(tmp_path, monkeypatch):
     monkeypatch.setenv("GPT4ALL_MATVEC", "v3:4x128")
     path = tmp_path / "random-tiny-tiles-Q4_0.gguf"
     write_random_gguf(path, "tiny-tiles", "Q4_0")
-    cpu = engine.load(path, n_ctx=64, n_batch=16)
     gpu = engine.load(path, device="kompute", n_ctx=64, n_batch=16)
+    cpu = _reference_engine(path, gpu, monkeypatch)
     assert gpu.ops.matvec == "v3" and any(vw.handle.layout.shader == "q4_0_tile"
                                           for vw in gpu.model.blk[0].__dict__.values() if hasattr(vw, "handle"))
     gpu.is_eog = cpu.is_eog = lambda t: False
@@ -48,6 +48,36 @@ def test_random_llama_in_the_tile_layout_matches_numpy(tmp_path, monkeypatch):
     # decode's q/k/v + rope_qkv ran as one dispatch over the tile layout (NR = 4 is even), unless switched off
     fused = any(key[0].startswith("matmul_vec_stack_rope_q4_0_tile") for key in gpu.ops._algos)
     assert fused == gpu.ops.rope_epilogue
+    # with integer dot products every tile mat-vec is the _idot build (lavapipe has them)
+    tile_kernels = {key[0] for key in gpu.ops._algos if key[0].startswith("matmul_vec_") and "_tile" in key[0]}
+    assert tile_kernels and all(("_idot" in k) == gpu.ops.integer_dot for k in tile_kernels), tile_kernels
+
+
+def _reference_engine(path, gpu, monkeypatch):
+    """The NumPy engine on ``path``, rounding x wherever ``gpu``'s mat-vec does (op_harness.IntDotReference: its
+    integer dot products over the tile layout), so that the usual tolerance holds; against the float engine the
+    tiny-tiles logits differ by ~2e-2 with them."""
+    import engine.llm
+    from op_harness import IntDotReference
+    with monkeypatch.context() as m:
+        if gpu.ops.integer_dot:
+            m.setattr(engine.llm, "_open_ops", lambda device: IntDotReference())
+        return engine.load(path, n_ctx=64, n_batch=16)
+
+
+def test_random_llama_with_float_tile_products_matches_the_float_engine(tmp_path, monkeypatch):
+    """GPT4ALL_INT_DOT=0: the tile layout's float mat-vec (what devices without integer dot products run) against
+    the plain NumPy engine."""
+    monkeypatch.setenv("GPT4ALL_MATVEC", "v3:4x128")
+    monkeypatch.setenv("GPT4ALL_INT_DOT", "0")
+    path = tmp_path / "random-tiny-tiles-Q4_0.gguf"
+    write_random_gguf(path, "tiny-tiles", "Q4_0")
+    cpu = engine.load(path, n_ctx=64, n_batch=16)
+    gpu = engine.load(path, device="kompute", n_ctx=64, n_batch=16)
+    assert not gpu.ops.integer_dot
+    gpu.is_eog = cpu.is_eog = lambda t: False
+    compare_engines("tiny-tiles Q4_0 v3 float", cpu, gpu, N_TOKENS)
+    assert any(key[0] == "matmul_vec_glu_q4_0_tile_sg" for key in gpu.ops._algos)
 
 
 def test_rope_epilogue_saves_a_dispatch_and_a_barrier_per_layer(tmp_path, monkeypatch):

@@ -34,6 +34,8 @@ WEIGHT_TYPES = ["f32", "f16", "q4_0", "q4_1", "q5_0", "q8_0", "q4_k", "q6_k"]
 # tiles): every typed kernel reads them through dequant8v, and the bandwidth mat-vec matmul_vec.comp is
 # built for them only.
 SPLIT_TYPES = ["q4_0_split", "q8_0_split", "q4_k_split", "q6_k_split", "q4_0_tile"]
+# layouts whose decode mat-vec also has an integer-dot-product build (matmul_vec.comp -DINT_DOT, `_idot_sg`)
+INT_DOT_TYPES = ["q4_0_tile"]
 
 
 def variants() -> dict[str, tuple[str, list[str]]]:
@@ -64,6 +66,9 @@ def variants() -> dict[str, tuple[str, list[str]]]:
             # ... with Ops.rope_qkv in its epilogue (q roped, k / v to the caches): decode's q/k/v + rope in one
             v[f"matmul_vec_stack_rope_{t}"] = ("matmul_vec.comp", [d, "STACK", "ROPE"])
             v[f"matmul_vec_stack_rope_{t}_sg"] = ("matmul_vec.comp", [d, "STACK", "ROPE", "USE_SUBGROUP"])
+            if t in INT_DOT_TYPES:             # ... x rounded to 8 bits, integer dot products (devices that have them)
+                for kind, defs in (("", []), ("glu_", ["GLU"]), ("stack_", ["STACK"]), ("stack_rope_", ["STACK", "ROPE"])):
+                    v[f"matmul_vec_{kind}{t}_idot_sg"] = ("matmul_vec.comp", [d, *defs, "INT_DOT", "USE_SUBGROUP"])
     for plain in ["rms_norm", "layer_norm", "rope", "store_kv", "attention", "add", "scale", "gelu",
                   "softmax", "copy_rows", "mean_pool", "l2_normalize", "sample", "advance",
                   "attention_merge", "attention_decode", "attention_prompt", "matmul_split_sum"]:

@@ -25,7 +25,9 @@ The patch adds three things to kp, nothing else changes:
   VK_KHR_vulkan_memory_model (glslang declares the Vulkan memory model in every shader that uses
   cooperative matrices) and VK_NV_cooperative_matrix, the patched ``Manager`` asks the device which of their features it has
   (``vkGetPhysicalDeviceFeatures2``) and enables exactly those.  Without these extensions in the
-  Manager's list nothing changes.
+  Manager's list nothing changes.  ``kp.PATCH_LEVEL`` 4 adds VK_KHR_shader_integer_dot_product's feature
+  (shaderIntegerDotProduct) the same way: the decode mat-vec's integer dot products (shaders/matmul_vec.comp
+  -DINT_DOT).
 
 The engine checks for the attributes and falls back without them (the unpatched barrier scheme, no
 cooperative matrices), so a kp built elsewhere still works (slower on a real GPU).
@@ -70,8 +72,10 @@ GLOBAL_BARRIER_BINDING = f"""
 
 """
 
-PATCH_LEVEL = 3     # 1: barriers; 2: + device features; 3: + an asynchronous eval_async
+PATCH_LEVEL = 4     # 1: barriers; 2: + device features; 3: + an asynchronous eval_async; 4: + integer dot product
 PATCH_LEVEL_BINDING = f"""    m.attr("PATCH_LEVEL") = {PATCH_LEVEL};  // {MARK}: see tools/kp_patch.py
+"""
+PATCH_LEVEL_3_BINDING = f"""    m.attr("PATCH_LEVEL") = 3;  // {MARK}: see tools/kp_patch.py
 """
 PATCH_LEVEL_2_BINDING = f"""    m.attr("PATCH_LEVEL") = 2;  // {MARK}: 2 = barriers + device features
 """
@@ -80,6 +84,19 @@ EVAL_ASYNC_STOCK = """        "eval_async",
         [](kp::Sequence& self) { return self.eval(); },"""
 EVAL_ASYNC_FIXED = f"""        "eval_async",  // {MARK}: kp 0.9 called eval() here
         [](kp::Sequence& self) {{ return self.evalAsync(); }},"""
+
+# level 4: the integer dot product feature, a loop of its own before the query (also inserted into a level-2/3 tree)
+INTEGER_DOT_MARK = "integer dot product feature"
+INTEGER_DOT_BRANCH = f"""// {MARK}: {INTEGER_DOT_MARK}
+    vk::PhysicalDeviceShaderIntegerDotProductFeatures integerDotFeatures;
+    for (const char* ext : validExtensions) {{
+        if (std::string(ext) == VK_KHR_SHADER_INTEGER_DOT_PRODUCT_EXTENSION_NAME) {{
+            integerDotFeatures.pNext = featureChain;
+            featureChain = &integerDotFeatures;
+        }}
+    }}
+"""
+INTEGER_DOT_ANCHOR = "    if (featureChain != nullptr) {\n"
 
 # Manager::createDevice: the optional features of the extensions the Manager was given, as supported
 FEATURE_CHAIN = f"""
@@ -100,6 +117,7 @@ FEATURE_CHAIN = f"""
             featureChain = &cooperativeMatrixFeatures;
         }}
     }}
+    {INTEGER_DOT_BRANCH}
     if (featureChain != nullptr) {{
         vk::PhysicalDeviceFeatures2 supported;
         supported.pNext = featureChain;
@@ -135,8 +153,9 @@ def patch(src: Path) -> bool:
               after=False)
         changed = True
     text = main.read_text()
-    if PATCH_LEVEL_2_BINDING in text:           # a tree patched to level 2: bring its level up
-        main.write_text(text.replace(PATCH_LEVEL_2_BINDING, PATCH_LEVEL_BINDING))
+    older = [b for b in (PATCH_LEVEL_2_BINDING, PATCH_LEVEL_3_BINDING) if b in text]
+    if older:                                   # a tree patched to level 2 or 3: bring its level up
+        main.write_text(text.replace(older[0], PATCH_LEVEL_BINDING))
         changed = True
     elif "PATCH_LEVEL" not in text:
         _edit(main, "    py::class_<kp::Algorithm, std::shared_ptr<kp::Algorithm>>(", PATCH_LEVEL_BINDING,
@@ -153,6 +172,9 @@ def patch(src: Path) -> bool:
     if MARK not in manager.read_text():
         _edit(manager, DEVICE_CREATE, FEATURE_CHAIN, after=False)
         _edit(manager, DEVICE_MAKE, FEATURE_PNEXT, after=False)
+        changed = True
+    elif INTEGER_DOT_MARK not in manager.read_text():   # level 2 or 3: the integer dot product feature too
+        _edit(manager, INTEGER_DOT_ANCHOR, "    " + INTEGER_DOT_BRANCH, after=False)
         changed = True
     return changed
 

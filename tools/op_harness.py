@@ -28,6 +28,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from gguf import GGML_QUANT_SIZES, GGMLQuantizationType as T  # noqa: E402
 
+from engine.backends.numpy_ops import NumpyOps, _Matmul  # noqa: E402
 from engine.ops import Ops, Program, Tensor  # noqa: E402
 
 NMSE_TOL = 1e-7             # test-backend-ops' default max NMSE
@@ -788,6 +789,50 @@ def check(case: Case, vk: Ops, ref: Ops, perf: bool = False) -> Result:
     return res
 
 
+def round_x_like_int_dot(x: np.ndarray) -> np.ndarray:
+    """x [rows, K] (K a multiple of 8) as the tile mat-vec's -DINT_DOT build multiplies it (shaders/quants/
+    q4_0_tile.glsl, tile_x_int): each 8 consecutive values scaled by the power of two that puts their largest |x|
+    in [64, 128), rounded to the nearest integer (halves to even), clamped at 127 and scaled back; a group whose
+    largest |x| is below 2^-120 becomes zero.  Powers of two keep every step but the rounding exact, so this
+    matches the GPU bit for bit before the products."""
+    g = np.asarray(x, np.float32).reshape(-1, 8)
+    e = (np.abs(g).max(axis=1).view(np.uint32) >> 23).astype(np.int64)        # biased exponent of the max
+    scale = np.where(e >= 7, np.ldexp(1.0, 133 - e), 0.0)[:, None]             # float64: exact
+    q = np.minimum(np.rint(g * scale), 127.0)
+    back = np.divide(q, scale, out=np.zeros_like(q), where=scale > 0)
+    return back.astype(np.float32).reshape(np.shape(x))
+
+
+class IntDotReference(NumpyOps):
+    """The NumPy reference for a Vulkan backend whose decode mat-vec rounds x to 8 bits (VulkanOps.integer_dot):
+    one-row matmuls over Q4_0 weights of whole 1024-weight tiles (the tile layout, GPT4ALL_MATVEC=v3) multiply
+    round_x_like_int_dot(x), pre-normed as the shader does it (x * norm weight rounded, 1 / rms applied to the
+    sums); everything else is NumpyOps' float product."""
+
+    def matmul(self, out: Tensor, w, x: Tensor, bias=None, w_row0: int = 0, out_col0: int = 0, n_out: int = 0, *,
+               norm=None, eps: float = 0.0, accumulate: bool = False) -> None:
+        from engine.backends.vulkan_ops import TILE_WEIGHTS
+        if min(x.rows, out.rows) == 1 and w.ggml_type == T.Q4_0 and w.width % TILE_WEIGHTS == 0:
+            self._op(_RoundedMatmul(self, out, w, x, bias, w_row0, out_col0, n_out, norm, eps, accumulate))
+        else:
+            super().matmul(out, w, x, bias, w_row0, out_col0, n_out, norm=norm, eps=eps, accumulate=accumulate)
+
+
+class _RoundedMatmul(_Matmul):
+    """A one-row matmul step whose input is x rounded as the -DINT_DOT mat-vec rounds it (IntDotReference)."""
+
+    def fusable(self) -> bool:
+        return False
+
+    def input(self, n: int) -> np.ndarray:
+        x = self.x.handle[:n]
+        if self.norm is None:
+            return round_x_like_int_dot(x)
+        g, eps = self.norm
+        rinv = np.float32(1.0) / np.sqrt(np.mean(x * x, axis=1, keepdims=True, dtype=np.float32) + eps)
+        return round_x_like_int_dot(x * g) * rinv
+
+
 class Backends:
     """The Vulkan backend (plus a split-weight one) and the NumPy reference, made once."""
 
@@ -801,7 +846,8 @@ class Backends:
         # split weights into row chunks, and attention keys into 3 slices (flash-decoding path)
         self.vk_split = VulkanOps(info, max_buffer_bytes=SPLIT_BYTES, subgroups=subgroups, attention_splits=3,
                                   matvec=matvec, norm=norm, gemm=gemm)
-        self.ref = NumpyOps()
+        # the reference rounds x wherever the mat-vec does (integer dot products over the tile layout)
+        self.ref = IntDotReference() if self.vk.integer_dot and self.vk.matvec == "v3" else NumpyOps()
 
     def check(self, case: Case, perf: bool = False) -> Result:
         return check(case, self.vk_split if case.split else self.vk, self.ref, perf)

@@ -83,8 +83,8 @@ fi
 # PyPI has only kp's sdist, whose own build clones git repositories (fails offline); so build it directly
 # with CMake against Debian's Vulkan, fmt and pybind11, putting the module straight into site-packages.
 # tools/kp_patch.py adds a global memory barrier op, optional device features and an asynchronous
-# eval_async (kp.PATCH_LEVEL 3) to kp; a kp without them is rebuilt.
-if "$PY" -c "import kp, sys; kp.OpGlobalBarrier; sys.exit(getattr(kp, 'PATCH_LEVEL', 1) < 3)" 2>/dev/null; then
+# eval_async (kp.PATCH_LEVEL 3) and the integer dot product feature (4) to kp; a kp without them is rebuilt.
+if "$PY" -c "import kp, sys; kp.OpGlobalBarrier; sys.exit(getattr(kp, 'PATCH_LEVEL', 1) < 4)" 2>/dev/null; then
   say "kp: importable, patched ($("$PY" -c 'import kp, os; print(os.path.basename(kp.__file__))'))"
 else
   SITE="$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"

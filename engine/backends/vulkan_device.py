@@ -43,6 +43,9 @@ class GpuInfo:
     # (M, N, K) shapes of the device's f16 x f16 + f32 subgroup cooperative matrices (VK_NV_cooperative_matrix
     # with VK_KHR_shader_float16_int8; tensor cores on NVIDIA): the tiled GEMM's -DCOOPMAT variant uses them
     coopmat_shapes: tuple = ()
+    # shaderIntegerDotProduct (VK_KHR_shader_integer_dot_product): dot products of four 8-bit lanes in shaders,
+    # which the decode mat-vec's -DINT_DOT build uses for the tile layout
+    integer_dot: bool = False
 
     @property
     def is_gpu(self) -> bool:
@@ -80,6 +83,7 @@ def list_gpus() -> tuple[GpuInfo, ...]:
                                max_workgroup_invocations=int(props.limits.maxComputeWorkGroupInvocations),
                                timestamp_period=float(props.limits.timestampPeriod),
                                coopmat_shapes=_coopmat_shapes(vk, inst, pd, extensions),
+                               integer_dot=_integer_dot(vk, pd, extensions),
                                subgroup_arithmetic=bool(
                                    sub.supportedStages & vk.VK_SHADER_STAGE_COMPUTE_BIT
                                    and sub.supportedOperations & vk.VK_SUBGROUP_FEATURE_ARITHMETIC_BIT
@@ -112,6 +116,25 @@ def _coopmat_shapes(vk, inst, pd, extensions) -> tuple:
     return tuple(sorted({(int(p.MSize), int(p.NSize), int(p.KSize)) for p in props
                          if (p.AType, p.BType, p.CType, p.DType, p.scope)
                          == (_FLOAT16, _FLOAT16, _FLOAT32, _FLOAT32, _SCOPE_SUBGROUP)}))
+
+
+# the extension whose feature the -DINT_DOT mat-vec needs; VulkanOps passes it to kp.Manager, whose patched
+# createDevice enables that feature (tools/kp_patch.py, PATCH_LEVEL 4)
+INTEGER_DOT_EXTENSION = "VK_KHR_shader_integer_dot_product"
+
+
+def _integer_dot(vk, pd, extensions) -> bool:
+    """Whether the device offers VK_KHR_shader_integer_dot_product with its shaderIntegerDotProduct feature."""
+    if INTEGER_DOT_EXTENSION not in extensions:
+        return False
+    try:
+        feat = vk.VkPhysicalDeviceShaderIntegerDotProductFeatures(
+            sType=vk.VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_INTEGER_DOT_PRODUCT_FEATURES)
+        vk.vkGetPhysicalDeviceFeatures2(pd, vk.VkPhysicalDeviceFeatures2(
+            sType=vk.VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2, pNext=feat))
+    except Exception:               # a loader or binding without the query: go without
+        return False
+    return bool(feat.shaderIntegerDotProduct)
 
 
 def _best(devices) -> GpuInfo | None:

@@ -53,7 +53,7 @@ from gguf import GGML_QUANT_SIZES, GGMLQuantizationType as T
 from gguf.quants import dequantize as gguf_dequantize
 
 from ..ops import SAMPLE_SIZE, STEP_SIZE, Ops, Program, Tensor, Weight
-from .vulkan_device import COOPMAT_EXTENSIONS, GpuInfo, check_fits, choose
+from .vulkan_device import COOPMAT_EXTENSIONS, INTEGER_DOT_EXTENSION, GpuInfo, check_fits, choose
 
 SPV_DIR = Path(__file__).resolve().parent.parent / "spv"
 WG = 64                     # WG_SIZE of most shaders (shaders/common.glsl)
@@ -197,27 +197,23 @@ def repack_split(raw: np.ndarray, ggml_type: int, rows: int, width: int) -> np.n
     return np.concatenate([header, quants, scales.reshape(-1).view(np.uint32)])
 
 
-def _low_nibbles(w: np.ndarray) -> np.ndarray:
-    """The low nibbles of each uint32's four bytes packed into 16 bits (byte k's at bits 4k..4k+3)."""
-    return ((w & 0xF) | ((w >> 4) & 0xF0) | ((w >> 8) & 0xF00) | ((w >> 12) & 0xF000)).astype(np.uint16)
-
-
 def repack_tile(raw: np.ndarray, ggml_type: int, rows: int, width: int) -> np.ndarray:
     """Q4_0 blocks of ``rows`` rows of whole 1024-weight tiles -> one chunk's words in the tile layout
     (shaders/quants/q4_0_tile.glsl), the reference for shaders/tile_repack.comp, which does this on the
     device at upload (VulkanOps._upload_split; tests/test_ops_harness.py checks they agree):
-    [header] [tile i, thread t: 8 x 16 bits, nibble j of part m = weight 128 m + 4 t + j of the tile]
-    [tile i, thread group g: the f16 d of blocks 4 m + g, m = 0..7].
-    Thread t = 8 g + t' takes weights 4 t' .. 4 t' + 3 of block 4 m + g: the low nibbles of the block's
-    quant word t' (t' < 4) or the high nibbles of word t' - 4."""
+    [header] [tile i, thread t: word p = elements 8 (t % 4) .. + 7 of block 8 p + t / 4, byte k's low nibble
+    element 8 (t % 4) + k, its high nibble element 8 (t % 4) + 4 + k]
+    [tile i, thread group g = t / 4: the f16 d of blocks 8 p + g, p = 0..3]."""
     if ggml_type != T.Q4_0 or width % TILE_WEIGHTS:
         raise ValueError(f"tile layout: Q4_0 rows of a multiple of {TILE_WEIGHTS} weights, not {T(ggml_type).name} x {width}")
     blocks = np.asarray(raw, dtype=np.uint8).reshape(-1, 18)      # [n, d (2 bytes) + 16 bytes of nibbles]
     n = blocks.shape[0]
-    words = np.ascontiguousarray(blocks[:, 2:]).view(np.uint32).reshape(n // 32, 8, 4, 4)   # [tile, m, g, word]
-    halves = np.concatenate([_low_nibbles(words), _low_nibbles(words >> 4)], axis=3)      # [tile, m, g, t']
-    quants = np.ascontiguousarray(halves.transpose(0, 2, 3, 1)).reshape(-1).view(np.uint32)   # [tile, g, t', m]
-    d = blocks[:, :2].copy().view(np.uint16).reshape(n // 32, 8, 4).transpose(0, 2, 1)   # [tile, g, m]
+    qs = blocks[:, 2:]
+    elements = np.concatenate([qs & 0xF, qs >> 4], axis=1)        # [n, 32]: element e of each block
+    chunks = elements.reshape(n // 32, 4, 8, 4, 2, 4)             # [tile, p, g, j, low/high, k]
+    nibbles = chunks[:, :, :, :, 0, :] | (chunks[:, :, :, :, 1, :] << 4)            # [tile, p, g, j, k] bytes
+    quants = np.ascontiguousarray(nibbles.transpose(0, 2, 3, 1, 4)).reshape(-1).view(np.uint32)   # [tile, g, j, p]
+    d = blocks[:, :2].copy().view(np.uint16).reshape(n // 32, 4, 8).transpose(0, 2, 1)   # [tile, g, p]
     header = np.zeros(SPLIT_HEADER_WORDS, np.uint32)
     header[0] = SPLIT_HEADER_WORDS + quants.size
     return np.concatenate([header, quants, np.ascontiguousarray(d).reshape(-1).view(np.uint32)])
@@ -499,11 +495,17 @@ class VulkanOps(Ops):
         self.spv_dir = Path(os.environ.get("GPT4ALL_SPV_DIR") or SPV_DIR)
         self.subgroups = self.info.subgroup_arithmetic if subgroups is None else bool(subgroups)
         self._sg = "_sg" if self.subgroups else ""
+        # the decode mat-vec over the tile layout rounds x to 8 bits and multiplies with integer dot products
+        # (matmul_vec.comp -DINT_DOT, subgroup builds only) where the device has them and kp enables the feature;
+        # GPT4ALL_INT_DOT=0 keeps the float product (an A/B switch, and what devices without them run)
+        self.integer_dot = (self.info.integer_dot and self.subgroups and getattr(kp, "PATCH_LEVEL", 1) >= 4
+                            and os.environ.get("GPT4ALL_INT_DOT", "1") != "0")
         self.device_name = self.info.name
         self.max_buffer_bytes = max_buffer_bytes or self.info.max_storage_buffer_range
         # the extensions the coopmat GEMM and attention need; kp patched by tools/kp_patch.py enables their features
         uses_coopmat = self.gemm.startswith("coopmat") or self.attention_prompt == "coopmat"
-        self.mgr = kp.Manager(self.info.index, [], list(COOPMAT_EXTENSIONS) if uses_coopmat else [])
+        self.mgr = kp.Manager(self.info.index, [], (list(COOPMAT_EXTENSIONS) if uses_coopmat else [])
+                              + ([INTEGER_DOT_EXTENSION] if self.integer_dot else []))
         # The per-step buffers: the host writes them through NumPy views of their (host-visible) staging
         # memory; each program starts with a recorded copy to device memory (so a discrete GPU's
         # workgroups do not read host memory over the bus) and ends with a copy of the step buffer back, so
@@ -976,7 +978,8 @@ class VulkanOps(Ops):
             kernel = ("batch_" if batch else "vec_glu_" if glu else "vec_stack_rope_" if rope
                       else "vec_stack_" if stack else "vec_" if vec else "")
             nr = MATMUL_NR_BATCH if batch else self._matvec_nr(n_out) if vec else MATMUL_NR
-        shader = f"matmul_{kernel}{vw.layout.shader}{'' if tiled else self._sg}"
+        int_dot = vec and self.integer_dot and vw.layout in TILE_LAYOUTS.values()
+        shader = f"matmul_{kernel}{vw.layout.shader}{'_idot' if int_dot else ''}{'' if tiled else self._sg}"
         # workgroups along the x rows: the tiled GEMM launches one per bn rows of the capacity (those
         # past the step's n_tokens exit at once); matmul.comp -DBATCH a few that loop over its NT-row tiles
         row_groups = (_groups(cap, bn) if tiled else min(_groups(cap, MATMUL_NT), MATMUL_TILE_GROUPS)

@@ -3,17 +3,20 @@
 // i >= 16: high nibble of byte i - 16).  The split layout's idea (quants apart from scales, 16-byte
 // loads) with the weights of every 32 consecutive blocks (a *tile*: 1024 weights, one row's 1024
 // consecutive x values) permuted so that the 32 threads sharing a tile each load one uvec4 of quants
-// and their x loads are contiguous too: thread t (0..31) takes, for m = 0..7, the four weights
-// 128 m + 4 t .. + 3 of the tile, i.e. x vec4 number 32 m + t.  Those four weights sit in block
-// bt = 4 m + t / 8 at offset e = 4 (t % 8).  A chunk of n blocks (n % 32 == 0) is stored as
-//   words 0..3                 header: word 0 = index of the first scale word (4 + 4n)
-//   uvec4 1 + 32 i + t         tile i, thread t: 16 bits per m (word m / 2, half m % 2), nibble j
-//                              (bits 4j..4j+3) = weight 128 m + 4 t + j of the tile
-//   uvec4 (4 + 4n) / 4 + 4 i + g   tile i, the 8 scales threads 8g..8g+7 need: d of block 4 m + g
-//                              as f16, word m / 2, half m % 2
+// and each quant word holds 8 consecutive weights of one block in the order integer dot products of
+// four 8-bit lanes want them: word p (0..3) of thread t (0..31) holds weights 256 p + 8 t + i (i < 8) of
+// the tile, i.e. elements 8 (t % 4) + i of block bt = 8 p + t / 4, with byte k's low nibble = element
+// 8 (t % 4) + k and its high nibble = element 8 (t % 4) + 4 + k.  So `word & 0x0F0F0F0F` is four weights
+// as four bytes and `(word >> 4) & 0x0F0F0F0F` the next four; their x values are x vec4s 64 p + 2 t and
+// 64 p + 2 t + 1 of the tile (contiguous 32 bytes per thread and word).  A chunk of n blocks (n % 32 == 0):
+//   words 0..3                  header: word 0 = index of the first scale word (4 + 4n)
+//   uvec4 1 + 32 i + t          tile i, thread t: quant word p = weights 256 p + 8 t .. + 7
+//   uvec2 (4 + 4n) / 2 + 8 i + g   tile i, the 4 scales threads 4g..4g+3 need: d of block 8 p + g as f16,
+//                               word p / 2, half p % 2
 // so nothing is padded (18 bytes per block, as in GGUF).  Rows must hold whole tiles (the host
 // uses this layout only then), so tile i of a chunk is tile i % (K / 1024) of row i / (K / 1024).
-// Block b's `base` (for dequant8v, which every other typed kernel reads through) is b * BW.
+// Block b's `base` (for dequant8v, which every other typed kernel reads through) is b * BW; its elements
+// 8j .. 8j + 7 are exactly one quant word (tile b / 32, p = (b % 32) / 8, t = 4 (b % 8) + j).
 #define QK 32
 #define BW 4
 #define SPLIT_LAYOUT
@@ -23,55 +26,94 @@
 const uvec4 NIBBLE_SHIFTS = uvec4(0u, 4u, 8u, 12u);
 
 // dequant8v in two halves, which the coopmat GEMM (matmul_tiled.comp -DCOOPMAT) calls apart: fetch_raw8 issues
-// the three loads of elements 8j..8j+7 of block base / BW and returns the words as they are; decode_raw8 turns
-// them into the 8 values later, so the loads of the next slab are in flight while the tensor cores multiply
-// the current one (dequantising at load time made every thread wait for them first).  A zero raw triple
-// decodes to zeros (its scale is 0).
+// the two loads of elements 8j..8j+7 of block base / BW (their quant word, the scale word holding their d) and
+// returns the words as they are; decode_raw8 turns them into the 8 values later, so the loads of the next slab
+// are in flight while the tensor cores multiply the current one (dequantising at load time made every thread
+// wait for them first).  A zero raw triple decodes to zeros (its scale is 0).
 #define HAS_RAW8
 uvec3 fetch_raw8(uint base, uint j) {
     uint blk = base / BW, tile = blk >> 5u, bt = blk & 31u;
-    uint g = bt & 3u, m = bt >> 2u;
-    uint t = 8u * g + 2u * j;                    // elements 8j..8j+3 belong to thread t, 8j+4.. to t + 1
-    return uvec3(data_a[4u + 4u * (32u * tile + t) + (m >> 1u)], data_a[4u + 4u * (32u * tile + t + 1u) + (m >> 1u)],
-                 data_a[data_a[0] + 4u * (4u * tile + g) + (m >> 1u)]);
+    uint p = bt >> 3u, g = bt & 7u;
+    return uvec3(data_a[4u + 4u * (32u * tile + 4u * g + j) + p], data_a[data_a[0] + 16u * tile + 2u * g + (p >> 1u)], 0u);
 }
 void decode_raw8(uvec3 raw, uint base, out vec4 a, out vec4 b) {
-    uint m = ((base / BW) & 31u) >> 2u, sh = 16u * (m & 1u);
-    float d = unpackHalf2x16(raw.z)[m & 1u];
-    a = (vec4((uvec4(raw.x >> sh) >> NIBBLE_SHIFTS) & 0xFu) - 8.0) * d;
-    b = (vec4((uvec4(raw.y >> sh) >> NIBBLE_SHIFTS) & 0xFu) - 8.0) * d;
+    uint p = ((base / BW) & 31u) >> 3u;
+    float d = unpackHalf2x16(raw.y)[p & 1u];
+    a = (vec4((uvec4(raw.x) >> BYTE_SHIFTS) & 0xFu) - 8.0) * d;
+    b = (vec4((uvec4(raw.x) >> (BYTE_SHIFTS + 4u)) & 0xFu) - 8.0) * d;
 }
 
 void dequant8v(uint base, uint j, out vec4 a, out vec4 b) { decode_raw8(fetch_raw8(base, j), base, a, b); }
 
 #ifdef MATVEC
-// Nibbles become floats without an int-to-float conversion (those run on a narrow pipe: on NVIDIA GPUs
-// 16 a clock per multiprocessor against 128 FP32 operations, and the mat-vec made 32 of them per 32
-// weights and row; doing without them gained 3-4% of decode speed on an H100).  The bits 0x4B000000 | (n << s) are the
-// float 2^23 + n 2^s for s + 4 <= 23 (2^23's exponent, n 2^s in the mantissa), so one AND-OR and one
-// subtraction of 2^23 + 8 2^s give (n - 8) 2^s exactly; x comes in divided by 2^s (tile_x, once per x
-// value for all the rows it meets), so the product is (n - 8) x, as before.  Sub-tile m takes half m % 2
-// of quant word m / 2: nibbles at bits 0, 4, 8, 12 for even m; for odd m the word shifted right by 12
-// puts bits 16..31 at 4..19, inside the mantissa.
+// The mat-vec's part of a tile (matmul_vec.comp's tile loop): thread t holds x vec4s 64 p + 2 t, + 1 (p < 4) of
+// the tile in xv[2 p], xv[2 p + 1] and loads per row one uvec4 of quants and one uvec2 of scales.
+uvec2 tile_scales(uint tile, uint t) { return data_a2[(data_a[0] >> 1u) + 8u * tile + (t >> 2u)]; }
+
+#ifdef INT_DOT
+// -DINT_DOT (devices with VK_KHR_shader_integer_dot_product): x is rounded to 8-bit integers, 8 values (one quant
+// word's) per power-of-two scale, and each word is dotted by two integer dot products of four 8-bit lanes
+// (OpSDot: one instruction per four weights, where the float path below spends about three per weight on
+// unpacking and multiplying; on an H100 that made 8B decode 12% faster).  The integer sums are exact, so the
+// result is the float product of the weight and the rounded x: the op harness's reference
+// (tools/op_harness.py, round_x_like_int_dot) rounds x the same way.  glslang 11 has no GLSL name for OpSDot, so
+// it is declared by its SPIR-V opcode (4450; capabilities DotProduct 6019 and DotProductInput4x8BitPacked 6018;
+// operand 0: PackedVectorFormat4x8Bit).
+#extension GL_EXT_spirv_intrinsics : require
+spirv_instruction(extensions = ["SPV_KHR_integer_dot_product"], capabilities = [6019, 6018], id = 4450)
+int sdot_4x8(uint a, uint b, spirv_literal int fmt);
+#define DOT4(a, b) sdot_4x8(a, b, 0)
+
+const float ROUND_MAGIC = 12582912.0;           // 1.5 * 2^23: v + it has round-to-nearest-even(v) in its low bits
+// The thread's x of one tile as integers: for word p, xa[p] / xb[p] = x values 8 p' .. + 3 / + 4 .. + 7 (p' the
+// word's 8 values) as four signed bytes, scaled by 2^e so that the largest |x| lands in [64, 128) (127 at most:
+// a value rounding to 128 is clamped); xd[p] = 2^-e, the value of one step (0 for an all-zero group), xs[p] =
+// 8 * (sum of the 8 integers), the nibbles' offset of 8 folded in: sum (q - 8) x_i = sum q x_i - 8 sum x_i.
+struct TileX { uvec4 xa, xb; vec4 xd; ivec4 xs; };
+TileX tile_x_int(vec4 xv[8]) {
+    TileX r;
+    [[unroll]] for (uint p = 0; p < 4; p++) {
+        vec4 a = xv[2u * p], b = xv[2u * p + 1u];
+        vec4 m4 = max(abs(a), abs(b));
+        uint e = floatBitsToUint(max(max(m4.x, m4.y), max(m4.z, m4.w))) >> 23u;   // biased exponent of the max
+        bool live = e >= 7u;                      // below 2^-120 the group counts as zero
+        float scale = live ? uintBitsToFloat((260u - min(e, 260u)) << 23u) : 0.0;   // 2^(6 - (e - 127))
+        r.xd[p] = live ? uintBitsToFloat((e - 6u) << 23u) : 0.0;                    // 1 / scale
+        uvec4 ia = floatBitsToUint(min(a * scale + ROUND_MAGIC, ROUND_MAGIC + 127.0)) & 0xFFu;
+        uvec4 ib = floatBitsToUint(min(b * scale + ROUND_MAGIC, ROUND_MAGIC + 127.0)) & 0xFFu;
+        r.xa[p] = ia.x | (ia.y << 8u) | (ia.z << 16u) | (ia.w << 24u);
+        r.xb[p] = ib.x | (ib.y << 8u) | (ib.z << 16u) | (ib.w << 24u);
+        r.xs[p] = 8 * (DOT4(r.xa[p], 0x01010101u) + DOT4(r.xb[p], 0x01010101u));
+    }
+    return r;
+}
+
+// Thread t's part of tile `tile` of one row: sum over its 4 words of d * xd * (integer dot - offset).
+float tile_dot_int(uint tile, uint t, TileX x) {
+    uvec4 q = data_a4[1u + 32u * tile + t];
+    uvec2 sc = tile_scales(tile, t);
+    float s = 0.0;
+    [[unroll]] for (uint p = 0; p < 4; p++) {     // unrolled: constant indices keep q, sc, x in registers
+        int dp = DOT4(q[p] & 0x0F0F0F0Fu, x.xa[p]) + DOT4((q[p] >> 4u) & 0x0F0F0F0Fu, x.xb[p]) - x.xs[p];
+        s += unpackHalf2x16(sc[p >> 1u])[p & 1u] * x.xd[p] * float(dp);
+    }
+    return s;
+}
+#endif
+
+// The float path (devices without integer dot products, and the op harness's portable builds).  Nibbles become
+// floats without an int-to-float conversion (those run on a narrow pipe on NVIDIA GPUs): the bits
+// 0x4B000000 | n are the float 2^23 + n, so one shift-and-mask, one OR and one subtraction of 2^23 + 8 give
+// n - 8 exactly.
 const uint MAGIC_2_23 = 0x4B000000u;
-const uvec4 MASK_EVEN = uvec4(0xFu, 0xF0u, 0xF00u, 0xF000u), MASK_ODD = MASK_EVEN << 4u;
-const vec4 POW_EVEN = vec4(1.0, 16.0, 256.0, 4096.0), POW_ODD = 16.0 * POW_EVEN;   // 2^s per nibble
-
-// x vec4 32 m + t of a tile as tile_dot wants it: divided by its nibbles' 2^s (exact: powers of two)
-vec4 tile_x(uint m, vec4 x) { return x * (1.0 / ((m & 1u) == 0u ? POW_EVEN : POW_ODD)); }
-
-// Thread t's part of tile `tile`: sum over m of d_m (q_m - 8) . x_m, with xv[m] = tile_x(m, x vec4 32 m + t
-// of the tile).  Two 16-byte loads.
 float tile_dot(uint tile, uint t, vec4 xv[8]) {
     uvec4 q = data_a4[1u + 32u * tile + t];
-    uvec4 sc = data_a4[(data_a[0] >> 2u) + 4u * tile + (t >> 3u)];
+    uvec2 sc = tile_scales(tile, t);
     float s = 0.0;
-    [[unroll]] for (uint m = 0; m < 8; m++) {     // unrolled: constant indices keep q, sc, xv in registers
-        bool odd = (m & 1u) != 0u;
-        uvec4 w = uvec4(odd ? q[m >> 1u] >> 12u : q[m >> 1u]);
-        vec4 qv = uintBitsToFloat((w & (odd ? MASK_ODD : MASK_EVEN)) | MAGIC_2_23)
-                - (8388608.0 + 8.0 * (odd ? POW_ODD : POW_EVEN));          // (n - 8) 2^s, exact
-        s += unpackHalf2x16(sc[m >> 1u])[m & 1u] * dot(qv, xv[m]);
+    [[unroll]] for (uint p = 0; p < 4; p++) {
+        vec4 lo = uintBitsToFloat(((uvec4(q[p]) >> BYTE_SHIFTS) & 0xFu) | MAGIC_2_23) - 8388616.0;
+        vec4 hi = uintBitsToFloat(((uvec4(q[p]) >> (BYTE_SHIFTS + 4u)) & 0xFu) | MAGIC_2_23) - 8388616.0;
+        s += unpackHalf2x16(sc[p >> 1u])[p & 1u] * (dot(lo, xv[2u * p]) + dot(hi, xv[2u * p + 1u]));
     }
     return s;
 }
