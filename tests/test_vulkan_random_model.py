@@ -80,6 +80,38 @@ def test_random_llama_with_float_tile_products_matches_the_float_engine(tmp_path
     assert any(key[0] == "matmul_vec_glu_q4_0_tile_sg" for key in gpu.ops._algos)
 
 
+def test_matvec_rows_per_workgroup_follow_the_matrix_size():
+    """_matvec_nr on a GPU: NR halved below MATVEC_MIN_GROUPS workgroups, a q/k/v stack at 1.5 NR where that still
+    leaves MATVEC_MIN_GROUPS (the 8B shape's 6144 rows: 6), NR otherwise; a CPU device and GPT4ALL_MATVEC_FIT=0 keep
+    NR everywhere."""
+    from types import SimpleNamespace
+    from engine.backends.vulkan_ops import MATVEC_MIN_GROUPS, MatvecKernel, VulkanOps
+
+    def nr(n_out, stack=False, device="discrete", fit=True):
+        fake = SimpleNamespace(matvec_kernel=MatvecKernel.parse("v3:4x128"), matvec_fit=fit, info=SimpleNamespace(type=device))
+        return VulkanOps._matvec_nr(fake, n_out, stack)
+    g = MATVEC_MIN_GROUPS
+    assert [nr(4 * g - 1), nr(4 * g), nr(6 * g - 1, True), nr(6 * g, True), nr(6 * g), nr(14 * g)] == [2, 4, 4, 6, 4, 4]
+    assert nr(3 * g, True) == 2 and nr(6 * g, True, device="cpu") == 4 and nr(6 * g, True, fit=False) == 4
+
+
+def test_stack_of_six_rows_per_workgroup_matches_numpy(tmp_path, monkeypatch):
+    """q/k/v with the rope epilogue at NR 6 (what the 8B shape's stack takes on a GPU): passes start at multiples of
+    6, so one covers the end of q and the start of k; forced here on the tiny model through _matvec_nr."""
+    from engine.backends.vulkan_ops import VulkanOps
+    real = VulkanOps._matvec_nr
+    monkeypatch.setattr(VulkanOps, "_matvec_nr", lambda self, n_out, stack=False: 6 if stack else real(self, n_out))
+    monkeypatch.setenv("GPT4ALL_MATVEC", "v3:4x128")
+    path = tmp_path / "random-tiny-tiles-Q4_0.gguf"
+    write_random_gguf(path, "tiny-tiles", "Q4_0")
+    gpu = engine.load(path, device="kompute", n_ctx=64, n_batch=16)
+    cpu = _reference_engine(path, gpu, monkeypatch)
+    gpu.is_eog = cpu.is_eog = lambda t: False
+    compare_engines("tiny-tiles Q4_0 v3, q/k/v at NR 6", cpu, gpu, N_TOKENS)
+    specs = {key[4] for key in gpu.ops._algos if key[0].startswith("matmul_vec_stack_rope_")}
+    assert specs and all(spec[1] == 6 for spec in specs), specs
+
+
 def test_rope_epilogue_saves_a_dispatch_and_a_barrier_per_layer(tmp_path, monkeypatch):
     """Decode records each layer's q/k/v mat-vec and rope_qkv as one dispatch (matmul_vec.comp -DROPE), one
     barrier fewer too; GPT4ALL_ROPE_EPILOGUE=0 records them apart (the A/B switch for GPU timings)."""
