@@ -85,19 +85,28 @@ def test_kp_patch_upgrades_a_level_1_tree(tmp_path):
     assert kp_patch.patch(src) is False
 
 
-def test_kp_patch_brings_a_level_2_tree_to_level_3(tmp_path):
-    """A tree patched to level 2 gets the level and the asynchronous eval_async binding, and nothing twice."""
+@pytest.mark.parametrize("level", [2, 3])
+def test_kp_patch_brings_an_older_tree_to_the_current_level(tmp_path, level):
+    """A tree patched to level 2 or 3 gets the level, the asynchronous eval_async binding (level 2) and the integer
+    dot product feature in its feature chain (both), and nothing twice."""
     src = tmp_path / "kp"
     (src / "python" / "src").mkdir(parents=True)
     (src / "src").mkdir()
     mark = f"// {kp_patch.MARK}\n"
-    (src / "python" / "src" / "main.cpp").write_text(mark + kp_patch.PATCH_LEVEL_2_BINDING + kp_patch.EVAL_ASYNC_STOCK)
+    binding = kp_patch.PATCH_LEVEL_2_BINDING if level == 2 else kp_patch.PATCH_LEVEL_3_BINDING
+    stock_or_fixed = kp_patch.EVAL_ASYNC_STOCK if level == 2 else kp_patch.EVAL_ASYNC_FIXED
+    (src / "python" / "src" / "main.cpp").write_text(mark + binding + stock_or_fixed)
     (src / "src" / "OpAlgoDispatch.cpp").write_text(mark)
-    (src / "src" / "Manager.cpp").write_text(mark)
+    old_chain = kp_patch.FEATURE_CHAIN.replace("    " + kp_patch.INTEGER_DOT_BRANCH, "")   # the chain before level 4
+    assert kp_patch.INTEGER_DOT_MARK not in old_chain
+    (src / "src" / "Manager.cpp").write_text(old_chain)
     assert kp_patch.patch(src) is True
     main = (src / "python" / "src" / "main.cpp").read_text()
-    assert kp_patch.PATCH_LEVEL_BINDING in main and "= 2;" not in main
+    assert kp_patch.PATCH_LEVEL_BINDING in main and f"= {level};" not in main and kp_patch.PATCH_LEVEL == 4
     assert "self.evalAsync()" in main and kp_patch.EVAL_ASYNC_STOCK not in main
+    manager = (src / "src" / "Manager.cpp").read_text()
+    assert manager.count(kp_patch.INTEGER_DOT_MARK) == 1 and "PhysicalDeviceShaderIntegerDotProductFeatures" in manager
+    assert manager.index(kp_patch.INTEGER_DOT_MARK) < manager.index("if (featureChain != nullptr)")
     assert kp_patch.patch(src) is False
 
 
