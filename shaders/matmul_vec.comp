@@ -187,9 +187,9 @@ void main() {
 #ifdef TILE_LAYOUT
     // tile layouts (GPT4ALL_MATVEC=v3): TILE_THREADS threads share each 1024-weight tile of a row; thread
     // tl loads x vec4s 64 p + 2 tl and 64 p + 2 tl + 1 (p < 4: the x of its quant word p) once for the NR rows,
-    // and one uvec4 of quants and one uvec2 of scales per row (tile_dot in the type's file; with -DINT_DOT the
-    // x are first rounded to 8-bit integers, tile_x_int, and tile_dot_int multiplies them by integer dot
-    // products).  WG_SIZE is a multiple of TILE_THREADS.
+    // and one uvec4 of quants and one uvec2 of scales per row: tile_dot in the type's file, x prescaled by
+    // tile_x; with -DINT_DOT the x are rounded to 8-bit integers first (tile_x_int) and tile_dot_int multiplies
+    // them by integer dot products.  WG_SIZE is a multiple of TILE_THREADS.
     uint tiles = pc.nb * QK / 1024u, tl = tid % TILE_THREADS;
     uint row_t0 = (pc.w_row0 + j0) * tiles;      // the group's first row's first tile
     for (uint ti = tid / TILE_THREADS; ti < tiles; ti += WG_SIZE / TILE_THREADS) {
@@ -199,6 +199,7 @@ void main() {
         TileX xi = tile_x_int(xv);
 #define TILE_DOT(tile) tile_dot_int(tile, tl, xi)
 #else
+        [[unroll]] for (uint m = 0; m < 8; m++) xv[m] = tile_x(m, xv[m]);
 #define TILE_DOT(tile) tile_dot(tile, tl, xv)
 #endif
         [[unroll]] for (uint r = 0; r < NR; r++) {

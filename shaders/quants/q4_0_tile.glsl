@@ -103,16 +103,25 @@ float tile_dot_int(uint tile, uint t, TileX x) {
 
 // The float path (devices without integer dot products, and the op harness's portable builds).  Nibbles become
 // floats without an int-to-float conversion (those run on a narrow pipe on NVIDIA GPUs): the bits
-// 0x4B000000 | n are the float 2^23 + n, so one shift-and-mask, one OR and one subtraction of 2^23 + 8 give
-// n - 8 exactly.
+// 0x4B000000 | (n << s) are the float 2^23 + n 2^s for s + 4 <= 23, so one AND-OR and one subtraction of
+// 2^23 + 8 2^s give (n - 8) 2^s exactly, and x comes in divided by 2^s (tile_x, once per x value for all the
+// rows it meets).  Bytes 0, 1 of a word are read in place (s = 0, 8; high nibbles 4, 12), bytes 2, 3 from the
+// word shifted right by 16.
 const uint MAGIC_2_23 = 0x4B000000u;
+const uvec4 MASK_LO = uvec4(0xFu, 0xF00u, 0xFu, 0xF00u), MASK_HI = MASK_LO << 4u;
+const vec4 POW_LO = vec4(1.0, 256.0, 1.0, 256.0), POW_HI = 16.0 * POW_LO;      // 2^s per lane
+
+// x vec4 m of the thread's 8 (tile_dot's xv[m]) as tile_dot wants it: divided by its nibbles' 2^s (exact)
+vec4 tile_x(uint m, vec4 x) { return x * (1.0 / ((m & 1u) == 0u ? POW_LO : POW_HI)); }
+
 float tile_dot(uint tile, uint t, vec4 xv[8]) {
     uvec4 q = data_a4[1u + 32u * tile + t];
     uvec2 sc = tile_scales(tile, t);
     float s = 0.0;
-    [[unroll]] for (uint p = 0; p < 4; p++) {
-        vec4 lo = uintBitsToFloat(((uvec4(q[p]) >> BYTE_SHIFTS) & 0xFu) | MAGIC_2_23) - 8388616.0;
-        vec4 hi = uintBitsToFloat(((uvec4(q[p]) >> (BYTE_SHIFTS + 4u)) & 0xFu) | MAGIC_2_23) - 8388616.0;
+    [[unroll]] for (uint p = 0; p < 4; p++) {     // unrolled: constant indices keep q, sc, xv in registers
+        uvec4 w = uvec4(q[p], q[p], q[p] >> 16u, q[p] >> 16u);
+        vec4 lo = uintBitsToFloat((w & MASK_LO) | MAGIC_2_23) - (8388608.0 + 8.0 * POW_LO);   // (n - 8) 2^s, exact
+        vec4 hi = uintBitsToFloat((w & MASK_HI) | MAGIC_2_23) - (8388608.0 + 8.0 * POW_HI);
         s += unpackHalf2x16(sc[p >> 1u])[p & 1u] * (dot(lo, xv[2u * p]) + dot(hi, xv[2u * p + 1u]));
     }
     return s;
