@@ -13,7 +13,8 @@
 // block in 16-byte vectors and the f16 scales in their own array, unpadded (quants/<type>_split.glsl);
 // dequant8v reads them too, and with -DMATVEC they add block_dot for shaders/matmul_vec.comp.
 // DATA_A_Q4_0_TILE (GPT4ALL_MATVEC=v3, rows of whole 1024-weight tiles) permutes each tile's weights
-// so the mat-vec loads 16 bytes per thread with contiguous x loads (quants/q4_0_tile.glsl, tile_dot).
+// so the mat-vec loads 16 bytes per thread, each word 8 weights of one block as integer dot products want
+// them (quants/q4_0_tile.glsl: tile_dot, tile_dot_int).
 
 // Byte b (0..3) of a word, as unsigned / signed.
 uint  byte_u(uint w, uint b) { return (w >> (8u * b)) & 0xFFu; }
