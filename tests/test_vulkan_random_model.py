@@ -88,7 +88,8 @@ def test_matvec_rows_per_workgroup_follow_the_matrix_size():
     from engine.backends.vulkan_ops import MATVEC_MIN_GROUPS, MatvecKernel, VulkanOps
 
     def nr(n_out, stack=False, device="discrete", fit=True):
-        fake = SimpleNamespace(matvec_kernel=MatvecKernel.parse("v3:4x128"), matvec_fit=fit, info=SimpleNamespace(type=device))
+        fake = SimpleNamespace(matvec_kernel=MatvecKernel.parse("v3:4x128"), matvec_fit=fit,
+                               info=SimpleNamespace(type=device))
         return VulkanOps._matvec_nr(fake, n_out, stack)
     g = MATVEC_MIN_GROUPS
     assert [nr(4 * g - 1), nr(4 * g), nr(6 * g - 1, True), nr(6 * g, True), nr(6 * g), nr(14 * g)] == [2, 4, 4, 6, 4, 4]

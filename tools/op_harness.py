@@ -838,7 +838,6 @@ class Backends:
 
     def __init__(self, device: str = "kompute", subgroups: Optional[bool] = None, matvec: Optional[str] = None,
                  norm: Optional[str] = None, gemm: Optional[str] = None):
-        from engine.backends.numpy_ops import NumpyOps
         from engine.backends.vulkan_device import choose
         from engine.backends.vulkan_ops import VulkanOps
         info = choose(device)

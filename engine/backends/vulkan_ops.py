@@ -950,8 +950,8 @@ class VulkanOps(Ops):
         if held is None or held[1] != (id(q.handle), id(k.handle), id(v.handle)):
             return False
         qw, kw = n_head * head_dim, n_kv_head * head_dim
-        return (not neox and self._matvec_nr(held[2][2], stack=True) % 2 == 0 and head_dim % 2 == 0 and n_rot % 2 == 0
-                and 0 < n_rot <= head_dim and held[2] == (qw, qw + kw, qw + 2 * kw)
+        return (not neox and self._matvec_nr(held[2][2], stack=True) % 2 == 0 and head_dim % 2 == 0
+                and n_rot % 2 == 0 and 0 < n_rot <= head_dim and held[2] == (qw, qw + kw, qw + 2 * kw)
                 and (q.width, k.width, v.width, k_cache.width, v_cache.width) == (qw, kw, kw, kw, kw))
 
     def _matmul(self, out: Tensor, w: Weight, x: Tensor, bias: Optional[Weight], w_row0: int, out_col0: int,
@@ -1075,11 +1075,12 @@ class VulkanOps(Ops):
         workgroups, so that a small matrix still spreads over the GPU.  On the H100 (v3:4x128) halving made the
         1B shape's o, down and q/k/v mat-vecs (512-768 workgroups at NR 4) 10-20% faster and every larger one
         slower.  A q/k/v ``stack`` takes 1.5 x NR rows (6 of 4: still even) where that still leaves
-        MATVEC_MIN_GROUPS workgroups: with the integer-dot mat-vec the 8B shape's 6144-row stack in 1024 workgroups
-        instead of 1536 made generation ~1% faster on the H100 (stop 26; o and down lost with 2 or 8 rows, gate-up
-        with 2; gate-up at 3 was within 0.5% and is not taken).  GPT4ALL_MATVEC_FIT=0 turns both off.  Not on a CPU device: there the workgroups
-        are few anyway (_matmul_groups) and each loops over its groups, so half the rows a pass only meant loading
-        x twice as often (lavapipe, SmolLM2 Q4_0 decode: 4.1 tok/s with it, 5.4 without)."""
+        MATVEC_MIN_GROUPS workgroups: with the integer-dot mat-vec the 8B shape's 6144-row stack in 1024
+        workgroups instead of 1536 made generation ~1% faster on the H100 (stop 26; o and down lost with 2 or 8
+        rows, gate-up with 2; gate-up at 3 was within 0.5% and is not taken).  GPT4ALL_MATVEC_FIT=0 turns both
+        off.  Not on a CPU device: there the workgroups are few anyway (_matmul_groups) and each loops over its
+        groups, so half the rows a pass only meant loading x twice as often (lavapipe, SmolLM2 Q4_0 decode: 4.1
+        tok/s with it, 5.4 without)."""
         nr = self.matvec_kernel.nr
         if not (self.matvec_fit and self.info.type != "cpu" and nr % 4 == 0):
             return nr

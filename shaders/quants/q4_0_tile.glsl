@@ -34,7 +34,8 @@ const uvec4 NIBBLE_SHIFTS = uvec4(0u, 4u, 8u, 12u);
 uvec3 fetch_raw8(uint base, uint j) {
     uint blk = base / BW, tile = blk >> 5u, bt = blk & 31u;
     uint p = bt >> 3u, g = bt & 7u;
-    return uvec3(data_a[4u + 4u * (32u * tile + 4u * g + j) + p], data_a[data_a[0] + 16u * tile + 2u * g + (p >> 1u)], 0u);
+    return uvec3(data_a[4u + 4u * (32u * tile + 4u * g + j) + p],              // quant word p of thread 4 g + j
+                 data_a[data_a[0] + 16u * tile + 2u * g + (p >> 1u)], 0u);      // the scale word with its d
 }
 void decode_raw8(uvec3 raw, uint base, out vec4 a, out vec4 b) {
     uint p = ((base / BW) & 31u) >> 3u;
