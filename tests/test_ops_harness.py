@@ -558,21 +558,27 @@ def test_k_split_fills_the_gpu_and_is_recorded_as_two_dispatches(monkeypatch):
         VulkanOps(choose("kompute"))
 
 
-def test_coopmat_extensions_are_asked_for_when_gemm_or_attention_uses_them(monkeypatch):
-    """The Manager gets COOPMAT_EXTENSIONS where the batched GEMM or the prompt attention runs on cooperative matrices
-    (either alone: GPT4ALL_GEMM=tiled keeps attention_prompt_cm), and none where neither does.  A device is made to
-    look capable (_coopmat_usable); the patched kp opens lavapipe with the extensions it lacks left out."""
+def _record_manager_extensions(monkeypatch) -> list:
+    """The extension list of every kp.Manager VulkanOps opens from now on (the real Manager still opens)."""
     from engine.backends import vulkan_ops
-    from engine.backends.vulkan_device import choose
     asked = []
     real_manager = vulkan_ops.kp.Manager
 
     def manager(index, queues, extensions):
         asked.append(list(extensions))
         return real_manager(index, queues, extensions)
-
-    monkeypatch.setattr(vulkan_ops, "_coopmat_usable", lambda info: True)
     monkeypatch.setattr(vulkan_ops.kp, "Manager", manager)
+    return asked
+
+
+def test_coopmat_extensions_are_asked_for_when_gemm_or_attention_uses_them(monkeypatch):
+    """The Manager gets COOPMAT_EXTENSIONS where the batched GEMM or the prompt attention runs on cooperative matrices
+    (either alone: GPT4ALL_GEMM=tiled keeps attention_prompt_cm), and none where neither does.  A device is made to
+    look capable (_coopmat_usable); the patched kp opens lavapipe with the extensions it lacks left out."""
+    from engine.backends import vulkan_ops
+    from engine.backends.vulkan_device import choose
+    asked = _record_manager_extensions(monkeypatch)
+    monkeypatch.setattr(vulkan_ops, "_coopmat_usable", lambda info: True)
     info = choose("kompute")
     for gemm, attention, wants in (("tiled", "coopmat", True), ("coopmat", "tiled", True), ("tiled", "tiled", False)):
         monkeypatch.setenv("GPT4ALL_ATTENTION_PROMPT", attention)
@@ -589,14 +595,7 @@ def test_integer_dot_extension_is_asked_for_when_the_matvec_uses_it(monkeypatch)
     level 4, and not GPT4ALL_INT_DOT=0."""
     from engine.backends import vulkan_ops
     from engine.backends.vulkan_device import choose
-    asked = []
-    real_manager = vulkan_ops.kp.Manager
-
-    def manager(index, queues, extensions):
-        asked.append(list(extensions))
-        return real_manager(index, queues, extensions)
-
-    monkeypatch.setattr(vulkan_ops.kp, "Manager", manager)
+    asked = _record_manager_extensions(monkeypatch)
     info = choose("kompute")
     for env, subgroups in (("1", None), ("0", None), ("1", False)):
         monkeypatch.setenv("GPT4ALL_INT_DOT", env)

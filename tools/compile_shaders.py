@@ -34,7 +34,9 @@ WEIGHT_TYPES = ["f32", "f16", "q4_0", "q4_1", "q5_0", "q8_0", "q4_k", "q6_k"]
 # tiles): every typed kernel reads them through dequant8v, and the bandwidth mat-vec matmul_vec.comp is
 # built for them only.
 SPLIT_TYPES = ["q4_0_split", "q8_0_split", "q4_k_split", "q6_k_split", "q4_0_tile"]
-# layouts whose decode mat-vec also has an integer-dot-product build (matmul_vec.comp -DINT_DOT, `_idot_sg`)
+# layouts whose decode mat-vec also has an integer-dot-product build (matmul_vec.comp -DINT_DOT, `_idot_sg`): the
+# tile layouts, vulkan_ops.TILE_LAYOUTS' (VulkanOps._matmul picks these builds for them; this tool does not import
+# the engine)
 INT_DOT_TYPES = ["q4_0_tile"]
 
 
@@ -57,17 +59,12 @@ def variants() -> dict[str, tuple[str, list[str]]]:
         if t in SPLIT_TYPES:
             # ... Ops.matmul_glu of a batch over the stacked gate / up weight (stacks hold split layouts only)
             v[f"matmul_tiled_cmw_glu_{t}"] = ("matmul_tiled.comp", [d, "COOPMAT", "BN=128", "WG_SIZE=256", "GLU"])
-            v[f"matmul_vec_{t}"] = ("matmul_vec.comp", [d])
-            v[f"matmul_vec_{t}_sg"] = ("matmul_vec.comp", [d, "USE_SUBGROUP"])
-            v[f"matmul_vec_glu_{t}"] = ("matmul_vec.comp", [d, "GLU"])      # Ops.matmul_glu in one pass
-            v[f"matmul_vec_glu_{t}_sg"] = ("matmul_vec.comp", [d, "GLU", "USE_SUBGROUP"])
-            v[f"matmul_vec_stack_{t}"] = ("matmul_vec.comp", [d, "STACK"])  # Ops.matmul_stack in one pass
-            v[f"matmul_vec_stack_{t}_sg"] = ("matmul_vec.comp", [d, "STACK", "USE_SUBGROUP"])
-            # ... with Ops.rope_qkv in its epilogue (q roped, k / v to the caches): decode's q/k/v + rope in one
-            v[f"matmul_vec_stack_rope_{t}"] = ("matmul_vec.comp", [d, "STACK", "ROPE"])
-            v[f"matmul_vec_stack_rope_{t}_sg"] = ("matmul_vec.comp", [d, "STACK", "ROPE", "USE_SUBGROUP"])
-            if t in INT_DOT_TYPES:             # ... x rounded to 8 bits, integer dot products (devices that have them)
-                for kind, defs in (("", []), ("glu_", ["GLU"]), ("stack_", ["STACK"]), ("stack_rope_", ["STACK", "ROPE"])):
+            # the decode mat-vec: Ops.matmul; Ops.matmul_glu in one pass; Ops.matmul_stack in one pass; the same
+            # with Ops.rope_qkv in its epilogue (q roped, k / v to the caches: decode's q/k/v + rope in one)
+            for kind, defs in (("", []), ("glu_", ["GLU"]), ("stack_", ["STACK"]), ("stack_rope_", ["STACK", "ROPE"])):
+                v[f"matmul_vec_{kind}{t}"] = ("matmul_vec.comp", [d, *defs])
+                v[f"matmul_vec_{kind}{t}_sg"] = ("matmul_vec.comp", [d, *defs, "USE_SUBGROUP"])
+                if t in INT_DOT_TYPES:         # ... x rounded to 8 bits, integer dot products (devices that have them)
                     v[f"matmul_vec_{kind}{t}_idot_sg"] = ("matmul_vec.comp", [d, *defs, "INT_DOT", "USE_SUBGROUP"])
     for plain in ["rms_norm", "layer_norm", "rope", "store_kv", "attention", "add", "scale", "gelu",
                   "softmax", "copy_rows", "mean_pool", "l2_normalize", "sample", "advance",

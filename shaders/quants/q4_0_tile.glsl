@@ -23,8 +23,6 @@
 #define TILE_LAYOUT
 #define TILE_THREADS 32u                         // threads per tile (a layout constant, not a subgroup size)
 
-const uvec4 NIBBLE_SHIFTS = uvec4(0u, 4u, 8u, 12u);
-
 // dequant8v in two halves, which the coopmat GEMM (matmul_tiled.comp -DCOOPMAT) calls apart: fetch_raw8 issues
 // the two loads of elements 8j..8j+7 of block base / BW (their quant word, the scale word holding their d) and
 // returns the words as they are; decode_raw8 turns them into the 8 values later, so the loads of the next slab
