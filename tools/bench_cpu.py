@@ -1,25 +1,30 @@
 """CPU: the NumPy engine beside upstream gpt4all 2.8.2, same file, same run, 2 threads each.
 
     .venv/bin/python tools/bench_cpu.py [--threads 2] [--prompt-tokens 128] [--gen-tokens 64] [--floor] [--rounds N]
+                                        [--numpy-only]
 
 A fixed configuration of tools/bench.py (which holds the timing method, the upstream runner and
 the 'smollm' -> 'starcoder' pre-tokenizer copy that upstream needs): SmolLM2-135M-Instruct Q4_0,
 our engine on device 'cpu' (NumPy) and upstream on its CPU backend, greedy, EOS ignored.
 The markdown table goes to stdout and, with --markdown FILE, to a file for docs/performance.md.
 
---floor adds the ceiling that memory bandwidth puts on the NumPy engine.  NumPy has no quantised
-matmul, so the engine keeps every matrix as float32 (4 bytes a weight, against Q4_0's 0.56) and a
-decode step must stream all of them from memory once.  The floor times exactly that and nothing
-else: one float32 matrix-vector product over every weight matrix of the file (every blk.* matrix,
-plus the LM head: output.weight, or token_embd.weight when tied; q/k/v and gate/up stacked into one
-product each, as the engine runs them), on the same BLAS threads, best of several passes.  No decode
-can be faster than one such pass, so 1 / (pass time) is the highest tok/s the NumPy engine could
-reach on this machine, printed beside half of upstream's speed measured in the same run.
+Our CPU backend decodes with engine/backends/quant_matvec.py's Numba kernels, which multiply straight
+from the Q4_0 blocks (the default where Numba is installed).  --numpy-only runs it with GPT4ALL_NUMBA=0
+instead: every product on BLAS over float32 copies of the weights, the pure NumPy reference path.
+
+--floor adds the ceiling that memory bandwidth puts on that NumPy-only path.  NumPy has no quantised
+matmul, so it keeps every matrix as float32 (4 bytes a weight, against Q4_0's 0.56) and a decode step
+must stream all of them from memory once.  The floor times exactly that and nothing else: one float32
+matrix-vector product over every weight matrix of the file (every blk.* matrix, plus the LM head:
+output.weight, or token_embd.weight when tied; q/k/v and gate/up stacked into one product each, as the
+engine runs them), on the same BLAS threads, best of several passes.  No NumPy-only decode can be faster
+than one such pass, so 1 / (pass time) is the highest tok/s it could reach on this machine, printed beside
+half of upstream's speed measured in the same run.
 
 --rounds N runs the comparison N times back to back (ours, then upstream, each round) and ends with every
-round's decode ratio and their median.  Upstream reads 7x fewer bytes per token than the NumPy engine, so
-the ratio follows the machine's memory bandwidth of the moment (a shared VM's varies by ~30% within minutes):
-one round is one sample of it, the median of several is the figure to quote.
+round's decode ratio and their median.  A shared VM's memory bandwidth varies by ~30% within minutes, and
+the NumPy-only path (7x upstream's bytes a token) follows it closely: one round is one sample of it, the
+median of several is the figure to quote.
 """
 from __future__ import annotations
 
@@ -93,9 +98,15 @@ def main(argv: list[str] | None = None) -> int:
                    help="also time one pass of f32 matrix-vector products over all weights: the NumPy ceiling")
     p.add_argument("--rounds", type=int, default=1,
                    help="run the comparison this many times; print each round's decode ratio and the median")
+    p.add_argument("--numpy-only", action="store_true",
+                   help="our engine without its Numba decode kernels (GPT4ALL_NUMBA=0): NumPy's BLAS on float32 only")
     a = p.parse_args(argv)
     if a.rounds < 1:
         p.error(f"--rounds {a.rounds}: at least 1")
+    if a.numpy_only:            # read by NumpyOps when the engine loads (in this process: tools/bench.py)
+        os.environ["GPT4ALL_NUMBA"] = "0"
+    print(f"ours: NumPy engine, decode products on "
+          f"{'BLAS over float32 copies (--numpy-only)' if a.numpy_only else 'quant_matvec.py Numba kernels'}")
     if a.rounds > 1:
         if a.json or a.markdown:
             p.error("--rounds writes one JSON report per round (their paths are printed): no --json / --markdown")
@@ -116,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         gen = decode_speeds(json_path)
         print(f"\nf32 floor: {f['products']} products over the weights, {f['f32_bytes'] / 1e6:.0f} MB as float32; one "
               f"matrix-vector pass over them takes {f['pass_s'] * 1e3:.2f} ms ({f['gb_per_s']:.1f} GB/s) on "
-              f"{a.threads} BLAS threads -> NumPy decode can reach at most {f['max_tok_s']:.1f} tok/s here.")
+              f"{a.threads} BLAS threads -> a NumPy-only decode can reach at most {f['max_tok_s']:.1f} tok/s here.")
         if gen:
             line = ", ".join(f"{k} {v:.1f} tok/s" for k, v in gen.items())
             up = upstream_speed(gen)

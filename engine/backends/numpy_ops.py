@@ -11,11 +11,14 @@ row's hidden state, the logits) is one row even inside a prompt program (VulkanO
 Weights and the dequantisation cache
 ------------------------------------
 ``weight`` keeps the memory-mapped GGUF bytes (no copy at load).  The first time a matrix is
-used by ``matmul`` it is dequantised once to float32 and kept: NumPy has no quantised matmul,
-and re-dequantising a Q4 matrix every token costs ~10x the BLAS matrix-vector product, so a
-per-token dequant would make decoding an order of magnitude slower (the goal is half of
-llama.cpp's decode speed).  The price is memory: 4 bytes per weight (~0.5 GB for a 135M
-model), paid only for matrices that are actually multiplied.  Embedding tables read by
+used by a ``matmul`` of several rows (a prompt batch) it is dequantised once to float32 and kept:
+NumPy has no quantised matmul, and re-dequantising a Q4 matrix every batch costs ~10x the BLAS
+product.  The price is memory: 4 bytes per weight (~0.5 GB for a 135M model), paid only for
+matrices that are actually multiplied.  A *one-row* product (decoding) is memory-bound, and
+streaming those float32 copies is 5x the bytes of the file's 4-bit blocks: for Q4_0, Q4_1 and
+Q8_0 weights it runs on quant_matvec.py's Numba kernels instead, on a repacked copy of the
+blocks (``NumpyWeight.quant``; ``NumpyOps.quant_matvec``, off with GPT4ALL_NUMBA=0 or without
+Numba, keeps every product on BLAS: the pure NumPy reference path).  Embedding tables read by
 ``get_rows`` are never expanded whole: only the looked-up rows are dequantised from the mapped
 bytes (gemma3-270m's table is 168M values), unless the table is also the LM head (tied
 embeddings), in which case the matmul cache already holds it.  The cache has a budget (default
@@ -49,6 +52,7 @@ import numpy as np
 from gguf import GGMLQuantizationType as T
 
 from .. import quants
+from . import quant_matvec
 from ..ops import (SAMPLE_MIN_P, SAMPLE_REPEAT_LAST_N,
                    SAMPLE_REPEAT_PENALTY, SAMPLE_SIZE, SAMPLE_TEMP, SAMPLE_TOP_K, SAMPLE_TOP_P,
                    SAMPLE_UNIFORMS, STEP_N_HISTORY, STEP_N_KV, STEP_N_TOKENS, STEP_POS, STEP_SIZE, Ops, Program,
@@ -136,6 +140,7 @@ class NumpyWeight:
         self.budget, self.arena = budget, arena
         self._dense: Optional[np.ndarray] = None          # f32 [rows, width] once dequantised
         self._uncached = False                            # True: over budget, dequantise per use
+        self._quant: Optional[quant_matvec.QuantMatrix] = None   # the decode kernels' copy, once built
 
     def reserve(self) -> bool:
         """Claim cache budget for the float32 copy; False (and row blocks per use from then on) when spent."""
@@ -168,6 +173,12 @@ class NumpyWeight:
         if d is not None:
             return d[row0:row0 + n_rows]
         return quants.dequantize_rows(self.raw, self.ggml_type, row0, n_rows)
+
+    def quant(self) -> Optional[quant_matvec.QuantMatrix]:
+        """The matrix in quant_matvec's layout (built on first use), or None for a type it lacks."""
+        if self._quant is None and self.ggml_type in quant_matvec.SUPPORTED:
+            self._quant = quant_matvec.QuantMatrix([self.raw], self.ggml_type)
+        return self._quant
 
     def take(self, ids: np.ndarray) -> np.ndarray:
         """Rows ``ids`` as float32 [len(ids), width], from the cache if present, else from the bytes."""
@@ -217,14 +228,25 @@ class _Matmul:
         _rms_norm_rows(h, x, self.norm[0], x.shape[1], self.norm[1])
         return h
 
+    def quant(self) -> Optional[quant_matvec.QuantMatrix]:
+        """The weight for quant_matvec's kernels when this step may use them (whole weight, the backend's
+        switch on, a type they read), else None."""
+        if not (self.ops.quant_matvec and self.w_row0 == 0 and self.n_out == self.nw.rows):
+            return None
+        return self.nw.quant()
+
     def __call__(self) -> None:
         n = self.ops._rows(self.out)
         x = self.input(n)                                                        # [n, in]
         dst = self.out.handle[:n, self.out_col0:self.out_col0 + self.n_out]      # [n, n_out]
         if self.accumulate:         # out += product: compute into a temporary, then add
             total, dst = dst, np.empty_like(dst)
-        dense = self.nw.dense()
-        if dense is not None:
+        qm = self.quant() if n == 1 else None
+        dense = None if qm is not None else self.nw.dense()
+        self.read_bytes = qm.nbytes if qm is not None else 4 * self.n_out * self.nw.width
+        if qm is not None:          # one row (decoding): straight from the quantised bytes
+            qm.matvec(x[0], dst[0])
+        elif dense is not None:
             wt = dense[self.w_row0:self.w_row0 + self.n_out]                     # [n_out, in]
             if self.full or self.accumulate:
                 np.matmul(x, wt.T, out=dst)
@@ -263,6 +285,8 @@ class _FusedMatmul:
         self.bias = None if all(p.bias is None for p in parts) else np.concatenate(biases)  # [sum of out]
         self.w_cat: Optional[np.ndarray] = None              # [sum of out, in] after the first run
         self.unfused = False
+        self.q_cat: Optional[quant_matvec.QuantMatrix] = None   # the stack for quant_matvec, once built
+        self.q_tried = False                                         # q_cat looked for (None: not for these)
 
     def fusable(self) -> bool:
         return True
@@ -293,17 +317,38 @@ class _FusedMatmul:
         self.ops._stacked[key] = ([p.nw for p in self.parts], w_cat)   # the weights too: ids stay theirs
         return w_cat
 
+    def _quant_stack(self) -> Optional[quant_matvec.QuantMatrix]:
+        """The stacked weight in quant_matvec's layout (kept on the backend, as the float32 stack is), or
+        None when the parts are not all of one type its kernels read."""
+        types = {p.nw.ggml_type for p in self.parts}
+        if len(types) != 1 or not types <= quant_matvec.SUPPORTED.keys():
+            return None
+        key = ("quant",) + tuple(id(p.nw) for p in self.parts)
+        if key not in self.ops._stacked:
+            self.ops._stacked[key] = ([p.nw for p in self.parts],
+                                      quant_matvec.QuantMatrix([p.nw.raw for p in self.parts], types.pop()))
+        return self.ops._stacked[key][1]
+
     def __call__(self) -> None:
-        if self.w_cat is None and not self.unfused:
+        n = self.ops._rows(self.out)
+        quant = n == 1 and self.ops.quant_matvec
+        if quant and not self.q_tried:
+            self.q_cat, self.q_tried = self._quant_stack(), True
+        quant = quant and self.q_cat is not None
+        if not quant and self.w_cat is None and not self.unfused:
             self.w_cat = self._stack()
             self.unfused = self.w_cat is None
-        if self.unfused:
+        if not quant and self.unfused:
             for p in self.parts:
                 p()
+            self.read_bytes = sum(p.read_bytes for p in self.parts)
             return
-        n = self.ops._rows(self.out)
         res = self.scratch[:n]                                                   # [n, sum of out]
-        np.matmul(self.parts[0].input(n), self.w_cat.T, out=res)        # the parts share x and its norm
+        self.read_bytes = self.q_cat.nbytes if quant else 4 * self.cols[-1] * self.x.width
+        if quant:                   # one row (decoding): straight from the quantised bytes
+            self.q_cat.matvec(self.parts[0].input(1)[0], res[0])
+        else:
+            np.matmul(self.parts[0].input(n), self.w_cat.T, out=res)    # the parts share x and its norm
         if self.bias is not None:
             res += self.bias
         for p, a, b in zip(self.parts, self.cols[:-1], self.cols[1:]):
@@ -360,6 +405,8 @@ class NumpyOps(Ops):
         self._rope_cache: dict = {}
         self._stacked: dict = {}        # stacked weights of fused matmuls (see _FusedMatmul)
         self._arena = _F32Arena()       # where float32 weight copies live (see _F32Arena)
+        # single-row products through quant_matvec's kernels (Numba installed, GPT4ALL_NUMBA not '0')
+        self.quant_matvec = quant_matvec.available()
         self._blas = _blas_controllers()
         env = os.environ.get("GPT4ALL_NUMPY_DECODE_THREADS")
         self.decode_threads: Optional[int] = int(env) if env else None   # see "Threads" above
@@ -423,6 +470,9 @@ class NumpyOps(Ops):
             if single_row:
                 for c in self._blas:
                     c.set_num_threads(self.decode_threads)      # see "Threads" in the module docstring
+            if self.quant_matvec:       # the kernels get the threads BLAS has (the caller's n_threads)
+                quant_matvec.set_threads(self.decode_threads if single_row else
+                                         self._blas[0].get_num_threads() if self._blas else os.cpu_count() or 1)
             if self.profile:
                 program.step_us = []
                 for step in program.steps:
@@ -438,7 +488,8 @@ class NumpyOps(Ops):
 
     def timings(self, program: Program) -> list[dict]:
         """Wall time of each step of ``program``'s last run with ``profile`` on, in VulkanOps.timings' form: a list of
-        {'op': 'matmul' or the op's name, 'what': the weights a matmul reads, 'bytes': the float32 bytes it streams,
+        {'op': 'matmul' or the op's name, 'what': the weights a matmul reads, 'bytes': the bytes it streamed (float32
+        copies, or quant_matvec's repacked blocks),
         'us'}.  A fused matmul (q/k/v, gate/up: _fuse_matmuls) is one step."""
         if len(program.step_us) != len(program.steps):
             raise RuntimeError("timings(): no profiled run of this program (set ops.profile = True before running it)")
@@ -447,7 +498,7 @@ class NumpyOps(Ops):
             if isinstance(step, (_Matmul, _FusedMatmul)):
                 parts = step.parts
                 out.append({"op": "matmul", "what": "+".join(p.nw.name for p in parts), "us": us,
-                            "bytes": sum(4 * p.n_out * p.nw.width for p in parts)})
+                            "bytes": step.read_bytes})
             else:           # a recorded closure: NumpyOps.<op>.<locals>.run
                 out.append({"op": step.__qualname__.split(".")[1], "what": "", "us": us, "bytes": 0})
         return out

@@ -1,0 +1,104 @@
+"""quant_matvec's Numba kernels (the NumPy backend's decode products on quantised bytes) against the
+float32 product of gguf-py's own dequantisation, and the NumPy engine with them against itself without
+them on a real model (the pure-NumPy reference path, GPT4ALL_NUMBA=0)."""
+import gguf.quants as gq
+import numpy as np
+import pytest
+from gguf import GGMLQuantizationType as T
+
+import engine
+from engine.backends import quant_matvec
+from engine.backends.numpy_ops import NumpyOps, _FusedMatmul
+
+TYPES = sorted(quant_matvec.SUPPORTED, key=int)
+
+
+def quantised(rng, rows, width, qtype, scale=1.0):
+    w = (rng.standard_normal((rows, width)) * scale).astype(np.float32)
+    raw = gq.quantize(w, qtype)                                # uint8 [rows, bytes a row]
+    return raw, gq.dequantize(raw, qtype).reshape(rows, width).astype(np.float32)
+
+
+def test_numba_is_installed_and_on():
+    # numba is a dependency in pyproject.toml: without it the CPU decode silently falls back to the
+    # float32 path (4x the bytes), so the suite insists on it
+    assert quant_matvec.numba is not None
+    assert quant_matvec.available() and NumpyOps().quant_matvec
+
+
+@pytest.mark.parametrize("qtype", TYPES, ids=lambda t: T(t).name)
+@pytest.mark.parametrize("rows,width", [(64, 32), (100, 96), (576, 576), (130, 1536), (3, 64)])
+def test_matvec_equals_dequantised_product(qtype, rows, width):
+    rng = np.random.default_rng(rows * 7 + width)
+    raw, w = quantised(rng, rows, width, qtype)
+    x = rng.standard_normal(width).astype(np.float32)
+    got = quant_matvec.QuantMatrix([raw], qtype).matvec(x)
+    want = w.astype(np.float64) @ x.astype(np.float64)
+    assert got.shape == (rows,) and got.dtype == np.float32
+    # float32 sums of `width` terms, in another order than the float64 reference
+    np.testing.assert_allclose(got, want, rtol=0, atol=2e-6 * np.abs(w).sum(axis=1).max() * np.abs(x).max())
+
+
+@pytest.mark.parametrize("qtype", TYPES, ids=lambda t: T(t).name)
+def test_stacked_parts_and_out_buffer(qtype):
+    rng = np.random.default_rng(1)
+    parts = [quantised(rng, n, 128, qtype) for n in (70, 30, 30)]
+    x = rng.standard_normal(128).astype(np.float32)
+    m = quant_matvec.QuantMatrix([raw for raw, _ in parts], qtype)
+    out = np.full((1, 130), np.nan, np.float32)
+    m.matvec(x, out[0])
+    want = np.concatenate([w for _, w in parts]) @ x
+    np.testing.assert_allclose(out[0], want, rtol=1e-5, atol=1e-4)
+    assert m.rows == 130 and m.width == 128
+
+
+def test_unsupported_type_is_named():
+    with pytest.raises(ValueError, match="Q4_K"):
+        quant_matvec.QuantMatrix([np.zeros((1, 144), np.uint8)], T.Q4_K)
+
+
+def test_switch_off_by_environment(monkeypatch):
+    monkeypatch.setenv("GPT4ALL_NUMBA", "0")
+    assert not quant_matvec.available() and not NumpyOps().quant_matvec
+
+
+@pytest.mark.parametrize("key", ["smollm2-q4_0", "smollm2-q8_0", "smollm2-q4_1"])
+def test_engine_decode_with_kernels_equals_reference_path(model_path, key):
+    """SmolLM2 (Q4_0, Q8_0, and Q4_1 with a Q8_0 embedding table): a prompt, then 12 greedy tokens on the
+    NumPy engine with the kernels and without; logits within float32 rounding, the same tokens."""
+    runs = {}
+    for on in (True, False):
+        llm = engine.load(model_path(key), device="cpu", n_ctx=128, n_threads=2)
+        llm.ops.quant_matvec = on
+        logits = [llm.eval(llm.tokenizer.encode("The capital of France is")).copy()]
+        tokens = []
+        for _ in range(12):
+            tokens.append(int(np.argmax(logits[-1])))
+            logits.append(llm.eval([tokens[-1]]).copy())
+        runs[on] = (np.array(logits), tokens, llm)
+    (lg_on, tok_on, llm_on), (lg_off, tok_off, llm_off) = runs[True], runs[False]
+    assert tok_on == tok_off
+    assert np.abs(lg_on - lg_off).max() < 1e-3 * np.abs(lg_off).max(), np.abs(lg_on - lg_off).max()
+    # the kernels really ran: one repacked stack per q/k/v and gate/up, none without them
+    n_layer = llm_on.model.hp.n_layer
+    assert sum(k[0] == "quant" for k in llm_on.ops._stacked) == 2 * n_layer
+    assert not any(k[0] == "quant" for k in llm_off.ops._stacked)
+
+
+def test_profile_reports_the_bytes_a_product_read(model_path):
+    llm = engine.load(model_path("smollm2-q4_0"), device="cpu", n_ctx=64, n_threads=2)
+    llm.eval([1, 2, 3])
+    llm.ops.profile = True
+    try:
+        llm.eval([4])
+    finally:
+        llm.ops.profile = False
+    prog = next(p for (cap, *_), (p, _) in llm.model._programs.items() if cap == 1)
+    fused = [s for s in prog.steps if isinstance(s, _FusedMatmul)]
+    assert len(fused) == 2 * llm.model.hp.n_layer and all(s.q_cat is not None for s in fused)
+    # Q4_0 repacked: 0.75 bytes a weight (4-bit values, a float32 scale and offset per 32)
+    params = sum(s.q_cat.rows * s.q_cat.width for s in fused)
+    assert sum(s.read_bytes for s in fused) == pytest.approx(0.75 * params, rel=0.01)
+    matmuls = [t for t in llm.ops.timings(prog) if t["op"] == "matmul"]
+    weights = sum(t["bytes"] for t in matmuls) / 0.75        # every product of the step, LM head included
+    assert weights == pytest.approx(134.5e6, rel=0.02)
