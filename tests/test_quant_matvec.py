@@ -102,3 +102,12 @@ def test_profile_reports_the_bytes_a_product_read(model_path):
     matmuls = [t for t in llm.ops.timings(prog) if t["op"] == "matmul"]
     weights = sum(t["bytes"] for t in matmuls) / 0.75        # every product of the step, LM head included
     assert weights == pytest.approx(134.5e6, rel=0.02)
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_kernels_run_on_the_callers_thread_count(model_path, n_threads):
+    """n_threads (the SDK's, applied to BLAS through threadpoolctl) is the kernels' thread count too."""
+    llm = engine.load(model_path("smollm2-q4_0"), device="cpu", n_ctx=32, n_threads=n_threads)
+    llm.eval([1, 2])
+    llm.eval([3])
+    assert quant_matvec.numba.get_num_threads() == n_threads
