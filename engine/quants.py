@@ -7,13 +7,15 @@ is ``ne0 / block_size`` blocks, and rows follow each other, so a tensor is a 2-D
 ``[n_rows, n_blocks_per_row * block_bytes]``, exactly what gguf.GGUFReader hands out.
 
 Every function below takes the blocks as a uint8 array ``[n_blocks, block_bytes]`` and
-returns float32 ``[n_blocks, block_size]``: NumPy handles all blocks at once (one array
-expression per field), never a Python loop per block.  The layouts follow ggml's
+returns their parts, integers and float32 scales and offsets (value = scale * q + offset per
+sub-block; ``_BLOCK_PARTS``), which ``dequantize`` multiplies out: NumPy handles all blocks at
+once (one array expression per field), never a Python loop per block.  The layouts follow ggml's
 ``block_q*`` structs (ggml-common.h); each is drawn in the function's comment.
 
 Public entry points:
     dequantize(raw, ggml_type)                       -> float32 [n_rows, ne0] (or 1-D for 1-D raw)
     dequantize_rows(raw, ggml_type, row0, n_rows)    -> float32 [n_rows, ne0] of only those rows
+    block_parts(raw, ggml_type)                      -> (q, scale, offset): the integers and their scales
     SUPPORTED_TYPES                                  -> the GGMLQuantizationType values handled here
 """
 from __future__ import annotations
@@ -29,22 +31,27 @@ def _f16(blocks: np.ndarray, offset: int) -> np.ndarray:
 
 # ---------------------------------------------------------------------------- legacy types (32 values)
 
-def _q4_0(b: np.ndarray) -> np.ndarray:
+def _legacy(q: np.ndarray, d: np.ndarray, m: np.ndarray | None = None) -> tuple:
+    """A legacy block's parts (see _BLOCK_PARTS): its 32 values are one sub-block."""
+    return q[:, None, :], d[:, :, None], None if m is None else m[:, :, None]
+
+
+def _q4_0(b: np.ndarray) -> tuple:
     # block_q4_0, 18 bytes:   | d: f16 | qs: 16 bytes |
     # qs[j] holds value j in its low nibble and value j + 16 in its high nibble;
     # value = (nibble - 8) * d.
     d = _f16(b, 0)
     qs = b[:, 2:18]
     q = np.concatenate([qs & 0x0F, qs >> 4], axis=1).astype(np.int8) - 8   # [n, 32]
-    return d * q
+    return _legacy(q, d)
 
 
-def _q4_1(b: np.ndarray) -> np.ndarray:
+def _q4_1(b: np.ndarray) -> tuple:
     # block_q4_1, 20 bytes:   | d: f16 | m: f16 | qs: 16 bytes |   value = nibble * d + m
     d, m = _f16(b, 0), _f16(b, 2)
     qs = b[:, 4:20]
     q = np.concatenate([qs & 0x0F, qs >> 4], axis=1)
-    return d * q + m
+    return _legacy(q, d, m)
 
 
 def _fifth_bits(qh_bytes: np.ndarray) -> np.ndarray:
@@ -53,34 +60,34 @@ def _fifth_bits(qh_bytes: np.ndarray) -> np.ndarray:
     return (((qh >> np.arange(32, dtype=np.uint32)) & 1) << 4).astype(np.uint8)
 
 
-def _q5_0(b: np.ndarray) -> np.ndarray:
+def _q5_0(b: np.ndarray) -> tuple:
     # block_q5_0, 22 bytes:   | d: f16 | qh: 4 bytes (32 fifth bits) | qs: 16 bytes (low nibbles) |
     # value = ((nibble | fifth_bit << 4) - 16) * d, nibble order as in Q4_0.
     d = _f16(b, 0)
     qs = b[:, 6:22]
     q = np.concatenate([qs & 0x0F, qs >> 4], axis=1) | _fifth_bits(b[:, 2:6])
-    return d * (q.astype(np.int8) - 16)
+    return _legacy(q.astype(np.int8) - 16, d)
 
 
-def _q5_1(b: np.ndarray) -> np.ndarray:
+def _q5_1(b: np.ndarray) -> tuple:
     # block_q5_1, 24 bytes:   | d: f16 | m: f16 | qh: 4 bytes | qs: 16 bytes |   value = q * d + m
     d, m = _f16(b, 0), _f16(b, 2)
     qs = b[:, 8:24]
     q = np.concatenate([qs & 0x0F, qs >> 4], axis=1) | _fifth_bits(b[:, 4:8])
-    return d * q + m
+    return _legacy(q, d, m)
 
 
-def _q8_0(b: np.ndarray) -> np.ndarray:
+def _q8_0(b: np.ndarray) -> tuple:
     # block_q8_0, 34 bytes:   | d: f16 | qs: 32 x int8 |   value = q * d
     d = _f16(b, 0)
-    return d * b[:, 2:34].view(np.int8)
+    return _legacy(b[:, 2:34].view(np.int8), d)
 
 
 # ---------------------------------------------------------------------------- k-quants (256 values)
 # A k-quant "super-block" of 256 values is split into sub-blocks (16 x 16 or 8 x 32 values), each
 # with its own small integer scale (and min), which are themselves scaled by the f16 d (and dmin).
 
-def _q2_k(b: np.ndarray) -> np.ndarray:
+def _q2_k(b: np.ndarray) -> tuple:
     # block_q2_K, 84 bytes:   | scales: 16 bytes | qs: 64 bytes | d: f16 | dmin: f16 |
     # scales[s]: low nibble = scale, high nibble = min of sub-block s (16 values each).
     # qs: two halves of 32 bytes; in half h, byte l holds four 2-bit values at shifts 0,2,4,6;
@@ -93,10 +100,10 @@ def _q2_k(b: np.ndarray) -> np.ndarray:
     q = q.reshape(n, 16, 16)                                                      # [n, sub-block, 16]
     scale = d[:, :, None] * (sc & 0x0F)[:, :, None]
     minimum = dmin[:, :, None] * (sc >> 4)[:, :, None]
-    return (scale * q - minimum).reshape(n, 256)
+    return q, scale, -minimum
 
 
-def _q3_k(b: np.ndarray) -> np.ndarray:
+def _q3_k(b: np.ndarray) -> tuple:
     # block_q3_K, 110 bytes:  | hmask: 32 bytes | qs: 64 bytes | scales: 12 bytes | d: f16 |
     # Values are 3 bits: the low 2 from qs (same layout as Q2_K), the 3rd from hmask: element
     # h*128 + j*32 + l has its high bit in bit (h*4 + j) of hmask[l]; a *clear* bit means -4.
@@ -115,7 +122,7 @@ def _q3_k(b: np.ndarray) -> np.ndarray:
     hbit = (hmask >> np.arange(8, dtype=np.uint8).reshape(1, 8, 1)) & 1                  # [n, 8, 32]
     q = q.reshape(n, 8, 32).astype(np.int8) - 4 * (1 - hbit.astype(np.int8))
     q = q.reshape(n, 16, 16)
-    return (d[:, :, None] * scales[:, :, None] * q).reshape(n, 256)
+    return q, d[:, :, None] * scales[:, :, None], None
 
 
 def _k4_scales_mins(packed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -131,7 +138,7 @@ def _k4_scales_mins(packed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return scales, mins
 
 
-def _q4_k(b: np.ndarray) -> np.ndarray:
+def _q4_k(b: np.ndarray) -> tuple:
     # block_q4_K, 144 bytes:  | d: f16 | dmin: f16 | scales: 12 bytes | qs: 128 bytes |
     # 8 sub-blocks of 32.  qs is 4 chunks of 32 bytes; chunk c holds sub-block 2c in its low
     # nibbles and sub-block 2c+1 in its high nibbles.  value = d*scale*q - dmin*min.
@@ -140,10 +147,10 @@ def _q4_k(b: np.ndarray) -> np.ndarray:
     scales, mins = _k4_scales_mins(b[:, 4:16])
     qs = b[:, 16:144].reshape(n, 4, 1, 32)
     q = np.concatenate([qs & 0x0F, qs >> 4], axis=2).reshape(n, 8, 32)
-    return (d[:, :, None] * scales[:, :, None] * q - dmin[:, :, None] * mins[:, :, None]).reshape(n, 256)
+    return q, d[:, :, None] * scales[:, :, None], -(dmin[:, :, None] * mins[:, :, None])
 
 
-def _q5_k(b: np.ndarray) -> np.ndarray:
+def _q5_k(b: np.ndarray) -> tuple:
     # block_q5_K, 176 bytes:  | d: f16 | dmin: f16 | scales: 12 bytes | qh: 32 bytes | qs: 128 bytes |
     # As Q4_K, plus a 5th bit: element l of sub-block s has it in bit s of qh[l].
     n = b.shape[0]
@@ -153,10 +160,10 @@ def _q5_k(b: np.ndarray) -> np.ndarray:
     qs = b[:, 48:176].reshape(n, 4, 1, 32)
     q = np.concatenate([qs & 0x0F, qs >> 4], axis=2).reshape(n, 8, 32)
     q = q | (((qh >> np.arange(8, dtype=np.uint8).reshape(1, 8, 1)) & 1) << 4)
-    return (d[:, :, None] * scales[:, :, None] * q - dmin[:, :, None] * mins[:, :, None]).reshape(n, 256)
+    return q, d[:, :, None] * scales[:, :, None], -(dmin[:, :, None] * mins[:, :, None])
 
 
-def _q6_k(b: np.ndarray) -> np.ndarray:
+def _q6_k(b: np.ndarray) -> tuple:
     # block_q6_K, 210 bytes:  | ql: 128 bytes | qh: 64 bytes | scales: 16 x int8 | d: f16 |
     # Two halves of 128 values; half h uses ql[64h : 64h+64], qh[32h : 32h+32], scales[8h : 8h+8].
     # Within a half, element k*32 + l (k = 0..3, l = 0..31) has
@@ -171,16 +178,19 @@ def _q6_k(b: np.ndarray) -> np.ndarray:
     low = np.concatenate([ql & 0x0F, ql >> 4], axis=2).reshape(n, 2, 4, 32)   # k = nibble*2 + k%2
     high = (qh >> np.array([0, 2, 4, 6], np.uint8).reshape(1, 1, 4, 1)) & 3   # [n, h, k, l]
     q = (low | (high << 4)).astype(np.int8) - 32
-    q = q.reshape(n, 2, 4, 2, 16)                                              # l = (l//16, l%16)
-    return (d.reshape(n, 1, 1, 1, 1) * scales * q).reshape(n, 256)
+    q = q.reshape(n, 16, 16)                                                   # sub-block 8h + 2k + l//16
+    return q, (d.reshape(n, 1, 1, 1, 1) * scales).reshape(n, 16, 1), None
 
 
-_BLOCK_DEQUANT = {
+# Each function above returns a block's *parts*: (q, scale, offset) with q the integers [n, sub-blocks,
+# values each], scale and offset float32 [n, sub-blocks, 1] (offset None where the type has none), so that
+# value = scale * q + offset.  Dequantisation composes them; quant_matvec.py's CPU kernels repack them.
+_BLOCK_PARTS = {
     T.Q4_0: _q4_0, T.Q4_1: _q4_1, T.Q5_0: _q5_0, T.Q5_1: _q5_1, T.Q8_0: _q8_0,
     T.Q2_K: _q2_k, T.Q3_K: _q3_k, T.Q4_K: _q4_k, T.Q5_K: _q5_k, T.Q6_K: _q6_k,
 }
 
-SUPPORTED_TYPES = frozenset([T.F32, T.F16, T.BF16, *_BLOCK_DEQUANT])
+SUPPORTED_TYPES = frozenset([T.F32, T.F16, T.BF16, *_BLOCK_PARTS])
 
 
 def type_name(ggml_type: int) -> str:
@@ -226,12 +236,28 @@ def dequantize(raw: np.ndarray, ggml_type: int, out: np.ndarray | None = None) -
     else:
         block_size, block_bytes = GGML_QUANT_SIZES[ggml_type]
         blocks = np.ascontiguousarray(raw).reshape(-1, block_bytes)        # [n_blocks, block_bytes]
-        result = _BLOCK_DEQUANT[ggml_type](blocks).astype(np.float32, copy=False)
-        result = result.reshape(*lead, raw.shape[-1] // block_bytes * block_size)
+        q, scale, offset = _BLOCK_PARTS[ggml_type](blocks)
+        result = scale * q if offset is None else scale * q + offset
+        result = result.astype(np.float32, copy=False).reshape(*lead, raw.shape[-1] // block_bytes * block_size)
     if out is not None:
         out[...] = result
         return out
     return result
+
+
+def block_parts(raw: np.ndarray, ggml_type: int) -> tuple:
+    """A quantised 2-D tensor's integers and scales: (q [rows, sub-blocks, values each] integers, scale float32
+    [rows, sub-blocks], offset float32 [rows, sub-blocks] or None), with value = scale * q (+ offset) per
+    sub-block (32 values for the legacy types and Q4_K / Q5_K, 16 for Q2_K, Q3_K and Q6_K), in row order."""
+    if ggml_type not in _BLOCK_PARTS:
+        raise ValueError(f"block_parts: {type_name(ggml_type)} is not a block-quantised type")
+    rows = raw.shape[0]
+    blocks = np.ascontiguousarray(raw).reshape(-1, GGML_QUANT_SIZES[T(ggml_type)][1])
+    q, scale, offset = _BLOCK_PARTS[T(ggml_type)](blocks)
+    q = q.reshape(rows, -1, q.shape[-1])
+    n_sub = q.shape[1]
+    return (q, scale.astype(np.float32, copy=False).reshape(rows, n_sub),
+            None if offset is None else offset.astype(np.float32, copy=False).reshape(rows, n_sub))
 
 
 def dequantize_rows(raw: np.ndarray, ggml_type: int, row0: int, n_rows: int) -> np.ndarray:

@@ -15,8 +15,8 @@ used by a ``matmul`` of several rows (a prompt batch) it is dequantised once to 
 NumPy has no quantised matmul, and re-dequantising a Q4 matrix every batch costs ~10x the BLAS
 product.  The price is memory: 4 bytes per weight (~0.5 GB for a 135M model), paid only for
 matrices that are actually multiplied.  A *one-row* product (decoding) is memory-bound, and
-streaming those float32 copies is 5x the bytes of the file's 4-bit blocks: for Q4_0, Q4_1 and
-Q8_0 weights it runs on quant_matvec.py's Numba kernels instead, on a repacked copy of the
+streaming those float32 copies is 5x the bytes of the file's 4-bit blocks: for every block type
+(Q4_0 .. Q8_0, the k-quants) it runs on quant_matvec.py's Numba kernels instead, on a repacked copy of the
 blocks (``NumpyWeight.quant``; ``NumpyOps.quant_matvec``, off with GPT4ALL_NUMBA=0 or without
 Numba, keeps every product on BLAS: the pure NumPy reference path).  Embedding tables read by
 ``get_rows`` are never expanded whole: only the looked-up rows are dequantised from the mapped
@@ -177,7 +177,7 @@ class NumpyWeight:
     def quant(self) -> Optional[quant_matvec.QuantMatrix]:
         """The matrix in quant_matvec's layout (built on first use), or None for a type it lacks."""
         if self._quant is None and self.ggml_type in quant_matvec.SUPPORTED:
-            self._quant = quant_matvec.QuantMatrix([self.raw], self.ggml_type)
+            self._quant = quant_matvec.QuantMatrix([self.raw], [self.ggml_type])
         return self._quant
 
     def take(self, ids: np.ndarray) -> np.ndarray:
@@ -319,14 +319,13 @@ class _FusedMatmul:
 
     def _quant_stack(self) -> Optional[quant_matvec.QuantMatrix]:
         """The stacked weight in quant_matvec's layout (kept on the backend, as the float32 stack is), or
-        None when the parts are not all of one type its kernels read."""
-        types = {p.nw.ggml_type for p in self.parts}
-        if len(types) != 1 or not types <= quant_matvec.SUPPORTED.keys():
+        None when a part is of a type its kernels do not read (float types)."""
+        if not all(p.nw.ggml_type in quant_matvec.SUPPORTED for p in self.parts):
             return None
         key = ("quant",) + tuple(id(p.nw) for p in self.parts)
         if key not in self.ops._stacked:
-            self.ops._stacked[key] = ([p.nw for p in self.parts],
-                                      quant_matvec.QuantMatrix([p.nw.raw for p in self.parts], types.pop()))
+            self.ops._stacked[key] = ([p.nw for p in self.parts], quant_matvec.QuantMatrix(
+                [p.nw.raw for p in self.parts], [p.nw.ggml_type for p in self.parts]))
         return self.ops._stacked[key][1]
 
     def __call__(self) -> None:

@@ -5,7 +5,8 @@ multiplies dequantised float32 copies of the weights: 4 bytes a weight.  Decodin
 chain of matrix-*vector* products, bound by how fast the weights stream from memory, and
 SmolLM2-135M's Q4_0 file holds 76 MB of weights where the float32 copies are 538 MB: seven times
 the bytes, so the NumPy decode ran at ~0.45x of llama.cpp on 2 CPU cores.  The kernels below
-read a repacked copy of the GGUF blocks (0.75 bytes a weight for the 4-bit types, 1.125 for Q8_0) and do
+read a repacked copy of the GGUF blocks (0.75 bytes a weight for the 4-bit types, 1.125-1.5 for the
+others) and do
 the dequantisation in registers, so a decode step streams 1/5 of the bytes.  NumPy has no such
 product (its float16 / int8 matmuls are scalar loops, ~100x slower than BLAS), hence Numba: the
 kernels stay plain Python loops a reader can follow, and LLVM vectorises them.
@@ -17,20 +18,24 @@ GPT4ALL_NUMBA=0 turns them off (the pure NumPy reference path).
 
 Layout (``QuantMatrix``, built once per matrix from the GGUF bytes)
 -------------------------------------------------------------------
-The rows are cut into groups of ``ROWS = 64``; for group g, row r of the group (matrix row
-64 g + r) and block b of a row (input values 32 b .. 32 b + 31):
+quants.block_parts gives every block type as integers q with a float32 scale (and offset) per run of
+32 values (16 for Q2_K, Q3_K and Q6_K): value = scale * q + offset.  The rows are cut into groups of
+``ROWS = 64``; for group g, row r of the group (matrix row 64 g + r) and block b of a row:
 
-    qs[g, k, r]   uint8 / int8   the row's quant byte k: for Q4_0 / Q4_1 byte 16 b + j holds value
-                                 32 b + j in its low nibble and 32 b + 16 + j in its high nibble
-                                 (the GGUF order), for Q8_0 byte 32 b + j is value 32 b + j
+    qs[g, k, r]   uint8 / int8   the row's byte k.  Nibble layout (Q4_0, Q4_1, Q4_K): q + bias in 0..15,
+                                 byte 16 b + j holding value 32 b + j in its low nibble and 32 b + 16 + j
+                                 in its high one (Q4_0's own order).  Int8 layout (every other type):
+                                 byte k is value k
     d[g, b, r]    float32        block b's scale
-    m[g, b, r]    float32        block b's offset (Q4_1's min; Q4_0: -8 d, folding the "- 8" in)
+    m[g, b, r]    float32        block b's offset (Q4_1's min, Q4_K's -dmin * min; Q4_0: -8 d, the bias
+                                 folded in); empty where no part of the matrix has one
 
 so value = d * q + m.  Each group's bytes are transposed (rows innermost): the innermost loop
 then multiplies 64 consecutive bytes -- one byte of 64 rows -- by one input value, which LLVM
 turns into SIMD over rows with no horizontal sums; a block's sum is scaled by d and m once per
 block.  64 rows: 4 AVX-512 (or 8 AVX2) vectors, the vectoriser's unrolled width, so no
-scalar remainder loop runs (32-row groups measured 3x slower for that reason).
+scalar remainder loop runs (32-row groups measured 3x slower for that reason).  A stack of parts of
+different types (gemma's q/k/v: Q5_0 and Q8_0) takes the int8 layout, scales repeated to the finest block.
 """
 from __future__ import annotations
 
@@ -41,15 +46,19 @@ from typing import Optional, Sequence
 import numpy as np
 from gguf import GGMLQuantizationType as T
 
+from .. import quants
+
 ROWS = 64                         # rows per group (see the module docstring)
-SUPPORTED = {T.Q4_0: 18, T.Q4_1: 20, T.Q8_0: 34}     # type -> bytes per 32-value block
+# 4-bit types (the nibble layout) -> what to add to their q to get 0..15; every other block type
+# takes the int8 layout (its q fit in a signed byte: Q8_0, Q5_*, Q6_K, Q2_K, Q3_K)
+NIBBLE_TYPES = {T.Q4_0: 8, T.Q4_1: 0, T.Q4_K: 0}
+SUPPORTED = frozenset(quants.SUPPORTED_TYPES - {T.F32, T.F16, T.BF16})
 
 try:                                                  # optional: without Numba, NumPy's BLAS path runs
     import numba
     from numba import njit, prange
 except ImportError:                                   # pragma: no cover - exercised where numba is absent
     numba = None
-
 
 # Numba's default thread pool ("workqueue") aborts the process when two Python threads launch parallel
 # kernels at once (two models decoding in two threads): calls take turns instead.
@@ -67,43 +76,52 @@ def set_threads(n: int) -> None:
         numba.set_num_threads(max(1, min(int(n), numba.config.NUMBA_NUM_THREADS)))
 
 
+def _by_group(a: np.ndarray, groups: int) -> np.ndarray:
+    """[rows, k] (rows padded to groups * ROWS) -> [groups, k, ROWS]: each group's rows innermost."""
+    return np.ascontiguousarray(a.reshape(groups, ROWS, -1).transpose(0, 2, 1))
+
+
 class QuantMatrix:
     """One matrix (or several stacked: q/k/v, gate/up) in the kernels' layout; ``matvec`` multiplies it."""
 
-    def __init__(self, raws: Sequence[np.ndarray], ggml_type: int):
-        """raws: each part's GGUF bytes as uint8 [rows, blocks * block_bytes], all of ``ggml_type``;
-        their rows are stacked in order."""
-        if ggml_type not in SUPPORTED:
-            raise ValueError(f"no quantised mat-vec for type {T(ggml_type).name}")
-        block_bytes = SUPPORTED[ggml_type]
-        raw = np.concatenate([np.asarray(r, np.uint8).reshape(r.shape[0], -1) for r in raws])
-        self.rows = raw.shape[0]
-        n_blocks = raw.shape[1] // block_bytes
-        self.width = 32 * n_blocks
-        self.ggml_type = ggml_type
+    def __init__(self, raws: Sequence[np.ndarray], ggml_types: Sequence[int]):
+        """raws: each part's GGUF bytes as uint8 [rows, blocks * block_bytes], of the matching type in
+        ``ggml_types`` (any block types, mixed in a stack); their rows are stacked in order."""
+        for t in ggml_types:
+            if t not in SUPPORTED:
+                raise ValueError(f"no quantised mat-vec for type {quants.type_name(t)}")
+        parts = [quants.block_parts(np.asarray(r, np.uint8).reshape(r.shape[0], -1), t)
+                 for r, t in zip(raws, ggml_types)]
+        self.nibbles = all(t in NIBBLE_TYPES for t in ggml_types)
+        block = min(q.shape[2] for q, _, _ in parts)           # values a scale covers: 32, or 16 for Q6_K, ...
+        self.rows = sum(q.shape[0] for q, _, _ in parts)
+        self.width = parts[0][0].shape[1] * parts[0][0].shape[2]
         groups = -(-self.rows // ROWS)
-        padded = np.zeros((groups * ROWS, n_blocks, block_bytes), np.uint8)   # zero rows: value 0
-        padded[:self.rows] = raw.reshape(self.rows, n_blocks, block_bytes)
-
-        def f16(offset: int) -> np.ndarray:               # a field of every block as f32 [rows, blocks]
-            return np.ascontiguousarray(padded[:, :, offset:offset + 2]).view(np.float16)[..., 0].astype(np.float32)
-
-        def by_group(a: np.ndarray) -> np.ndarray:        # [rows, k] -> [groups, k, ROWS], rows innermost
-            return np.ascontiguousarray(a.reshape(groups, ROWS, -1).transpose(0, 2, 1))
-
-        d = f16(0)
-        if ggml_type == T.Q8_0:
-            q = padded[:, :, 2:34].reshape(groups * ROWS, -1).view(np.int8)
-            m = np.zeros((0, 0, 0), np.float32)             # Q8_0 has no offset
-        else:
-            first = 4 if ggml_type == T.Q4_1 else 2
-            q = padded[:, :, first:first + 16].reshape(groups * ROWS, -1)
-            m = f16(2) if ggml_type == T.Q4_1 else np.float32(-8.0) * d
-            m = by_group(m)
-        self.qs = by_group(q)                              # [groups, bytes a row, ROWS]
-        self.d = by_group(d)                               # [groups, blocks, ROWS]
-        self.m = m                                         # [groups, blocks, ROWS] (Q8_0: empty)
-        self.out = np.empty(groups * ROWS, np.float32)     # the padded result
+        n_blocks = self.width // block
+        q_all = np.zeros((groups * ROWS, self.width), np.uint8 if self.nibbles else np.int8)
+        scale = np.zeros((groups * ROWS, n_blocks), np.float32)        # padding rows: value 0
+        offset = np.zeros((groups * ROWS, n_blocks), np.float32)
+        has_offset, row = self.nibbles, 0
+        for (q, sc, off), t in zip(parts, ggml_types):
+            n, repeat = q.shape[0], q.shape[2] // block                # a 32-value scale covers 2 16-blocks
+            if self.nibbles:                                           # value = scale q' + (offset - bias scale)
+                bias = NIBBLE_TYPES[t]
+                q_all[row:row + n] = (q.reshape(n, -1) + bias).astype(np.uint8)
+                off = (np.zeros_like(sc) if off is None else off) - np.float32(bias) * sc
+            else:
+                q_all[row:row + n] = q.reshape(n, -1).astype(np.int8)
+            scale[row:row + n] = np.repeat(sc, repeat, axis=1)
+            if off is not None:
+                offset[row:row + n] = np.repeat(off, repeat, axis=1)
+                has_offset = True
+            row += n
+        if self.nibbles:        # byte 16 b + j of a row: value 32 b + j in the low nibble, 32 b + 16 + j high
+            v = q_all.reshape(-1, n_blocks, 2, 16)
+            q_all = (v[:, :, 0] | (v[:, :, 1] << 4)).reshape(groups * ROWS, -1)
+        self.qs = _by_group(q_all, groups)                             # [groups, bytes a row, ROWS]
+        self.d = _by_group(scale, groups)                              # [groups, blocks, ROWS]
+        self.m = _by_group(offset, groups) if has_offset else np.zeros((0, 0, 0), np.float32)
+        self.out = np.empty(groups * ROWS, np.float32)                 # the padded result
 
     @property
     def nbytes(self) -> int:
@@ -114,10 +132,7 @@ class QuantMatrix:
         x = np.ascontiguousarray(x, np.float32).reshape(self.width)
         y = self.out
         with _launch:
-            if self.ggml_type == T.Q8_0:
-                _matvec_q8(self.qs, self.d, x, y)
-            else:
-                _matvec_q4(self.qs, self.d, self.m, x, y)
+            (_matvec_nibbles if self.nibbles else _matvec_int8)(self.qs, self.d, self.m, x, y)
         if out is None:
             return y[:self.rows].copy()
         out[...] = y[:self.rows].reshape(out.shape)
@@ -128,7 +143,7 @@ if numba is not None:
     # fastmath lets LLVM reorder the sums (SIMD); each output is still one row's dot product, summed
     # in float32 in another order than BLAS: the results differ from the float32 product in the last bits.
     @njit(parallel=True, fastmath=True, cache=True)
-    def _matvec_q4(qs, d, m, x, y):           # pragma: no cover - compiled; tested through QuantMatrix
+    def _matvec_nibbles(qs, d, m, x, y):      # pragma: no cover - compiled; tested through QuantMatrix
         n_groups, n_bytes, rows = qs.shape
         n_blocks = n_bytes // 16
         # x per block: its low halves (values matching low nibbles), high halves, and sums (for m)
@@ -157,18 +172,29 @@ if numba is not None:
             y[g * rows:(g + 1) * rows] = acc
 
     @njit(parallel=True, fastmath=True, cache=True)
-    def _matvec_q8(qs, d, x, y):              # pragma: no cover - compiled; tested through QuantMatrix
+    def _matvec_int8(qs, d, m, x, y):         # pragma: no cover - compiled; tested through QuantMatrix
         n_groups, n_values, rows = qs.shape
+        n_blocks = d.shape[1]
+        block = n_values // n_blocks              # values a scale covers: 32 or 16
+        with_offset = m.shape[0] > 0
+        x_sum = np.zeros(n_blocks, np.float32)    # for the offsets: sum of x over each block
+        for b in range(n_blocks):
+            for j in range(block * b, block * b + block):
+                x_sum[b] += x[j]
         for g in prange(n_groups):
             acc = np.zeros(rows, np.float32)
             s = np.empty(rows, np.float32)
-            for b in range(n_values // 32):
+            for b in range(n_blocks):
                 s[:] = 0.0
-                for j in range(32 * b, 32 * b + 32):
+                for j in range(block * b, block * b + block):
                     xv = x[j]
                     q = qs[g, j]
                     for r in range(rows):
                         s[r] += np.float32(q[r]) * xv
-                for r in range(rows):
-                    acc[r] += d[g, b, r] * s[r]
+                if with_offset:
+                    for r in range(rows):
+                        acc[r] += d[g, b, r] * s[r] + m[g, b, r] * x_sum[b]
+                else:
+                    for r in range(rows):
+                        acc[r] += d[g, b, r] * s[r]
             y[g * rows:(g + 1) * rows] = acc
