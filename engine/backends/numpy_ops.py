@@ -286,7 +286,7 @@ class _FusedMatmul:
         self.w_cat: Optional[np.ndarray] = None              # [sum of out, in] after the first run
         self.unfused = False
         self.q_cat: Optional[quant_matvec.QuantMatrix] = None   # the stack for quant_matvec, once built
-        self.q_tried = False                                         # q_cat looked for (None: not for these)
+        self.q_tried = False                                    # q_cat built, or found impossible (float parts)
 
     def fusable(self) -> bool:
         return True
