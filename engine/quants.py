@@ -16,6 +16,7 @@ Public entry points:
     dequantize(raw, ggml_type)                       -> float32 [n_rows, ne0] (or 1-D for 1-D raw)
     dequantize_rows(raw, ggml_type, row0, n_rows)    -> float32 [n_rows, ne0] of only those rows
     block_parts(raw, ggml_type)                      -> (q, scale, offset): the integers and their scales
+    BLOCK_TYPES                                      -> the types block_parts takes (all but the float ones)
     SUPPORTED_TYPES                                  -> the GGMLQuantizationType values handled here
 """
 from __future__ import annotations
@@ -190,7 +191,8 @@ _BLOCK_PARTS = {
     T.Q2_K: _q2_k, T.Q3_K: _q3_k, T.Q4_K: _q4_k, T.Q5_K: _q5_k, T.Q6_K: _q6_k,
 }
 
-SUPPORTED_TYPES = frozenset([T.F32, T.F16, T.BF16, *_BLOCK_PARTS])
+BLOCK_TYPES = frozenset(_BLOCK_PARTS)                     # the types block_parts takes
+SUPPORTED_TYPES = frozenset([T.F32, T.F16, T.BF16, *BLOCK_TYPES])
 
 
 def type_name(ggml_type: int) -> str:
@@ -249,7 +251,7 @@ def block_parts(raw: np.ndarray, ggml_type: int) -> tuple:
     """A quantised 2-D tensor's integers and scales: (q [rows, sub-blocks, values each] integers, scale float32
     [rows, sub-blocks], offset float32 [rows, sub-blocks] or None), with value = scale * q (+ offset) per
     sub-block (32 values for the legacy types and Q4_K / Q5_K, 16 for Q2_K, Q3_K and Q6_K), in row order."""
-    if ggml_type not in _BLOCK_PARTS:
+    if ggml_type not in BLOCK_TYPES:
         raise ValueError(f"block_parts: {type_name(ggml_type)} is not a block-quantised type")
     rows = raw.shape[0]
     blocks = np.ascontiguousarray(raw).reshape(-1, GGML_QUANT_SIZES[T(ggml_type)][1])

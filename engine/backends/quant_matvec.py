@@ -4,15 +4,17 @@ Why this module exists.  NumPy's only fast product is BLAS on float32, so the Nu
 multiplies dequantised float32 copies of the weights: 4 bytes a weight.  Decoding one token is a
 chain of matrix-*vector* products, bound by how fast the weights stream from memory, and
 SmolLM2-135M's Q4_0 file holds 76 MB of weights where the float32 copies are 538 MB: seven times
-the bytes, so the NumPy decode ran at ~0.45x of llama.cpp on 2 CPU cores.  The kernels below
-read a repacked copy of the GGUF blocks (0.75 bytes a weight for the 4-bit types, 1.125-1.5 for the
-others) and do
-the dequantisation in registers, so a decode step streams 1/5 of the bytes.  NumPy has no such
-product (its float16 / int8 matmuls are scalar loops, ~100x slower than BLAS), hence Numba: the
-kernels stay plain Python loops a reader can follow, and LLVM vectorises them.
+the bytes, so the NumPy decode ran at ~0.42x of llama.cpp on 2 CPU cores (tools/bench_cpu.py
+--numpy-only).  The kernels below read a repacked copy of the GGUF blocks (0.75 bytes a weight for
+the 4-bit types, 1.125-1.5 for the others) and do the dequantisation in registers, so a decode step
+streams 1/5 of the bytes.  NumPy has no such product (its float16 and int8 matmuls are loops outside
+BLAS: for a 1 x 576 by 576 x 1536 product, 2.6 ms and 0.31 ms against float32 BLAS's 22 us on this
+project's 2-core VM), hence Numba: the kernels stay plain Python loops a reader can follow, and LLVM
+vectorises them.
 
 Prompt batches keep BLAS on the float32 copies (a GEMM is compute-bound, BLAS is the right tool),
-and every result here is checked against that float32 product (tests/test_quant_matvec.py).
+and every kernel is checked against the float64 product of gguf-py's dequantisation, the engine with
+them against the engine without (tests/test_quant_matvec.py).
 ``NumpyOps`` uses these kernels for single-row products when Numba is installed;
 GPT4ALL_NUMBA=0 turns them off (the pure NumPy reference path).
 
@@ -52,7 +54,7 @@ ROWS = 64                         # rows per group (see the module docstring)
 # 4-bit types (the nibble layout) -> what to add to their q to get 0..15; every other block type
 # takes the int8 layout (its q fit in a signed byte: Q8_0, Q5_*, Q6_K, Q2_K, Q3_K)
 NIBBLE_TYPES = {T.Q4_0: 8, T.Q4_1: 0, T.Q4_K: 0}
-SUPPORTED = frozenset(quants.SUPPORTED_TYPES - {T.F32, T.F16, T.BF16})
+SUPPORTED = quants.BLOCK_TYPES    # every block type (float weights stay on BLAS)
 
 try:                                                  # optional: without Numba, NumPy's BLAS path runs
     import numba
@@ -86,13 +88,12 @@ class QuantMatrix:
 
     def __init__(self, raws: Sequence[np.ndarray], ggml_types: Sequence[int]):
         """raws: each part's GGUF bytes as uint8 [rows, blocks * block_bytes], of the matching type in
-        ``ggml_types`` (any block types, mixed in a stack); their rows are stacked in order."""
-        for t in ggml_types:
-            if t not in SUPPORTED:
-                raise ValueError(f"no quantised mat-vec for type {quants.type_name(t)}")
+        ``ggml_types`` (any block types, mixed in a stack; block_parts names a type that is not one);
+        their rows are stacked in order."""
         parts = [quants.block_parts(np.asarray(r, np.uint8).reshape(r.shape[0], -1), t)
                  for r, t in zip(raws, ggml_types)]
         self.nibbles = all(t in NIBBLE_TYPES for t in ggml_types)
+        has_offset = self.nibbles or any(off is not None for _, _, off in parts)    # nibbles: the bias is one
         block = min(q.shape[2] for q, _, _ in parts)           # values a scale covers: 32, or 16 for Q6_K, ...
         self.rows = sum(q.shape[0] for q, _, _ in parts)
         self.width = parts[0][0].shape[1] * parts[0][0].shape[2]
@@ -100,8 +101,8 @@ class QuantMatrix:
         n_blocks = self.width // block
         q_all = np.zeros((groups * ROWS, self.width), np.uint8 if self.nibbles else np.int8)
         scale = np.zeros((groups * ROWS, n_blocks), np.float32)        # padding rows: value 0
-        offset = np.zeros((groups * ROWS, n_blocks), np.float32)
-        has_offset, row = self.nibbles, 0
+        offset = np.zeros((groups * ROWS, n_blocks), np.float32) if has_offset else None
+        row = 0
         for (q, sc, off), t in zip(parts, ggml_types):
             n, repeat = q.shape[0], q.shape[2] // block                # a 32-value scale covers 2 16-blocks
             if self.nibbles:                                           # value = scale q' + (offset - bias scale)
@@ -113,7 +114,6 @@ class QuantMatrix:
             scale[row:row + n] = np.repeat(sc, repeat, axis=1)
             if off is not None:
                 offset[row:row + n] = np.repeat(off, repeat, axis=1)
-                has_offset = True
             row += n
         if self.nibbles:        # byte 16 b + j of a row: value 32 b + j in the low nibble, 32 b + 16 + j high
             v = q_all.reshape(-1, n_blocks, 2, 16)
